@@ -1,0 +1,182 @@
+"""Datahub settings: every knob comes from an environment variable (12-factor).
+
+Defaults run on one machine with nothing installed: SQLite (WAL, busy timeout, IMMEDIATE transactions so
+the web server and workers can write at once) and django-q2's ORM broker. ``DATABASE_URL`` switches to
+PostgreSQL or MySQL/MariaDB, ``REDIS_URL`` the broker to Redis, ``EMAIL_URL`` mail to SMTP.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+
+from datahub_project.env import env_bool, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("DATAHUB_VAR_DIR", str(BASE_DIR / "var")))
+
+DEBUG = env_bool("DATAHUB_DEBUG", False)
+SECRET_KEY = env_str("DATAHUB_SECRET_KEY", "") or "insecure-development-key-set-DATAHUB_SECRET_KEY-in-production"
+ALLOWED_HOSTS = env_list("DATAHUB_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("DATAHUB_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "template_partials",
+    "django_q",
+    "pipelines",
+    "runs",
+    "gates",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "datahub_project.urls"
+WSGI_APPLICATION = "datahub_project.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    }
+]
+
+
+def _database() -> dict:
+    url = env_str("DATABASE_URL", "")
+    if url:
+        config = dj_database_url.parse(url, conn_max_age=env_int("DATAHUB_DB_CONN_MAX_AGE", 0))
+        if config["ENGINE"] == "django.db.backends.mysql":
+            config.setdefault("OPTIONS", {}).update({"charset": "utf8mb4", "isolation_level": "read committed"})
+        if config["ENGINE"] == "django.db.backends.sqlite3":
+            config["OPTIONS"] = _SQLITE_OPTIONS
+        return config
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(VAR_DIR / "datahub.sqlite3"),
+        "OPTIONS": _SQLITE_OPTIONS,
+    }
+
+
+# WAL lets readers (the run page) read while a worker writes; IMMEDIATE takes the write lock at BEGIN so
+# two writers queue on the busy timeout instead of failing with "database is locked" on lock upgrade.
+_SQLITE_OPTIONS = {
+    "timeout": 30,
+    "transaction_mode": "IMMEDIATE",
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;",
+}
+
+DATABASES = {"default": _database()}
+
+try:  # PyMySQL stands in for mysqlclient, which needs a C toolchain and client headers.
+    import pymysql
+
+    pymysql.install_as_MySQLdb()
+except ImportError:  # pragma: no cover
+    pass
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("DATAHUB_TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(env_str("DATAHUB_STATIC_ROOT", str(VAR_DIR / "static")))
+MEDIA_URL = "/media/"
+MEDIA_ROOT = Path(env_str("DATAHUB_MEDIA_ROOT", str(VAR_DIR / "media")))
+
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+# --- the worker (django-q2) -------------------------------------------------------------------------
+# `timeout` (how long a task may run) must stay below `retry` (when an unacknowledged task is delivered
+# again), or a long run would be started a second time while it still runs; datahub_project.checks says so.
+Q_TIMEOUT = env_int("DATAHUB_TASK_TIMEOUT", 3600, minimum=10)
+Q_CLUSTER = {
+    "name": "datahub",
+    "workers": env_int("DATAHUB_WORKERS", 2, minimum=1),
+    "timeout": Q_TIMEOUT,
+    "retry": env_int("DATAHUB_TASK_RETRY", Q_TIMEOUT + 600, minimum=11),
+    "max_attempts": 1,
+    "ack_failures": True,
+    "catch_up": False,
+    "save_limit": 1000,
+    "label": "Django Q2",
+    "sync": env_bool("DATAHUB_SYNC_TASKS", False),
+}
+_redis_url = env_str("REDIS_URL", "")
+if _redis_url:
+    Q_CLUSTER["redis"] = _redis_url
+else:
+    Q_CLUSTER["orm"] = "default"
+    Q_CLUSTER["poll"] = 0.5
+
+# --- mail ---------------------------------------------------------------------------------------------
+_email_url = env_str("EMAIL_URL", "")
+if _email_url:
+    from urllib.parse import unquote, urlparse
+
+    _mail = urlparse(_email_url)
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_HOST = _mail.hostname or "localhost"
+    EMAIL_PORT = _mail.port or 25
+    EMAIL_HOST_USER = unquote(_mail.username or "")
+    EMAIL_HOST_PASSWORD = unquote(_mail.password or "")
+    EMAIL_USE_TLS = _mail.scheme in ("smtp+tls", "submission")
+    EMAIL_USE_SSL = _mail.scheme == "smtps"
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+DEFAULT_FROM_EMAIL = env_str("DATAHUB_FROM_EMAIL", "datahub@localhost")
+
+# --- Datahub ------------------------------------------------------------------------------------------
+# Cross-app plugins, like INSTALLED_APPS: the one visible list of what registers into pipelines' registries.
+DATAHUB_PLUGIN_MODULES = ["runs.engine.handlers", *env_list("DATAHUB_PLUGIN_MODULES", [])]
+# A run whose worker has not written a heartbeat for this long is marked FAILED by the reaper.
+DATAHUB_HEARTBEAT_TIMEOUT = env_int("DATAHUB_HEARTBEAT_TIMEOUT", 120, minimum=10)
+# Step outputs larger than this many records spill from memory to a temporary file.
+DATAHUB_SPILL_RECORDS = env_int("DATAHUB_SPILL_RECORDS", 50_000, minimum=1)
+# Outbound HTTP: private, loopback and link-local targets are refused unless listed here (host or CIDR).
+DATAHUB_HTTP_ALLOW = env_list("DATAHUB_HTTP_ALLOW", [])
+DATAHUB_HTTP_MAX_BYTES = env_int("DATAHUB_HTTP_MAX_BYTES", 20 * 1024 * 1024, minimum=1024)
+DATAHUB_DEMO_PIPELINES_DIR = BASE_DIR / "pipelines" / "demo"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("DATAHUB_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

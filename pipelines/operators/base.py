@@ -1,0 +1,176 @@
+"""How an operator is written. [pure]
+
+Two shapes, because most operators look at one record at a time and a few need the whole batch:
+
+* ``@record_operator``: a *factory* ``build(args, ctx) -> fn(record) -> record | None``. The factory
+  runs once per step (compile paths, regexes, lookups there); ``fn`` runs once per record. ``fn`` owns
+  the record it is given (the TRANSFORM step hands it a private copy), so it may change it in place and
+  return it, return a new dict, or return ``None`` to drop it. Raising :class:`RecordError` (or any other
+  exception) sends that one record to the record-error list; the rest of the batch goes on.
+* ``@batch_operator``: ``apply(records, args, ctx) -> records``. For operators whose result depends on
+  other records (aggregate, deduplicateRecords, multiJoin, deltaFilter, httpLookup). Raising fails the
+  step. ``needs_all_records=True`` makes the step collect every batch first (a dedup across batches).
+
+Per the plugin, a per-record operator whose source is missing or of the wrong type leaves the record
+unchanged instead of failing; an impossible *config* is a :class:`ConfigError`.
+
+Every operator's args may also carry ``failOnError`` (see :mod:`pipelines.operators.chain`); the
+registry adds it to each schema so that definitions written for the plugin validate here.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pipelines.records import Batch, Record
+from pipelines.registry import Registry
+from pipelines.registry import operators as operator_registry
+
+RecordFn = Callable[[Record], "Record | None"]
+RecordFactory = Callable[[dict, "OperatorContext"], RecordFn]
+BatchFn = Callable[[Batch, dict, "OperatorContext"], Batch]
+
+CATEGORIES = (
+    "string",
+    "date",
+    "numeric",
+    "logic",
+    "json",
+    "data",
+    "enrichment",
+    "aggregation",
+    "validation",
+    "script",
+    "file",
+    "custom",
+)
+
+COMMON_ARGS = {
+    "failOnError": {
+        "type": "boolean",
+        "description": "Fail the whole step when this operator reports a record-level error.",
+    },
+}
+
+
+@dataclass(frozen=True)
+class OperatorSpec:
+    """What the registry stores as an operator's ``impl``."""
+
+    build: RecordFactory | None = None
+    apply: BatchFn | None = None
+    needs_all_records: bool = False
+    pure: bool = True
+    # Other steps whose output this operator reads (multiJoin's rightDataPath); the graph adds them as
+    # dependencies of the operator's step, so a reference can never be read before it is written.
+    references: Callable[[dict], list[str]] | None = None
+
+    @property
+    def per_record(self) -> bool:
+        return self.build is not None
+
+
+@dataclass
+class OperatorContext:
+    """What an operator may know about where it runs. Plain data; the executor fills it.
+
+    ``checkpoint`` is this operator position's own dict (``deltaFilter`` keeps its hashes there); it is
+    saved when the step succeeds. ``step_outputs`` gives read access to other steps' outputs by key
+    (``multiJoin``'s ``rightDataPath``). ``now`` is the run's clock, fixed per run so tests can pin it.
+    """
+
+    step_key: str = ""
+    op_index: int = 0
+    pipeline_code: str = ""
+    run_id: Any = None
+    dry_run: bool = False
+    checkpoint: dict = field(default_factory=dict)
+    step_outputs: Callable[[str], Batch] | None = None
+    # pipelines.http.HttpClient (SSRF-guarded, size-capped) or None where outbound HTTP is not allowed.
+    http: Any = None
+    # A Django-storage-like object (save/exists/url/open) for file operators; None means "return data URIs".
+    storage: Any = None
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    warnings: list[str] = field(default_factory=list)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    def warn(self, message: str) -> None:
+        if len(self.warnings) < 1000:
+            self.warnings.append(message)
+
+
+def _with_common_args(schema: dict) -> dict:
+    schema = dict(schema)
+    schema.setdefault("type", "object")
+    props = dict(schema.get("properties", {}))
+    for key, value in COMMON_ARGS.items():
+        props.setdefault(key, value)
+    schema["properties"] = props
+    return schema
+
+
+def record_operator(
+    code: str,
+    *,
+    name: str,
+    category: str,
+    description: str,
+    schema: dict,
+    pure: bool = True,
+    builtin: bool = True,
+    replace: bool = False,
+    registry: Registry = operator_registry,
+) -> Callable[[RecordFactory], RecordFactory]:
+    def register(factory: RecordFactory) -> RecordFactory:
+        registry.register(
+            code,
+            OperatorSpec(build=factory, pure=pure),
+            name=name,
+            category=category,
+            description=description,
+            schema=_with_common_args(schema),
+            builtin=builtin,
+            replace=replace,
+            shape="record",
+            pure=pure,
+        )
+        return factory
+
+    return register
+
+
+def batch_operator(
+    code: str,
+    *,
+    name: str,
+    category: str,
+    description: str,
+    schema: dict,
+    pure: bool = True,
+    needs_all_records: bool = False,
+    references: Callable[[dict], list[str]] | None = None,
+    builtin: bool = True,
+    replace: bool = False,
+    registry: Registry = operator_registry,
+) -> Callable[[BatchFn], BatchFn]:
+    def register(fn: BatchFn) -> BatchFn:
+        registry.register(
+            code,
+            OperatorSpec(apply=fn, needs_all_records=needs_all_records, pure=pure, references=references),
+            name=name,
+            category=category,
+            description=description,
+            schema=_with_common_args(schema),
+            builtin=builtin,
+            replace=replace,
+            shape="batch",
+            pure=pure,
+            needs_all_records=needs_all_records,
+        )
+        return fn
+
+    return register
