@@ -70,6 +70,13 @@ class StepError(DatahubError):
         super().__init__(message)
 
 
+class StepCancelled(StepError):
+    """The step noticed that it was told to stop (the run was cancelled, or FAIL_FAST stopped it)."""
+
+    def __init__(self, message: str = "cancelled"):
+        super().__init__(message, retryable=False)
+
+
 class RecordError(DatahubError):
     """One record cannot be processed. The executor sends it to the record-error list; the batch goes on."""
 

@@ -1,1 +1,3 @@
-"""(being written)"""
+"""The built-in adapters: importing this package registers every one of them. [pure]"""
+
+from pipelines.adapters import inline  # noqa: F401  (imported for its registrations)

@@ -1,1 +1,277 @@
-"""(being written)"""
+"""The built-in step types, registered into ``pipelines.registry.step_types``. [pure]
+
+Each handler reads its input in batches and writes its output into buffers, so memory stays bounded
+(see :mod:`runs.engine.buffers`). Handlers check ``ctx.cancelled`` between batches and raise
+:class:`StepCancelled` when told to stop.
+
+Dry runs: LOAD, EXPORT, FEED and SINK write nothing; LOAD passes its input on as if it had loaded it, the
+others report what they would have written. Everything before them runs for real, so the outputs shown
+in a preview are the real ones.
+"""
+
+from __future__ import annotations
+
+from pipelines import registry
+from pipelines.definition import StepSpec
+from pipelines.errors import ConfigError, StepCancelled
+from pipelines.operators.chain import OperatorChain
+from runs.engine.context import StepContext, StepHandler, StepInput, StepOutcome
+from runs.engine.validate import compile_rules
+
+_PASS = {"type": "object"}
+
+
+def _check_cancel(ctx: StepContext) -> None:
+    if ctx.cancelled.is_set():
+        raise StepCancelled()
+
+
+class TriggerHandler(StepHandler):
+    """Start node: passes seed records (a webhook's body) through; a manual run has none."""
+
+    def run(self, step, inputs, ctx):
+        out = ctx.new_buffer()
+        for batch in inputs.batches(ctx.batch_size):
+            out.append(batch)
+        return StepOutcome({None: out}, len(out), len(out))
+
+
+class ExtractHandler(StepHandler):
+    def run(self, step, inputs, ctx):
+        cls = registry.extractors.get(step.adapter_code).impl
+        out = ctx.new_buffer()
+        extractor = cls(dict(step.config), ctx.adapter_context())
+        limit = ctx.options.record_limit
+        try:
+            for batch in extractor.batches():
+                _check_cancel(ctx)
+                if limit is not None and len(out) + len(batch) > limit:
+                    batch = batch[: max(0, limit - len(out))]
+                out.append(batch)
+                if limit is not None and len(out) >= limit:
+                    break
+        finally:
+            extractor.close()
+        return StepOutcome({None: out}, 0, len(out))
+
+
+def operator_items(step: StepSpec) -> list[dict]:
+    """A TRANSFORM step's operators: ``config.operators``, or the one operator named by adapterCode."""
+    if step.adapter_code is not None:
+        return [{"op": step.adapter_code, "args": dict(step.config)}]
+    items = step.config.get("operators")
+    if not isinstance(items, list):
+        raise ConfigError("a TRANSFORM step needs config.operators, a list of {op, args}", field="operators")
+    return items
+
+
+class TransformHandler(StepHandler):
+    def run(self, step, inputs, ctx):
+        chain = OperatorChain(operator_items(step), context_for=ctx.operator_context)
+        return run_chain(chain, inputs, ctx)
+
+
+def run_chain(chain: OperatorChain, inputs: StepInput, ctx: StepContext) -> StepOutcome:
+    out = ctx.new_buffer()
+    seen = dropped = 0
+    batches = [inputs.all_records()] if chain.needs_all_records else inputs.batches(ctx.batch_size)
+    for batch in batches:
+        _check_cancel(ctx)
+        seen += len(batch)
+        result = chain.apply(batch)
+        for failure in result.failures:
+            ctx.record_error(failure.record, failure.message, op=failure.op, opIndex=failure.op_index)
+        dropped += result.dropped
+        out.append(result.records)
+    return StepOutcome({None: out}, seen, len(out), dropped)
+
+
+class ValidateHandler(StepHandler):
+    """Field rules. ACCUMULATE (default): invalid records go to the record errors, valid ones pass.
+    FAIL_FAST: the first invalid record is recorded and fails the step (nothing is passed on)."""
+
+    def run(self, step, inputs, ctx):
+        check = compile_rules(step.config)
+        fail_fast = step.config.get("errorHandlingMode", "ACCUMULATE") == "FAIL_FAST"
+        out = ctx.new_buffer()
+        seen = 0
+        for batch in inputs.batches(ctx.batch_size):
+            _check_cancel(ctx)
+            valid = []
+            for record in batch:
+                seen += 1
+                problems = check(record)
+                if not problems:
+                    valid.append(record)
+                    continue
+                ctx.record_error(record, "; ".join(problems))
+                if fail_fast:
+                    raise ConfigError(f"record {seen} is invalid: {'; '.join(problems)} (errorHandlingMode FAIL_FAST)")
+            out.append(valid)
+        return StepOutcome({None: out}, seen, len(out))
+
+
+class EnrichHandler(StepHandler):
+    """STATIC: `defaults` fill missing fields, `set` overwrites (the `enrich` operator); HTTP: the
+    `httpLookup` operator with the rest of the config as its args."""
+
+    def run(self, step, inputs, ctx):
+        config = dict(step.config)
+        source = config.pop("sourceType", "STATIC")
+        if source == "HTTP":
+            items = [{"op": "httpLookup", "args": config}]
+        else:
+            items = [{"op": "enrich", "args": {k: v for k, v in config.items() if k in ("set", "defaults")}}]
+        chain = OperatorChain(items, context_for=ctx.operator_context)
+        return run_chain(chain, inputs, ctx)
+
+
+class RouteHandler(StepHandler):
+    """Each record goes to every branch whose conditions all hold, or to `default` when none does.
+    The main output (an edge without branch) is the input, each record once."""
+
+    def run(self, step, inputs, ctx):
+        from pipelines.conditions import compile_conditions
+
+        branches = []
+        for i, b in enumerate(step.config.get("branches") or []):
+            try:
+                branches.append((b["name"], compile_conditions(b.get("when") or [])))
+            except ConfigError as exc:
+                raise ConfigError(str(exc), field=f"branches.{i}.when" + (f".{exc.field}" if exc.field else "")) from None
+        outs = {name: ctx.new_buffer() for name, _ in branches}
+        outs["default"] = ctx.new_buffer()
+        everything = ctx.new_buffer()
+        seen = 0
+        for batch in inputs.batches(ctx.batch_size):
+            _check_cancel(ctx)
+            seen += len(batch)
+            routed: dict[str, list] = {name: [] for name in outs}
+            for record in batch:
+                hit = False
+                for name, test in branches:
+                    if test(record):
+                        routed[name].append(record)
+                        hit = True
+                if not hit:
+                    routed["default"].append(record)
+            for name, records in routed.items():
+                outs[name].append(records)
+            everything.append(batch)
+        return StepOutcome({None: everything, **outs}, seen, seen)
+
+
+class WriteHandler(StepHandler):
+    """LOAD, EXPORT, FEED and SINK: a writer adapter. LOAD passes on what it loaded."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+
+    def run(self, step, inputs, ctx):
+        reg = registry.ADAPTER_REGISTRY_BY_STEP_TYPE[step.type]
+        cls = reg.get(step.adapter_code).impl
+        out = ctx.new_buffer()
+        seen = 0
+        if ctx.options.dry_run:
+            for batch in inputs.batches(ctx.batch_size):
+                seen += len(batch)
+                if step.type == "LOAD":
+                    out.append(batch)
+            ctx.warn(f"dry run: {seen} records not written by {step.adapter_code}")
+            return StepOutcome({None: out}, seen, len(out))
+        writer = cls(dict(step.config), ctx.adapter_context())
+        try:
+            for batch in inputs.batches(ctx.batch_size):
+                _check_cancel(ctx)
+                seen += len(batch)
+                result = writer.write(batch)
+                failed_ids = set()
+                for record, message in result.failed:
+                    failed_ids.add(id(record))
+                    ctx.record_error(record, message)
+                if result.output is not None:
+                    out.append(result.output)
+                elif step.type == "LOAD":
+                    out.append([r for r in batch if id(r) not in failed_ids])
+            writer.finish()
+        finally:
+            writer.close()
+        return StepOutcome({None: out}, seen, len(out))
+
+
+TRIGGER_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "type": {"enum": ["MANUAL", "SCHEDULE", "WEBHOOK", "EVENT", "FILE", "MESSAGE"],
+                 "description": "What starts the pipeline.", "default": "MANUAL"},
+        "cron": {"type": "string", "description": "SCHEDULE: a 5-field cron expression."},
+        "intervalSec": {"type": "integer", "minimum": 1, "description": "SCHEDULE: run every N seconds."},
+        "timezone": {"type": "string", "description": "SCHEDULE: IANA time zone of the cron expression."},
+    },
+}
+TRANSFORM_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "operators": {"type": "array", "description": "The operators, applied in order.",
+                      "items": {"type": "object"}},
+    },
+}
+VALIDATE_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "errorHandlingMode": {"enum": ["ACCUMULATE", "FAIL_FAST"], "default": "ACCUMULATE",
+                              "description": "ACCUMULATE records every invalid record and passes the valid "
+                              "ones; FAIL_FAST fails the step at the first invalid record."},
+        "fields": {"type": "object", "description": "Field path -> rules ({required, type, min, max, ...})."},
+        "rules": {"type": "array", "description": "Rules, each with a `field`.", "items": {"type": "object"}},
+    },
+    "additionalProperties": False,
+}
+ENRICH_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "sourceType": {"enum": ["STATIC", "HTTP"], "default": "STATIC",
+                       "description": "STATIC sets values; HTTP looks each record up over HTTP (httpLookup)."},
+        "defaults": {"type": "object", "description": "STATIC: values for fields that are missing or null."},
+        "set": {"type": "object", "description": "STATIC: values that overwrite fields."},
+    },
+}
+ROUTE_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "branches": {
+            "type": "array",
+            "minItems": 1,
+            "description": "Named branches; a record goes to each branch whose conditions all hold, to "
+            "`default` when none does.",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string", "minLength": 1},
+                    "when": {"type": "array", "items": {"type": "object"}},
+                },
+                "required": ["name"],
+            },
+        },
+    },
+    "required": ["branches"],
+    "additionalProperties": False,
+}
+
+STEP_TYPES = (
+    ("TRIGGER", TriggerHandler(), TRIGGER_SCHEMA, "Starts a pipeline: manual, schedule, webhook, ..."),
+    ("EXTRACT", ExtractHandler(), _PASS, "Reads records with an extractor."),
+    ("TRANSFORM", TransformHandler(), TRANSFORM_SCHEMA, "Applies operators to records."),
+    ("VALIDATE", ValidateHandler(), VALIDATE_SCHEMA, "Checks records against field rules."),
+    ("ENRICH", EnrichHandler(), ENRICH_SCHEMA, "Adds data to records: static values or an HTTP lookup."),
+    ("ROUTE", RouteHandler(), ROUTE_SCHEMA, "Sends records down named branches by conditions."),
+    ("LOAD", WriteHandler("LOAD"), _PASS, "Writes records into a target with a loader."),
+    ("EXPORT", WriteHandler("EXPORT"), _PASS, "Writes records to a file or endpoint."),
+    ("FEED", WriteHandler("FEED"), _PASS, "Writes a product feed."),
+    ("SINK", WriteHandler("SINK"), _PASS, "Pushes records to a queue, index or webhook."),
+)
+
+for _code, _handler, _schema, _description in STEP_TYPES:
+    registry.step_types.register(
+        _code, _handler, name=_code.title(), category="step", description=_description, schema=_schema, builtin=True
+    )

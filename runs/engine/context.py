@@ -1,0 +1,154 @@
+"""What a step handler is given, and what it gives back. [pure]"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pipelines.adapters.base import AdapterContext
+from pipelines.definition import Definition, StepSpec
+from pipelines.operators.base import OperatorContext
+from pipelines.records import Batch, Record, deep_copy
+from runs.engine.buffers import DEFAULT_SPILL_RECORDS, RecordBuffer
+from runs.engine.events import RecordFailed
+
+
+@dataclass
+class RunOptions:
+    """How to run: everything the executor needs from outside, as plain values and callables."""
+
+    dry_run: bool = False
+    record_limit: int | None = None
+    # Keep these steps' outputs after the run (True = every step), for previews and --show-output.
+    keep_outputs: bool | frozenset[str] = False
+    spill_records: int = DEFAULT_SPILL_RECORDS
+    pipeline_code: str = ""
+    run_id: Any = None
+    http: Any = None
+    storage: Any = None
+    secret: Callable[[str], str] | None = None
+    connection: Callable[[str], dict] | None = None
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    heartbeat_seconds: float = 5.0
+    # At most this many failed records are kept per step (all are counted).
+    max_record_errors: int = 100_000
+    # Wraps every step thread's body (the Django store closes the thread's DB connections after it).
+    thread_wrapper: Callable[[Callable[[], Any]], Callable[[], Any]] | None = None
+    # Step keys already finished in an earlier part of this run (a gate resume): their outputs.
+    completed_outputs: dict[str, dict[str | None, RecordBuffer]] = field(default_factory=dict)
+
+
+class StepInput:
+    """The records flowing into a step: its inputs' buffers, read in edge order."""
+
+    def __init__(self, buffers: list[RecordBuffer]):
+        self.buffers = buffers
+
+    def __len__(self) -> int:
+        return sum(len(b) for b in self.buffers)
+
+    def batches(self, size: int) -> Iterator[Batch]:
+        pending: Batch = []
+        for buf in self.buffers:
+            for batch in buf.batches(size):
+                if not pending and len(batch) == size:
+                    yield batch
+                    continue
+                pending.extend(batch)
+                while len(pending) >= size:
+                    yield pending[:size]
+                    pending = pending[size:]
+        if pending:
+            yield pending
+
+    def all_records(self) -> Batch:
+        return [r for b in self.buffers for r in b.records()]
+
+
+@dataclass
+class StepOutcome:
+    outputs: dict[str | None, RecordBuffer]
+    records_in: int = 0
+    records_out: int = 0
+    dropped: int = 0
+    paused: bool = False
+
+
+@dataclass
+class StepContext:
+    step: StepSpec
+    definition: Definition
+    options: RunOptions
+    checkpoint: dict
+    attempt: int = 1
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    step_outputs: Callable[[str], Batch] | None = None
+    errors: list[RecordFailed] = field(default_factory=list)
+    error_count: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def batch_size(self) -> int:
+        throughput = self.step.extra.get("throughput") or {}
+        return int(throughput.get("batchSize") or self.definition.batch_size)
+
+    def new_buffer(self) -> RecordBuffer:
+        return RecordBuffer(self.options.spill_records)
+
+    def record_error(self, record: Record, message: str, attempts: int = 1, **details: Any) -> None:
+        self.error_count += 1
+        if len(self.errors) < self.options.max_record_errors:
+            self.errors.append(RecordFailed(self.step.key, deep_copy(record), message, attempts, details))
+
+    def warn(self, message: str) -> None:
+        if len(self.warnings) < 1000:
+            self.warnings.append(message)
+
+    def adapter_context(self) -> AdapterContext:
+        o = self.options
+        return AdapterContext(
+            step_key=self.step.key,
+            pipeline_code=o.pipeline_code,
+            run_id=o.run_id,
+            dry_run=o.dry_run,
+            batch_size=self.batch_size,
+            checkpoint=self.checkpoint,
+            record_limit=o.record_limit,
+            http=o.http,
+            storage=o.storage,
+            secret=o.secret,
+            connection=o.connection,
+            cancelled=self.cancelled,
+            now=o.now,
+            warnings=self.warnings,
+        )
+
+    def operator_context(self, index: int) -> OperatorContext:
+        o = self.options
+        per_operator = self.checkpoint.setdefault("operators", {}).setdefault(str(index), {})
+        return OperatorContext(
+            step_key=self.step.key,
+            op_index=index,
+            pipeline_code=o.pipeline_code,
+            run_id=o.run_id,
+            dry_run=o.dry_run,
+            checkpoint=per_operator,
+            step_outputs=self.step_outputs,
+            http=o.http,
+            storage=o.storage,
+            now=o.now,
+            warnings=self.warnings,
+            cancelled=self.cancelled,
+        )
+
+
+class StepHandler(ABC):
+    """Runs one step type. Registered into ``pipelines.registry.step_types`` with its config schema."""
+
+    @abstractmethod
+    def run(self, step: StepSpec, inputs: StepInput, ctx: StepContext) -> StepOutcome:
+        """Consume ``inputs``; return the outputs (``None`` key = main output; ROUTE adds branches)."""

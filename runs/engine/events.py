@@ -1,0 +1,77 @@
+"""What the executor tells its store while a run goes. [pure]
+
+The executor never writes to a database: it emits these events and the store (in memory for tests,
+:class:`runs.store.DjangoRunStore` in the service) records them. A run's state can be rebuilt from them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipelines.records import Record
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    step_keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StepStarted:
+    step_key: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class StepRetrying:
+    step_key: str
+    attempt: int
+    error: str
+    delay_ms: int
+
+
+@dataclass(frozen=True)
+class StepCounts:
+    records_in: int = 0
+    records_out: int = 0
+    errors: int = 0
+    dropped: int = 0
+
+
+@dataclass(frozen=True)
+class StepFinished:
+    """A step ended: status COMPLETED, FAILED, SKIPPED, CANCELLED or PAUSED."""
+
+    step_key: str
+    status: str
+    counts: StepCounts = field(default_factory=StepCounts)
+    duration_ms: int = 0
+    attempts: int = 0
+    error: str | None = None
+    warnings: tuple[str, ...] = ()
+    checkpoint: dict | None = None
+
+
+@dataclass(frozen=True)
+class RecordFailed:
+    step_key: str
+    record: Record
+    message: str
+    attempts: int = 1
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunPaused:
+    step_key: str
+    records: int
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    status: str
+    error: str | None = None
+
+
+Event = RunStarted | StepStarted | StepRetrying | StepFinished | RecordFailed | RunPaused | RunFinished

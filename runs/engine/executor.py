@@ -1,0 +1,448 @@
+"""The graph executor: runs a definition's steps in dependency order, in parallel when asked. [pure]
+
+One engine serves both modes: without edges the steps form a chain in list order; with edges the graph
+decides. The main thread owns all state and all events; every step attempt runs in a thread of its own
+and reports back through a queue, so the main thread can enforce ``timeoutMs``, honour cancellation and
+write heartbeats while steps work.
+
+Scheduling states per step: PENDING → RUNNING → COMPLETED | FAILED | PAUSED, or SKIPPED / CANCELLED
+without running. A step is *ready* when every input has ended. Whether it then runs depends on the
+error policy (``context.parallelExecution.errorPolicy``; without parallel execution it is FAIL_FAST):
+
+* FAIL_FAST: after the first failure no step starts; steps in flight are told to stop (``cancelled``)
+  and their results are recorded; every step not started ends SKIPPED; the run ends FAILED.
+* CONTINUE: steps downstream of a failure are SKIPPED; every other step runs; the run ends FAILED.
+* BEST_EFFORT: a step runs when at least one of its data inputs succeeded (failed inputs add no
+  records), and is SKIPPED when none did. The run ends COMPLETED, with the failures in its error
+  summary, unless no step other than TRIGGERs completed, in which case it ends FAILED.
+
+A step with ``continueOnError`` that fails counts as having succeeded with no output: its successors run
+and the run is not failed by it. A ``disabled`` step is SKIPPED and passes its input through unchanged.
+A failed attempt is retried ``retries`` times after ``retryDelayMs`` unless the error says it is not
+retryable (a config error). A step PAUSED (a gate) holds its successors back; the run ends PAUSED.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import queue
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+
+from pipelines import graph
+from pipelines.definition import Definition
+from pipelines.errors import ConfigError, DatahubError, StepError
+from pipelines.operators.chain import OperatorFailed
+from pipelines.registry import Registry
+from pipelines.registry import step_types as default_step_types
+from runs.engine.buffers import RecordBuffer
+from runs.engine.context import RunOptions, StepContext, StepInput, StepOutcome
+from runs.engine.events import (
+    RunFinished,
+    RunPaused,
+    RunStarted,
+    StepCounts,
+    StepFinished,
+    StepRetrying,
+    StepStarted,
+)
+from runs.engine.store import RunStore
+
+log = logging.getLogger(__name__)
+
+ENDED = frozenset({"COMPLETED", "FAILED", "SKIPPED", "CANCELLED"})
+
+
+@dataclass
+class RunResult:
+    status: str
+    error: str | None
+    steps: dict[str, StepFinished]
+    outputs: dict[str, dict[str | None, RecordBuffer]] = field(default_factory=dict)
+
+    def output(self, key: str, branch: str | None = None) -> list:
+        bufs = self.outputs.get(key) or {}
+        buf = bufs.get(branch)
+        return buf.to_list() if buf is not None else []
+
+    def close(self) -> None:
+        for bufs in self.outputs.values():
+            for buf in bufs.values():
+                buf.close()
+
+
+@dataclass
+class _Attempt:
+    key: str
+    number: int
+    started: float
+    deadline: float | None
+    ctx: StepContext
+
+
+def execute(
+    definition: Definition,
+    store: RunStore,
+    options: RunOptions | None = None,
+    *,
+    step_types: Registry = default_step_types,
+) -> RunResult:
+    return _Execution(definition, store, options or RunOptions(), step_types).run()
+
+
+class _Execution:
+    def __init__(self, definition: Definition, store: RunStore, options: RunOptions, step_types: Registry):
+        self.d = definition
+        self.store = store
+        self.options = options
+        self.step_types = step_types
+        self.inputs = graph.inputs(definition)
+        self.successors = graph.successors(definition)
+        self.order = [s.key for s in definition.steps]
+        self.steps = {s.key: s for s in definition.steps}
+        parallel = definition.parallel
+        self.parallel = parallel.enabled and definition.graph_mode
+        self.max_in_flight = parallel.max_concurrent_steps if self.parallel else 1
+        self.policy = parallel.error_policy if self.parallel else "FAIL_FAST"
+
+        self.status: dict[str, str] = {k: "PENDING" for k in self.order}
+        # Steps whose outputs successors may use: COMPLETED, disabled, or failed with continueOnError.
+        self.usable: set[str] = set()
+        self.outputs: dict[str, dict[str | None, RecordBuffer]] = {}
+        self.finished: dict[str, StepFinished] = {}
+        self.consumers_left = {k: len(v) for k, v in self.successors.items()}
+        self.failures: list[tuple[str, str]] = []
+        self.stop_starting = False
+        self.cancelled = threading.Event()
+        self.results: queue.Queue = queue.Queue()
+        self.in_flight: dict[str, _Attempt] = {}
+        self.retry_at: dict[str, tuple[float, int]] = {}
+        self.attempts: dict[str, int] = {}
+        self.started_at: dict[str, float] = {}
+        self.last_heartbeat = 0.0
+
+    # --- the loop ---------------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        self.store.emit(RunStarted(tuple(self.order)))
+        for key, outs in self.options.completed_outputs.items():
+            if key in self.status:
+                self.status[key] = "COMPLETED"
+                self.usable.add(key)
+                self.outputs[key] = outs
+        while True:
+            self._beat()
+            if not self.cancelled.is_set() and self.store.cancel_requested():
+                self.cancelled.set()
+                self.stop_starting = True
+                for attempt in self.in_flight.values():
+                    attempt.ctx.cancelled.set()
+            if not self.cancelled.is_set():
+                self._settle_skips()
+            if not self.stop_starting:
+                self._start_ready()
+            if not self.in_flight and not self._retry_pending():
+                if self.stop_starting or not self._anything_ready():
+                    break
+            self._wait()
+        return self._finish()
+
+    def _beat(self) -> None:
+        now = time.monotonic()
+        if now - self.last_heartbeat >= self.options.heartbeat_seconds:
+            self.last_heartbeat = now
+            self.store.heartbeat()
+
+    def _retry_pending(self) -> bool:
+        return bool(self.retry_at) and not self.stop_starting
+
+    def _anything_ready(self) -> bool:
+        return any(self._readiness(k) == "run" for k in self.order if self.status[k] == "PENDING")
+
+    def _wait(self) -> None:
+        now = time.monotonic()
+        timeout = 0.25
+        for attempt in self.in_flight.values():
+            if attempt.deadline is not None:
+                timeout = min(timeout, max(0.0, attempt.deadline - now))
+        for when, _ in self.retry_at.values():
+            timeout = min(timeout, max(0.0, when - now))
+        try:
+            item = self.results.get(timeout=timeout)
+        except queue.Empty:
+            item = None
+        while item is not None:
+            self._on_result(*item)
+            try:
+                item = self.results.get_nowait()
+            except queue.Empty:
+                item = None
+        now = time.monotonic()
+        for key, attempt in list(self.in_flight.items()):
+            if attempt.deadline is not None and now >= attempt.deadline:
+                # The thread cannot be killed; it is told to stop and its late result is ignored.
+                del self.in_flight[key]
+                ms = self.steps[key].timeout_ms
+                self._on_attempt_failed(key, attempt, f"timed out after {ms} ms", retryable=True)
+                attempt.ctx.cancelled.set()
+
+    # --- deciding what runs -------------------------------------------------------------------------
+
+    def _readiness(self, key: str) -> str:
+        """'wait', 'run' or 'skip:<reason>' for a PENDING step."""
+        if key in self.in_flight or key in self.retry_at:
+            return "wait"
+        ins = self.inputs[key]
+        if any(self.status[i.source] not in ENDED for i in ins):
+            return "wait"
+        bad = [i.source for i in ins if i.source not in self.usable]
+        if not bad:
+            return "run"
+        reason = f"skipped: upstream step '{bad[0]}' did not complete"
+        if self.policy == "BEST_EFFORT":
+            data_ins = [i for i in ins if not i.dependency_only]
+            if any(i.source in self.usable for i in data_ins) or (not data_ins and len(bad) < len(ins)):
+                return "run"
+        return "skip:" + reason
+
+    def _settle_skips(self) -> None:
+        changed = True
+        while changed:
+            changed = False
+            for key in self.order:
+                if self.status[key] != "PENDING":
+                    continue
+                state = self._readiness(key)
+                if state.startswith("skip:"):
+                    self._end(key, "SKIPPED", error=state[5:])
+                    changed = True
+                elif state == "run" and self.steps[key].disabled:
+                    self._pass_through_disabled(key)
+                    changed = True
+
+    def _start_ready(self) -> None:
+        now = time.monotonic()
+        for key in self.order:
+            if len(self.in_flight) >= self.max_in_flight:
+                return
+            if key in self.retry_at:
+                when, number = self.retry_at[key]
+                if now >= when:
+                    del self.retry_at[key]
+                    self._launch(key, number)
+                continue
+            if self.status[key] == "PENDING" and self._readiness(key) == "run":
+                self._launch(key, 1)
+
+    def _pass_through_disabled(self, key: str) -> None:
+        buffers = self._input_buffers(key)
+        merged = RecordBuffer(self.options.spill_records)
+        for buf in buffers:
+            for batch in buf.batches():
+                merged.append(batch)
+        self.outputs[key] = {None: merged}
+        for branch in self.steps[key].branches + [graph.DEFAULT_BRANCH]:
+            self.outputs[key][branch] = merged
+        self.usable.add(key)
+        n = len(merged)
+        self._end(key, "SKIPPED", counts=StepCounts(n, n), error="disabled: input passed through")
+        self._release_inputs(key)
+
+    # --- running one attempt --------------------------------------------------------------------
+
+    def _input_buffers(self, key: str) -> list[RecordBuffer]:
+        buffers = []
+        for i in self.inputs[key]:
+            if i.dependency_only or i.source not in self.usable:
+                continue
+            outs = self.outputs.get(i.source) or {}
+            buf = outs.get(i.branch) if i.branch is not None else outs.get(None)
+            if buf is not None:
+                buffers.append(buf)
+        return buffers
+
+    def _step_output_reader(self, key: str):
+        allowed = {i.source for i in self.inputs[key]}
+
+        def read(other: str) -> list:
+            if other not in allowed:
+                raise ConfigError(f"step '{key}' may only read the output of steps it depends on, not '{other}'")
+            buf = (self.outputs.get(other) or {}).get(None)
+            return buf.to_list() if buf is not None else []
+
+        return read
+
+    def _launch(self, key: str, number: int) -> None:
+        step = self.steps[key]
+        handler = self.step_types.get(step.type).impl
+        ctx = StepContext(
+            step=step,
+            definition=self.d,
+            options=self.options,
+            checkpoint=self.store.load_checkpoint(key),
+            attempt=number,
+            step_outputs=self._step_output_reader(key),
+        )
+        if self.cancelled.is_set():
+            ctx.cancelled.set()
+        inputs = StepInput(self._input_buffers(key))
+        now = time.monotonic()
+        deadline = now + step.timeout_ms / 1000 if step.timeout_ms else None
+        attempt = _Attempt(key, number, now, deadline, ctx)
+        self.in_flight[key] = attempt
+        self.attempts[key] = number
+        self.started_at.setdefault(key, now)
+        self.status[key] = "RUNNING"
+        self.store.emit(StepStarted(key, number))
+
+        def body():
+            try:
+                outcome = handler.run(step, inputs, ctx)
+                self.results.put((key, attempt, outcome, None))
+            except BaseException as exc:  # reported to the main thread, never lost
+                self.results.put((key, attempt, None, exc))
+
+        target = self.options.thread_wrapper(body) if self.options.thread_wrapper else body
+        threading.Thread(target=target, name=f"datahub-step-{key}", daemon=True).start()
+
+    def _on_result(self, key: str, attempt: _Attempt, outcome: StepOutcome | None, exc: BaseException | None):
+        if self.in_flight.get(key) is not attempt:
+            if outcome is not None:  # a late result of an attempt that timed out: discard its buffers
+                for buf in outcome.outputs.values():
+                    buf.close()
+            return
+        del self.in_flight[key]
+        if exc is not None:
+            message, retryable = _describe(exc)
+            if not isinstance(exc, DatahubError | OperatorFailed):
+                log.error("step %s failed unexpectedly\n%s", key, "".join(traceback.format_exception(exc)))
+            self._on_attempt_failed(key, attempt, message, retryable=retryable)
+            return
+        assert outcome is not None
+        ctx = attempt.ctx
+        for error in ctx.errors:
+            self.store.emit(error)
+        counts = StepCounts(outcome.records_in, outcome.records_out, ctx.error_count, outcome.dropped)
+        self.outputs[key] = outcome.outputs
+        if outcome.paused:
+            self._end(key, "PAUSED", counts=counts, attempt=attempt, checkpoint=ctx.checkpoint)
+            self.store.emit(RunPaused(key, outcome.records_in))
+            return
+        if self.cancelled.is_set() and ctx.cancelled.is_set():
+            self._end(key, "CANCELLED", counts=counts, attempt=attempt, error="cancelled")
+            return
+        self.usable.add(key)
+        self._end(key, "COMPLETED", counts=counts, attempt=attempt, checkpoint=ctx.checkpoint)
+        self._release_inputs(key)
+
+    def _on_attempt_failed(self, key: str, attempt: _Attempt, message: str, *, retryable: bool) -> None:
+        step = self.steps[key]
+        ctx = attempt.ctx
+        if retryable and attempt.number <= step.retries and not self.cancelled.is_set():
+            delay = step.retry_delay_ms
+            self.store.emit(StepRetrying(key, attempt.number, message, delay))
+            self.retry_at[key] = (time.monotonic() + delay / 1000, attempt.number + 1)
+            self.status[key] = "PENDING"
+            return
+        for error in ctx.errors:
+            self.store.emit(error)
+        counts = StepCounts(errors=ctx.error_count)
+        if ctx.cancelled.is_set():
+            # Told to stop (cancel, or FAIL_FAST after another step failed): not a failure of its own.
+            self._end(key, "CANCELLED", counts=counts, attempt=attempt, error=f"stopped: {message}")
+            return
+        if step.continue_on_error:
+            self.usable.add(key)
+            self.outputs[key] = {}
+            self._end(key, "FAILED", counts=counts, attempt=attempt, error=message + " (continueOnError)")
+            self._release_inputs(key)
+            return
+        self.failures.append((key, message))
+        self._end(key, "FAILED", counts=counts, attempt=attempt, error=message)
+        if self.policy == "FAIL_FAST":
+            self.stop_starting = True
+            for other in self.in_flight.values():
+                other.ctx.cancelled.set()
+
+    def _end(self, key, status, *, counts=StepCounts(), attempt=None, error=None, checkpoint=None) -> None:
+        self.status[key] = status
+        started = self.started_at.get(key)
+        duration = int((time.monotonic() - started) * 1000) if started is not None else 0
+        warnings = tuple(attempt.ctx.warnings[:100]) if attempt else ()
+        event = StepFinished(
+            key,
+            status,
+            counts,
+            duration,
+            self.attempts.get(key, 0),
+            error,
+            warnings,
+            copy.deepcopy(checkpoint) if checkpoint is not None and status == "COMPLETED" else None,
+        )
+        self.finished[key] = event
+        self.store.emit(event)
+
+    def _release_inputs(self, key: str) -> None:
+        """Close predecessors' buffers once every successor has read them (bounded memory)."""
+        keep = self.options.keep_outputs
+        for source in {i.source for i in self.inputs[key]}:
+            self.consumers_left[source] -= 1
+            if self.consumers_left[source] <= 0 and not (keep is True or (keep and source in keep)):
+                for buf in {id(b): b for b in (self.outputs.get(source) or {}).values()}.values():
+                    buf.close()
+                self.outputs.pop(source, None)
+
+    # --- the end ------------------------------------------------------------------------------------
+
+    def _finish(self) -> RunResult:
+        # Anything left PENDING never ran: skipped after a failure, cancelled, or waiting behind a gate.
+        paused = [k for k in self.order if self.status[k] == "PAUSED"]
+        for key in self.order:
+            if self.status[key] != "PENDING":
+                continue
+            if self.cancelled.is_set():
+                self._end(key, "CANCELLED", error="cancelled before it started")
+            elif self.failures and not paused:
+                first = self.failures[0][0]
+                self._end(key, "SKIPPED", error=f"not run: step '{first}' failed")
+        status, error = self._run_status(paused)
+        self.store.emit(RunFinished(status, error))
+        keep = self.options.keep_outputs
+        kept = {}
+        for key, outs in self.outputs.items():
+            if keep is True or (keep and key in keep) or paused:
+                kept[key] = outs
+            else:
+                for buf in {id(b): b for b in outs.values()}.values():
+                    buf.close()
+        return RunResult(status, error, dict(self.finished), kept)
+
+    def _run_status(self, paused: list[str]) -> tuple[str, str | None]:
+        summary = "; ".join(f'step "{k}" failed: {m}' for k, m in self.failures) or None
+        if self.cancelled.is_set():
+            return "CANCELLED", "cancelled by request"
+        if paused:
+            return "PAUSED", None
+        if not self.failures:
+            return "COMPLETED", None
+        if self.policy == "BEST_EFFORT":
+            completed = [k for k in self.order if self.status[k] == "COMPLETED" and self.steps[k].type != "TRIGGER"]
+            return ("COMPLETED", summary) if completed else ("FAILED", summary)
+        return "FAILED", summary
+
+
+def _describe(exc: BaseException) -> tuple[str, bool]:
+    """A one-line message for the user and whether trying again may help."""
+    if isinstance(exc, ConfigError):
+        where = f"{exc.field}: " if exc.field else ""
+        return f"{where}{exc}", False
+    if isinstance(exc, OperatorFailed):
+        return str(exc), False
+    if isinstance(exc, StepError):
+        return str(exc), exc.retryable
+    if isinstance(exc, DatahubError):
+        return str(exc), bool(getattr(exc, "retryable", True))
+    return f"{type(exc).__name__}: {exc}", True
