@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "django_q",
+    "datahub_project",
     "pipelines",
     "runs",
     "gates",
@@ -171,6 +172,8 @@ DATAHUB_SPILL_RECORDS = env_int("DATAHUB_SPILL_RECORDS", 50_000, minimum=1)
 # Outbound HTTP: private, loopback and link-local targets are refused unless listed here (host or CIDR).
 DATAHUB_HTTP_ALLOW = env_list("DATAHUB_HTTP_ALLOW", [])
 DATAHUB_HTTP_MAX_BYTES = env_int("DATAHUB_HTTP_MAX_BYTES", 20 * 1024 * 1024, minimum=1024)
+# Encrypts stored secrets; falls back to SECRET_KEY. Changing it makes stored secrets unreadable.
+DATAHUB_MASTER_KEY = env_str("DATAHUB_MASTER_KEY", "")
 DATAHUB_DEMO_PIPELINES_DIR = BASE_DIR / "pipelines" / "demo"
 
 LOGGING = {

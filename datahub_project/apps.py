@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class DatahubProjectConfig(AppConfig):
+    name = "datahub_project"
+    verbose_name = "Datahub"
+
+    def ready(self) -> None:
+        from datahub_project import checks  # noqa: F401  (registers the system checks)

@@ -1,0 +1,74 @@
+from django import forms
+from django.contrib import admin
+
+from pipelines.models import Connection, Edge, Pipeline, PipelineRevision, Secret, Step
+from pipelines.secrets import set_secret_value
+
+
+class StepInline(admin.TabularInline):
+    model = Step
+    extra = 0
+    fields = ("position", "key", "type", "adapter_code", "disabled", "retries", "timeout_ms", "continue_on_error")
+    readonly_fields = fields
+    can_delete = False
+    show_change_link = True
+
+
+class EdgeInline(admin.TabularInline):
+    model = Edge
+    extra = 0
+    readonly_fields = ("position", "from_key", "to_key", "branch", "dependency_only")
+    can_delete = False
+
+
+@admin.register(Pipeline)
+class PipelineAdmin(admin.ModelAdmin):
+    list_display = ("code", "name", "enabled", "allow_concurrent_runs", "updated_at")
+    list_filter = ("enabled",)
+    search_fields = ("code", "name", "description")
+    readonly_fields = ("current_revision", "created_at", "updated_at")
+    inlines = [StepInline, EdgeInline]
+
+
+@admin.register(PipelineRevision)
+class PipelineRevisionAdmin(admin.ModelAdmin):
+    list_display = ("pipeline", "number", "created_by", "created_at", "message")
+    list_filter = ("pipeline",)
+    readonly_fields = ("pipeline", "number", "definition", "message", "created_by", "created_at")
+
+    def has_change_permission(self, request, obj=None):
+        return False  # revisions are immutable
+
+
+class SecretForm(forms.ModelForm):
+    value = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Write-only: leave empty to keep the current value. 'env:NAME' reads an environment variable.",
+    )
+
+    class Meta:
+        model = Secret
+        fields = ("code", "description")
+
+    def save(self, commit=True):
+        secret = super().save(commit=False)
+        if self.cleaned_data.get("value"):
+            set_secret_value(secret, self.cleaned_data["value"])
+        if commit:
+            secret.save()
+        return secret
+
+
+@admin.register(Secret)
+class SecretAdmin(admin.ModelAdmin):
+    form = SecretForm
+    list_display = ("code", "description", "is_set", "env_name", "updated_at")
+    search_fields = ("code", "description")
+
+
+@admin.register(Connection)
+class ConnectionAdmin(admin.ModelAdmin):
+    list_display = ("code", "name", "type", "updated_at")
+    list_filter = ("type",)
+    search_fields = ("code", "name")

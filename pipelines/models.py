@@ -1,0 +1,166 @@
+"""What a pipeline IS, in the database: the pipeline, its steps and edges as rows, and its revisions.
+
+The steps and edges are rows so the editor can change one step at a time; the definition JSON is their
+exact serialization (:func:`pipelines.services.definition_of`). Every save that changes the definition
+freezes it into an immutable :class:`PipelineRevision`; runs execute a revision, never the live rows.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+
+from pipelines.definition import STEP_TYPES
+
+code_validator = RegexValidator(
+    r"^[a-z0-9][a-z0-9_-]*$", "Use lower-case letters, digits, '-' and '_' (start with a letter or digit)."
+)
+
+
+class Pipeline(models.Model):
+    code = models.CharField(max_length=100, unique=True, validators=[code_validator])
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    context = models.JSONField(default=dict, blank=True, help_text="Pipeline settings: parallelExecution, "
+                               "errorHandling, throughput, ...")
+    # Top-level definition keys we keep verbatim (hooks, capabilities, dependsOn).
+    extra = models.JSONField(default=dict, blank=True)
+    enabled = models.BooleanField(default=True)
+    allow_concurrent_runs = models.BooleanField(
+        default=False, help_text="Allow a new run while another run of this pipeline is active."
+    )
+    current_revision = models.ForeignKey(
+        "PipelineRevision", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["code"]
+        permissions = [
+            ("run_pipeline", "Can run pipelines"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.code})"
+
+
+class Step(models.Model):
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveIntegerField()
+    key = models.CharField(max_length=100)
+    type = models.CharField(max_length=20, choices=[(t, t.title()) for t in STEP_TYPES])
+    adapter_code = models.CharField(max_length=100, null=True, blank=True)
+    name = models.CharField(max_length=200, null=True, blank=True)
+    config = models.JSONField(default=dict, blank=True)
+    disabled = models.BooleanField(default=False)
+    retries = models.PositiveIntegerField(default=0)
+    retry_delay_ms = models.PositiveIntegerField(default=0)
+    timeout_ms = models.PositiveIntegerField(null=True, blank=True)
+    continue_on_error = models.BooleanField(default=False)
+    extra = models.JSONField(default=dict, blank=True, help_text="Other plugin step fields, kept verbatim.")
+
+    class Meta:
+        ordering = ["pipeline", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["pipeline", "key"], name="step_key_unique_per_pipeline"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pipeline.code}/{self.key}"
+
+
+class Edge(models.Model):
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="edges")
+    position = models.PositiveIntegerField()
+    from_key = models.CharField(max_length=100)
+    to_key = models.CharField(max_length=100)
+    branch = models.CharField(max_length=100, null=True, blank=True)
+    dependency_only = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["pipeline", "position"]
+
+    def __str__(self) -> str:
+        return f"{self.from_key} -> {self.to_key}" + (f" [{self.branch}]" if self.branch else "")
+
+
+class ImmutableError(Exception):
+    pass
+
+
+class PipelineRevision(models.Model):
+    """A frozen definition. Never changed after it is written: runs point at it."""
+
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="revisions")
+    number = models.PositiveIntegerField()
+    definition = models.JSONField()
+    message = models.CharField(max_length=500, blank=True, default="")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["pipeline", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["pipeline", "number"], name="revision_number_unique_per_pipeline"),
+        ]
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ImmutableError("a pipeline revision cannot be changed once written")
+        super().save(*args, **kwargs)
+
+    def __str__(self) -> str:
+        return f"{self.pipeline.code} r{self.number}"
+
+
+class Secret(models.Model):
+    """A named secret. Its value is write-only: stored encrypted, or as a reference ``env:NAME``.
+
+    Nothing but :func:`pipelines.secrets.resolve_secret` (called inside the worker) reads the value.
+    """
+
+    code = models.CharField(max_length=100, unique=True, validators=[code_validator])
+    description = models.CharField(max_length=300, blank=True, default="")
+    ciphertext = models.TextField(blank=True, default="")
+    env_name = models.CharField(max_length=200, blank=True, default="",
+                                help_text="Read the value from this environment variable instead.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.code
+
+    @property
+    def is_set(self) -> bool:
+        return bool(self.ciphertext or self.env_name)
+
+
+class Connection(models.Model):
+    TYPES = [
+        ("HTTP", "HTTP / REST API"),
+        ("GRAPHQL", "GraphQL API"),
+        ("POSTGRES", "PostgreSQL"),
+        ("MYSQL", "MySQL / MariaDB"),
+        ("SQLITE", "SQLite"),
+        ("REDIS", "Redis"),
+        ("CUSTOM", "Custom"),
+    ]
+    code = models.CharField(max_length=100, unique=True, validators=[code_validator])
+    name = models.CharField(max_length=200, blank=True, default="")
+    type = models.CharField(max_length=20, choices=TYPES)
+    config = models.JSONField(default=dict, blank=True,
+                              help_text="Non-secret settings (base URL, host, port, database, user); secrets are "
+                              "named by code, e.g. passwordSecretCode.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.code

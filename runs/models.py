@@ -1,0 +1,135 @@
+"""Runs of pipelines: the run, one StepRun per step, failed records, and checkpoints.
+
+A run is claimed by its worker with a conditional UPDATE (PENDING -> RUNNING), so a task delivered twice
+executes once; while it runs the worker writes ``heartbeat_at`` and the reaper fails runs whose worker
+went silent.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from pipelines.models import Pipeline, PipelineRevision
+
+
+class RunStatus(models.TextChoices):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    PAUSED = "PAUSED"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+ACTIVE_STATUSES = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.PAUSED)
+ENDED_STATUSES = (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+class StepStatus(models.TextChoices):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    PAUSED = "PAUSED"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    SKIPPED = "SKIPPED"
+    CANCELLED = "CANCELLED"
+
+
+class Run(models.Model):
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="runs")
+    revision = models.ForeignKey(PipelineRevision, on_delete=models.PROTECT, related_name="runs")
+    status = models.CharField(max_length=12, choices=RunStatus.choices, default=RunStatus.PENDING, db_index=True)
+    dry_run = models.BooleanField(default=False)
+    record_limit = models.PositiveIntegerField(null=True, blank=True)
+    trigger = models.CharField(max_length=20, default="manual")
+    triggered_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True, default="")
+    cancel_requested = models.BooleanField(default=False)
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["pipeline", "status"])]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} of {self.pipeline.code} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if not self.started_at:
+            return None
+        end = self.finished_at
+        if end is None:
+            from django.utils import timezone
+
+            end = timezone.now()
+        return (end - self.started_at).total_seconds()
+
+
+class StepRun(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="step_runs")
+    position = models.PositiveIntegerField()
+    step_key = models.CharField(max_length=100)
+    status = models.CharField(max_length=12, choices=StepStatus.choices, default=StepStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    records_in = models.PositiveBigIntegerField(default=0)
+    records_out = models.PositiveBigIntegerField(default=0)
+    records_error = models.PositiveBigIntegerField(default=0)
+    records_dropped = models.PositiveBigIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveBigIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    warnings = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["run", "position"]
+        constraints = [models.UniqueConstraint(fields=["run", "step_key"], name="steprun_unique_per_run")]
+
+    def __str__(self) -> str:
+        return f"{self.step_key} ({self.status})"
+
+
+class RecordError(models.Model):
+    """A record that failed at a step: the dead-letter list, replayable later."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="record_errors")
+    step_key = models.CharField(max_length=100, db_index=True)
+    record = models.JSONField()
+    message = models.TextField()
+    attempts = models.PositiveIntegerField(default=1)
+    details = models.JSONField(default=dict, blank=True)
+    dead_letter = models.BooleanField(default=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    replayed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.step_key}: {self.message[:60]}"
+
+
+class Checkpoint(models.Model):
+    """State a step keeps between runs (an incremental cursor, deltaFilter hashes)."""
+
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="checkpoints")
+    step_key = models.CharField(max_length=100)
+    data = models.JSONField(default=dict)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["pipeline", "step_key"]
+        constraints = [models.UniqueConstraint(fields=["pipeline", "step_key"], name="checkpoint_unique_per_step")]
+
+    def __str__(self) -> str:
+        return f"{self.pipeline.code}/{self.step_key}"

@@ -1,0 +1,166 @@
+"""Starting, running and cancelling runs: the functions pages, the API, the CLI and tasks share."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from pipelines.definition import parse
+from pipelines.errors import DatahubError
+from pipelines.models import Pipeline, PipelineRevision
+from pipelines.services import get_revision
+from runs.engine.context import RunOptions
+from runs.engine.executor import RunResult, execute
+from runs.models import ACTIVE_STATUSES, Run, RunStatus
+from runs.store import DjangoRunStore, close_connections_after
+
+log = logging.getLogger(__name__)
+
+
+class RunConflict(DatahubError):
+    """Another run of the pipeline is active and the pipeline does not allow concurrent runs."""
+
+
+@transaction.atomic
+def create_run(
+    pipeline: Pipeline,
+    *,
+    user=None,
+    revision: PipelineRevision | int | None = None,
+    dry_run: bool = False,
+    record_limit: int | None = None,
+    trigger: str = "manual",
+    allow_concurrent: bool | None = None,
+) -> Run:
+    """A PENDING run of ``revision`` (default: the current one). One active run per pipeline unless
+    the pipeline (or the caller) allows more; the pipeline row is locked so two starts cannot both pass."""
+    pipeline = Pipeline.objects.select_for_update().get(pk=pipeline.pk)
+    if not isinstance(revision, PipelineRevision):
+        revision = get_revision(pipeline, revision)
+    concurrent = pipeline.allow_concurrent_runs if allow_concurrent is None else allow_concurrent
+    if not concurrent and not dry_run:
+        active = pipeline.runs.filter(status__in=ACTIVE_STATUSES, dry_run=False).first()
+        if active is not None:
+            raise RunConflict(
+                f"pipeline '{pipeline.code}' already has an active run ({active.pk}, {active.status}); "
+                "wait for it, cancel it, or allow concurrent runs"
+            )
+    return Run.objects.create(
+        pipeline=pipeline, revision=revision, dry_run=dry_run, record_limit=record_limit, trigger=trigger,
+        triggered_by=user if getattr(user, "is_authenticated", False) else None,
+    )
+
+
+def start_run(pipeline: Pipeline, **kwargs) -> Run:
+    """Create a run and hand it to a worker once the transaction commits."""
+    run = create_run(pipeline, **kwargs)
+    transaction.on_commit(lambda: enqueue(run.pk))
+    return run
+
+
+def enqueue(run_id: int) -> None:
+    from django_q.tasks import async_task
+
+    async_task("runs.tasks.execute_run", run_id, task_name=f"run-{run_id}", group="runs")
+
+
+def claim(run_id: int) -> bool:
+    """PENDING -> RUNNING for exactly one caller: the same task delivered twice executes once."""
+    now = timezone.now()
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    return bool(
+        Run.objects.filter(pk=run_id, status=RunStatus.PENDING).update(
+            status=RunStatus.RUNNING, started_at=now, heartbeat_at=now, worker=worker
+        )
+    )
+
+
+def run_options(run: Run, *, keep_outputs=False) -> RunOptions:
+    from django.core.files.storage import default_storage
+
+    from pipelines.http import HttpClient, HttpPolicy
+    from pipelines.secrets import resolve_secret
+
+    policy = HttpPolicy(allow=tuple(settings.DATAHUB_HTTP_ALLOW), max_bytes=settings.DATAHUB_HTTP_MAX_BYTES)
+    return RunOptions(
+        dry_run=run.dry_run,
+        record_limit=run.record_limit,
+        keep_outputs=keep_outputs,
+        spill_records=settings.DATAHUB_SPILL_RECORDS,
+        pipeline_code=run.pipeline.code,
+        run_id=run.pk,
+        http=HttpClient(policy),
+        storage=default_storage,
+        secret=resolve_secret,
+        thread_wrapper=close_connections_after,
+    )
+
+
+@dataclass
+class Outcome:
+    run: Run
+    result: RunResult | None
+
+
+def execute_claimed(run: Run, *, keep_outputs=False) -> Outcome:
+    """Execute a run this process has claimed; the run ends in a final status whatever happens."""
+    store = DjangoRunStore(run)
+    try:
+        definition = parse(run.revision.definition)
+        result = execute(definition, store, run_options(run, keep_outputs=keep_outputs))
+    except DatahubError as exc:
+        _fail(run, f"the pipeline cannot run: {exc}")
+        return Outcome(_reload(run), None)
+    except Exception as exc:  # the run must never stay RUNNING because of a bug
+        log.exception("run %s crashed", run.pk)
+        _fail(run, f"internal error: {type(exc).__name__}: {exc}")
+        return Outcome(_reload(run), None)
+    return Outcome(_reload(run), result)
+
+
+def run_now(run: Run, *, keep_outputs=False) -> Outcome:
+    """Claim and execute in this process (CLI --sync, previews, tests): the worker's own code path."""
+    if not claim(run.pk):
+        return Outcome(_reload(run), None)
+    return execute_claimed(_reload(run), keep_outputs=keep_outputs)
+
+
+def cancel_run(run: Run) -> Run:
+    """A PENDING or PAUSED run is cancelled at once; a RUNNING one when its executor next looks."""
+    now = timezone.now()
+    Run.objects.filter(pk=run.pk, status__in=[RunStatus.PENDING, RunStatus.PAUSED]).update(
+        status=RunStatus.CANCELLED, cancel_requested=True, finished_at=now, error="cancelled by request"
+    )
+    Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(cancel_requested=True)
+    return _reload(run)
+
+
+def reap_stale_runs(max_silence_seconds: int | None = None) -> int:
+    """Mark FAILED the RUNNING runs whose worker has not written a heartbeat for too long."""
+    limit = max_silence_seconds or settings.DATAHUB_HEARTBEAT_TIMEOUT
+    cutoff = timezone.now() - timezone.timedelta(seconds=limit)
+    stale = Run.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=cutoff)
+    count = 0
+    for run in stale:
+        count += Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, heartbeat_at__lt=cutoff).update(
+            status=RunStatus.FAILED,
+            finished_at=timezone.now(),
+            error=f"the worker stopped responding (no heartbeat since {run.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC, "
+            f"limit {limit} s); the run was marked failed",
+        )
+        run.step_runs.filter(status="RUNNING").update(status="FAILED", error="the worker stopped responding")
+    return count
+
+
+def _fail(run: Run, message: str) -> None:
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.FAILED, error=message, finished_at=timezone.now())
+
+
+def _reload(run: Run) -> Run:
+    return Run.objects.select_related("pipeline", "revision").get(pk=run.pk)

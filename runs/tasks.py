@@ -1,0 +1,23 @@
+"""django-q2 entry points. They take ids, never objects (a task may run on another machine)."""
+
+from __future__ import annotations
+
+import logging
+
+from runs import services
+from runs.models import Run
+
+log = logging.getLogger(__name__)
+
+
+def execute_run(run_id: int) -> str:
+    """Execute a PENDING run; a duplicate delivery finds it claimed and does nothing."""
+    if not services.claim(run_id):
+        log.info("run %s was already claimed; duplicate delivery ignored", run_id)
+        return "skipped"
+    run = Run.objects.select_related("pipeline", "revision").get(pk=run_id)
+    return services.execute_claimed(run).run.status
+
+
+def reap_stale_runs() -> int:
+    return services.reap_stale_runs()
