@@ -81,6 +81,9 @@ def _database() -> dict:
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": str(VAR_DIR / "datahub.sqlite3"),
         "OPTIONS": _SQLITE_OPTIONS,
+        # A file, not Django's default in-memory test database: workers' threads must see the same data
+        # and the locking behaviour under test must be SQLite's real one.
+        "TEST": {"NAME": str(VAR_DIR / "test-datahub.sqlite3")},
     }
 
 

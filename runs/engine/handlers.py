@@ -4,9 +4,8 @@ Each handler reads its input in batches and writes its output into buffers, so m
 (see :mod:`runs.engine.buffers`). Handlers check ``ctx.cancelled`` between batches and raise
 :class:`StepCancelled` when told to stop.
 
-Dry runs: LOAD, EXPORT, FEED and SINK write nothing; LOAD passes its input on as if it had loaded it, the
-others report what they would have written. Everything before them runs for real, so the outputs shown
-in a preview are the real ones.
+Dry runs: LOAD, EXPORT, FEED and SINK write nothing; each passes on, as its output, what it would have
+written. Everything before them runs for real, so the outputs shown in a preview are the real ones.
 """
 
 from __future__ import annotations
@@ -175,8 +174,7 @@ class WriteHandler(StepHandler):
         if ctx.options.dry_run:
             for batch in inputs.batches(ctx.batch_size):
                 seen += len(batch)
-                if step.type == "LOAD":
-                    out.append(batch)
+                out.append(batch)
             ctx.warn(f"dry run: {seen} records not written by {step.adapter_code}")
             return StepOutcome({None: out}, seen, len(out))
         writer = cls(dict(step.config), ctx.adapter_context())
