@@ -84,6 +84,7 @@ def claim(run_id: int) -> bool:
 def run_options(run: Run, *, keep_outputs=False) -> RunOptions:
     from django.core.files.storage import default_storage
 
+    from pipelines.connections import resolve_connection
     from pipelines.http import HttpClient, HttpPolicy
     from pipelines.secrets import resolve_secret
 
@@ -98,6 +99,7 @@ def run_options(run: Run, *, keep_outputs=False) -> RunOptions:
         http=HttpClient(policy),
         storage=default_storage,
         secret=resolve_secret,
+        connection=resolve_connection,
         thread_wrapper=close_connections_after,
     )
 

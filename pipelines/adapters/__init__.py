@@ -1,3 +1,15 @@
-"""The built-in adapters: importing this package registers every one of them. [pure]"""
+"""The built-in adapters: importing this package registers every one of them. [pure except where noted]
 
-from pipelines.adapters import inline  # noqa: F401  (imported for its registrations)
+This file is the list of what exists.
+"""
+
+from pipelines.adapters import (  # noqa: F401  (imported for their registrations)
+    database,
+    django_models,
+    exports,
+    feeds,
+    files,
+    http_api,
+    inline,
+    rest,
+)
