@@ -119,6 +119,23 @@ class RecordError(models.Model):
         return f"{self.step_key}: {self.message[:60]}"
 
 
+class RecordAttempt(models.Model):
+    """One failed attempt of a record under per-record retry: the audit shown on the run page."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="record_attempts")
+    step_key = models.CharField(max_length=100)
+    record = models.JSONField()
+    attempt = models.PositiveIntegerField()
+    error = models.TextField()
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["run", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.step_key} attempt {self.attempt}: {self.error[:60]}"
+
+
 class Checkpoint(models.Model):
     """State a step keeps between runs (an incremental cursor, deltaFilter hashes)."""
 

@@ -8,6 +8,7 @@ hundred INSERTs, not 100,000).
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 from django.db import connections
 from django.utils import timezone
@@ -15,13 +16,14 @@ from django.utils import timezone
 from runs.engine.events import (
     Event,
     RecordFailed,
+    RecordRetried,
     RunFinished,
     RunStarted,
     StepFinished,
     StepRetrying,
     StepStarted,
 )
-from runs.models import Checkpoint, RecordError, Run, StepRun, StepStatus
+from runs.models import Checkpoint, RecordAttempt, RecordError, Run, StepRun, StepStatus
 
 _FLUSH_EVERY = 500
 _CANCEL_CHECK_SECONDS = 1.0
@@ -31,6 +33,7 @@ class DjangoRunStore:
     def __init__(self, run: Run):
         self.run = run
         self._errors: list[RecordError] = []
+        self._attempts: list[RecordAttempt] = []
         self._last_cancel_check = 0.0
         self._cancelled = False
 
@@ -59,6 +62,13 @@ class DjangoRunStore:
                             attempts=event.attempts, details=event.details)
             )
             if len(self._errors) >= _FLUSH_EVERY:
+                self._flush_errors()
+        elif isinstance(event, RecordRetried):
+            self._attempts.append(
+                RecordAttempt(run=self.run, step_key=event.step_key, record=event.record, attempt=event.attempt,
+                              error=event.error[:5000], at=datetime.fromtimestamp(event.at, tz=UTC))
+            )
+            if len(self._attempts) >= _FLUSH_EVERY:
                 self._flush_errors()
         elif isinstance(event, StepFinished):
             self._flush_errors()
@@ -92,6 +102,9 @@ class DjangoRunStore:
         if self._errors:
             RecordError.objects.bulk_create(self._errors, batch_size=_FLUSH_EVERY)
             self._errors = []
+        if self._attempts:
+            RecordAttempt.objects.bulk_create(self._attempts, batch_size=_FLUSH_EVERY)
+            self._attempts = []
 
     def cancel_requested(self) -> bool:
         if self._cancelled:

@@ -68,6 +68,9 @@ class OperatorSpec:
     # Other steps whose output this operator reads (multiJoin's rightDataPath); the graph adds them as
     # dependencies of the operator's step, so a reference can never be read before it is written.
     references: Callable[[dict], list[str]] | None = None
+    # When ``apply`` raises, find the records that cause it instead of failing the step (custom plugins:
+    # one bad record must not fail its batch). Built-in batch operators raise only for bad config.
+    narrow_failures: bool = False
 
     @property
     def per_record(self) -> bool:
@@ -103,7 +106,7 @@ class OperatorContext:
             self.warnings.append(message)
 
 
-def _with_common_args(schema: dict) -> dict:
+def with_common_args(schema: dict) -> dict:
     schema = dict(schema)
     schema.setdefault("type", "object")
     props = dict(schema.get("properties", {}))
@@ -132,7 +135,7 @@ def record_operator(
             name=name,
             category=category,
             description=description,
-            schema=_with_common_args(schema),
+            schema=with_common_args(schema),
             builtin=builtin,
             replace=replace,
             shape="record",
@@ -164,7 +167,7 @@ def batch_operator(
             name=name,
             category=category,
             description=description,
-            schema=_with_common_args(schema),
+            schema=with_common_args(schema),
             builtin=builtin,
             replace=replace,
             shape="batch",

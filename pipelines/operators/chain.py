@@ -32,6 +32,9 @@ class RecordFailure:
     op_index: int
     op: str
     retryable: bool = True
+    # Index of the record in the batch given to ``apply`` when it failed before any batch operator
+    # (then ``record`` is that input record itself, and it can be retried from its original value).
+    position: int | None = None
 
 
 @dataclass
@@ -39,6 +42,8 @@ class ChainResult:
     records: Batch
     failures: list[RecordFailure] = field(default_factory=list)
     dropped: int = 0
+    # For a chain of per-record operators only: each output record's index in the input batch.
+    positions: list[int] | None = None
 
 
 class OperatorFailed(Exception):
@@ -65,7 +70,7 @@ def check_operator(item: Any, index: int, registry: Registry = operator_registry
     """(field, message) problems of one ``{op, args}`` item, fields relative to the operators list."""
     where = f"operators[{index}]"
     if not isinstance(item, dict):
-        return [(where, "must be an object like {\"op\": \"trim\", \"args\": {...}}")]
+        return [(where, 'must be an object like {"op": "trim", "args": {...}}')]
     unknown = sorted(set(item) - {"op", "args"})
     problems = [(f"{where}.{k}", "unknown key; an operator item has only 'op' and 'args'") for k in unknown]
     code = item.get("op")
@@ -111,11 +116,10 @@ class OperatorChain:
                 try:
                     fn = spec.build(args, ctx)
                 except ConfigError as exc:
-                    raise ConfigError(str(exc), field=f"operators[{index}].args" + (
-                        f".{exc.field}" if exc.field else "")) from None
-            compiled.append(
-                _Compiled(index, code, spec, args, ctx, fn, bool(args.get("failOnError", False)))
-            )
+                    raise ConfigError(
+                        str(exc), field=f"operators[{index}].args" + (f".{exc.field}" if exc.field else "")
+                    ) from None
+            compiled.append(_Compiled(index, code, spec, args, ctx, fn, bool(args.get("failOnError", False))))
         self.operators = compiled
         self.needs_all_records = any(c.spec.needs_all_records for c in compiled)
         # Segments: runs of per-record operators, fused; batch operators stand alone.
@@ -125,14 +129,18 @@ class OperatorChain:
                 self._segments[-1].append(c)
             else:
                 self._segments.append([c])
+        # Output positions can be tracked only while every operator maps one record to at most one.
+        self.positional = all(c.spec.per_record for c in compiled)
 
     def apply(self, batch: Batch) -> ChainResult:
         result = ChainResult(records=batch)
+        if self.positional:
+            result.positions = []
         records = batch
         copied = False
-        for segment in self._segments:
+        for n, segment in enumerate(self._segments):
             if segment[0].spec.per_record:
-                records = self._run_records(segment, records, result, copy=not copied)
+                records = self._run_records(segment, records, result, copy=not copied, first=n == 0)
             else:
                 if not copied:
                     records = [deep_copy(r) for r in records]
@@ -142,12 +150,13 @@ class OperatorChain:
         return result
 
     def _run_records(
-        self, segment: list[_Compiled], records: Batch, result: ChainResult, *, copy: bool
+        self, segment: list[_Compiled], records: Batch, result: ChainResult, *, copy: bool, first: bool
     ) -> Batch:
         out: Batch = []
         append = out.append
         fns = [c.fn for c in segment]
-        for original in records:
+        positions = result.positions if first and result.positions is not None else None
+        for position, original in enumerate(records):
             record = deep_copy(original) if copy else original
             current = None
             try:
@@ -158,25 +167,62 @@ class OperatorChain:
                         break
                 else:
                     append(record)
+                    if positions is not None:
+                        positions.append(position)
             except Exception as exc:  # one bad record must not fail its batch
                 op = segment[current or 0]
                 message = str(exc) or type(exc).__name__
                 if op.fail_on_error:
                     raise OperatorFailed(op.index, op.code, message) from exc
-                result.failures.append(
-                    RecordFailure(original, message, op.index, op.code, getattr(exc, "retryable", True))
-                )
+                result.failures.append(RecordFailure(
+                    original, message, op.index, op.code, getattr(exc, "retryable", True),
+                    position if first else None,
+                ))
         return out
 
     def _run_batch(self, op: _Compiled, records: Batch, result: ChainResult) -> Batch:
         try:
+            out = self._call_batch(op, records)
+        except OperatorFailed:
+            if not op.spec.narrow_failures or len(records) == 0:
+                raise
+            return self._narrow(op, records, result)
+        if len(out) < len(records):
+            result.dropped += len(records) - len(out)
+        return out
+
+    def _call_batch(self, op: _Compiled, records: Batch) -> Batch:
+        try:
             out = op.spec.apply(records, op.args, op.ctx)
-        except ConfigError as exc:
-            raise OperatorFailed(op.index, op.code, str(exc)) from exc
         except Exception as exc:
             raise OperatorFailed(op.index, op.code, str(exc) or type(exc).__name__) from exc
         if not isinstance(out, list):
             raise OperatorFailed(op.index, op.code, "returned something that is not a list of records")
-        if len(out) < len(records):
-            result.dropped += len(records) - len(out)
+        return out
+
+    def _narrow(self, op: _Compiled, records: Batch, result: ChainResult) -> Batch:
+        """Find the records a failing batch operator chokes on by bisection; the rest go on.
+
+        A batch of n records with k bad ones costs O(k log n) calls. A half that works is kept as the
+        operator returned it, so the output keeps the input's order. Records are deep-copied before each
+        call because a failing call may have changed them half way.
+        """
+        if len(records) == 1:
+            try:
+                return self._call_batch(op, [deep_copy(records[0])])
+            except OperatorFailed as exc:
+                message = str(exc.__cause__ or exc)
+                result.failures.append(RecordFailure(records[0], message, op.index, op.code))
+                return []
+        middle = len(records) // 2
+        out: Batch = []
+        for half in (records[:middle], records[middle:]):
+            try:
+                got = self._call_batch(op, [deep_copy(r) for r in half])
+            except OperatorFailed:
+                got = self._narrow(op, half, result)
+            else:
+                if len(got) < len(half):
+                    result.dropped += len(half) - len(got)
+            out.extend(got)
         return out

@@ -152,7 +152,12 @@ IMAGE_RESIZE_SCHEMA = {
             "description": "Target width in pixels. With only one of width and height the other follows the "
             "aspect ratio; with neither, the image is not resized.",
         },
-        "height": {"type": "integer", "minimum": 1, "maximum": 20000, "description": "Target height in pixels."},
+        "height": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 20000,
+            "description": "Target height in pixels.",
+        },
         "fit": {
             "type": "string",
             "enum": [*FITS, *(f.lower() for f in FITS)],
@@ -219,7 +224,12 @@ PDF_GENERATE_SCHEMA = {
             "type": "string",
             "description": "Field that receives the PDF (a storage name or a data URI).",
         },
-        "pageSize": {"type": "string", "enum": list(PAGE_SIZES), "default": "A4", "description": "Page size."},
+        "pageSize": {
+            "type": "string",
+            "enum": list(PAGE_SIZES),
+            "default": "A4",
+            "description": "Page size.",
+        },
         "orientation": {
             "type": "string",
             "enum": list(ORIENTATIONS),
@@ -326,13 +336,16 @@ class _Writer:
 
 # --------------------------------------------------------------------------------------------- sources
 
+
 def _padded(text: str) -> str:
     return text + "=" * (-len(text) % 4)
 
 
 def _decode_base64(text: str, field: str, limit: int) -> bytes:
     if len(text) * 3 // 4 > limit:
-        raise RecordError(f"'{field}': the image is larger than maxSourceBytes ({limit} bytes)", retryable=False)
+        raise RecordError(
+            f"'{field}': the image is larger than maxSourceBytes ({limit} bytes)", retryable=False
+        )
     try:  # the common case first: one strict pass in C (a regex pass over megabytes costs more than the decode)
         return base64.b64decode(_padded(text), validate=True)
     except (binascii.Error, ValueError):
@@ -353,12 +366,14 @@ def _decode_data_uri(text: str, field: str, limit: int) -> bytes:
     comma = text.find(",")
     if comma < 0:
         raise RecordError(f"'{field}' holds a malformed data URI (no comma)", retryable=False)
-    header, payload = text[5:comma], text[comma + 1:]
+    header, payload = text[5:comma], text[comma + 1 :]
     if header.lower().endswith(";base64"):
         return _decode_base64(payload, field, limit)
     data = urllib.parse.unquote_to_bytes(payload)
     if len(data) > limit:
-        raise RecordError(f"'{field}': the image is larger than maxSourceBytes ({limit} bytes)", retryable=False)
+        raise RecordError(
+            f"'{field}': the image is larger than maxSourceBytes ({limit} bytes)", retryable=False
+        )
     return data
 
 
@@ -392,7 +407,9 @@ class _SourceReader:
 
     def _fetch(self, url: str) -> bytes:
         if self.http is None:
-            raise RecordError(f"'{self.field}': {url} is a URL and outbound HTTP is not available", retryable=False)
+            raise RecordError(
+                f"'{self.field}': {url} is a URL and outbound HTTP is not available", retryable=False
+            )
         try:
             response = self.http.request("GET", url, timeout=self.timeout)
         except Exception as exc:  # pipelines.http.HttpError: refused target, timeout, size cap, network
@@ -464,8 +481,9 @@ def _parse_background(args: dict) -> tuple[int, int, int, int] | None:
     try:
         rgba = ImageColor.getcolor(value.strip(), "RGBA")
     except ValueError:
-        raise ConfigError(f"'{value}' is not a colour (try '#ffffff', 'white' or 'transparent')",
-                          field="background") from None
+        raise ConfigError(
+            f"'{value}' is not a colour (try '#ffffff', 'white' or 'transparent')", field="background"
+        ) from None
     return tuple(rgba)
 
 
@@ -528,8 +546,11 @@ class _ImageJob:
         if not resize and self.format is None:
             raise ConfigError("is required", field="format")
         self.quality = args.get("quality")
-        if self.quality is not None and (isinstance(self.quality, bool) or not isinstance(self.quality, int)
-                                         or not 1 <= self.quality <= 100):
+        if self.quality is not None and (
+            isinstance(self.quality, bool)
+            or not isinstance(self.quality, int)
+            or not 1 <= self.quality <= 100
+        ):
             raise ConfigError("must be an integer from 1 to 100", field="quality")
         self.background = _parse_background(args)
         self.width = self.height = None
@@ -619,8 +640,10 @@ class _ImageJob:
         if plan is not None and im.format in ("JPEG", "MPO"):
             # Decode at 1/2, 1/4 or 1/8 scale straight from the DCT coefficients while staying at least
             # _REDUCING_GAP times the final size: most of the speed of a big downscale, none of the blur.
-            want = (math.ceil(oriented[0] * plan.scale[0] * _REDUCING_GAP),
-                    math.ceil(oriented[1] * plan.scale[1] * _REDUCING_GAP))
+            want = (
+                math.ceil(oriented[0] * plan.scale[0] * _REDUCING_GAP),
+                math.ceil(oriented[1] * plan.scale[1] * _REDUCING_GAP),
+            )
             if want[0] < oriented[0] and want[1] < oriented[1]:
                 im.draft(None, (want[1], want[0]) if swapped else want)
         self.ImageOps.exif_transpose(im, in_place=True)
@@ -791,7 +814,7 @@ class Template:
         pos = 0
         for m in _TAG.finditer(text):
             if m.start() > pos:
-                stack[-1][1].append(text[pos:m.start()])
+                stack[-1][1].append(text[pos : m.start()])
             pos = m.end()
             expr = m.group(1)
             if expr.startswith("#each"):
@@ -809,7 +832,9 @@ class Template:
                     raise TemplateError(f"'{{{{#each {target}}}}}': {exc}") from None
                 stack[-1][1].append(each)
             elif expr[:1] in ("#", "/", ">", "!", "{"):
-                raise TemplateError(f"'{{{{{expr}}}}}' is not supported: use {{{{field}}}} or {{{{#each list}}}}")
+                raise TemplateError(
+                    f"'{{{{{expr}}}}}' is not supported: use {{{{field}}}} or {{{{#each list}}}}"
+                )
             elif not expr:
                 raise TemplateError("'{{}}' names no field")
             else:
@@ -1005,14 +1030,25 @@ def pdf_generate(args: dict, ctx: OperatorContext):
         html_text = template.render(record)
         name = None
         if writer.mode == "storage":
-            digest = _digest(html_text.encode(), {
-                "v": _ALGORITHM_VERSION, "page": page_size, "o": orientation, "m": margins, "css": css,
-            })
+            digest = _digest(
+                html_text.encode(),
+                {
+                    "v": _ALGORITHM_VERSION,
+                    "page": page_size,
+                    "o": orientation,
+                    "m": margins,
+                    "css": css,
+                },
+            )
             name = writer.stored_name(digest, "pdf")
             if writer.already_stored(record, name):
                 return record
         document = render_document(
-            html_text, page_size=page_size, orientation=orientation, margins=margins, css=css,
+            html_text,
+            page_size=page_size,
+            orientation=orientation,
+            margins=margins,
+            css=css,
             on_refused=note_refused,
         )
         writer.write(record, document.write_pdf(), "application/pdf", name)

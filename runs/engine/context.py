@@ -14,7 +14,7 @@ from pipelines.definition import Definition, StepSpec
 from pipelines.operators.base import OperatorContext
 from pipelines.records import Batch, Record, deep_copy
 from runs.engine.buffers import DEFAULT_SPILL_RECORDS, RecordBuffer
-from runs.engine.events import RecordFailed
+from runs.engine.events import RecordFailed, RecordRetried
 
 
 @dataclass
@@ -88,6 +88,7 @@ class StepContext:
     cancelled: threading.Event = field(default_factory=threading.Event)
     step_outputs: Callable[[str], Batch] | None = None
     errors: list[RecordFailed] = field(default_factory=list)
+    attempts: list[RecordRetried] = field(default_factory=list)
     error_count: int = 0
     warnings: list[str] = field(default_factory=list)
 
@@ -103,6 +104,12 @@ class StepContext:
         self.error_count += 1
         if len(self.errors) < self.options.max_record_errors:
             self.errors.append(RecordFailed(self.step.key, deep_copy(record), message, attempts, details))
+
+    def record_attempt(self, attempt) -> None:
+        """A failed attempt of a per-record retry (runs.engine.retry.Attempt), kept for the audit."""
+        if len(self.attempts) < self.options.max_record_errors:
+            self.attempts.append(RecordRetried(self.step.key, deep_copy(attempt.record), attempt.attempt,
+                                               attempt.error, attempt.at))
 
     def warn(self, message: str) -> None:
         if len(self.warnings) < 1000:

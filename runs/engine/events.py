@@ -63,6 +63,17 @@ class RecordFailed:
 
 
 @dataclass(frozen=True)
+class RecordRetried:
+    """One failed attempt of a record under per-record retry (the audit; the record may succeed later)."""
+
+    step_key: str
+    record: Record
+    attempt: int
+    error: str
+    at: float
+
+
+@dataclass(frozen=True)
 class RunPaused:
     step_key: str
     records: int
@@ -74,4 +85,5 @@ class RunFinished:
     error: str | None = None
 
 
-Event = RunStarted | StepStarted | StepRetrying | StepFinished | RecordFailed | RunPaused | RunFinished
+Event = (RunStarted | StepStarted | StepRetrying | StepFinished | RecordFailed | RecordRetried | RunPaused
+         | RunFinished)

@@ -323,8 +323,8 @@ class _Execution:
             return
         assert outcome is not None
         ctx = attempt.ctx
-        for error in ctx.errors:
-            self.store.emit(error)
+        for event in (*ctx.attempts, *ctx.errors):
+            self.store.emit(event)
         counts = StepCounts(outcome.records_in, outcome.records_out, ctx.error_count, outcome.dropped)
         self.outputs[key] = outcome.outputs
         if outcome.paused:
@@ -347,8 +347,8 @@ class _Execution:
             self.retry_at[key] = (time.monotonic() + delay / 1000, attempt.number + 1)
             self.status[key] = "PENDING"
             return
-        for error in ctx.errors:
-            self.store.emit(error)
+        for event in (*ctx.attempts, *ctx.errors):
+            self.store.emit(event)
         counts = StepCounts(errors=ctx.error_count)
         if ctx.cancelled.is_set():
             # Told to stop (cancel, or FAIL_FAST after another step failed): not a failure of its own.

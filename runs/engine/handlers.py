@@ -15,6 +15,7 @@ from pipelines.definition import StepSpec
 from pipelines.errors import ConfigError, StepCancelled
 from pipelines.operators.chain import OperatorChain
 from runs.engine.context import StepContext, StepHandler, StepInput, StepOutcome
+from runs.engine.retry import RETRY_SCHEMA, RetryPolicy, apply_with_retry
 from runs.engine.validate import compile_rules
 
 _PASS = {"type": "object"}
@@ -67,19 +68,26 @@ def operator_items(step: StepSpec) -> list[dict]:
 class TransformHandler(StepHandler):
     def run(self, step, inputs, ctx):
         chain = OperatorChain(operator_items(step), context_for=ctx.operator_context)
-        return run_chain(chain, inputs, ctx)
+        policy = None if step.adapter_code else RetryPolicy.from_config(step.config.get("retryPerRecord"))
+        return run_chain(chain, inputs, ctx, policy)
 
 
-def run_chain(chain: OperatorChain, inputs: StepInput, ctx: StepContext) -> StepOutcome:
+def run_chain(chain: OperatorChain, inputs: StepInput, ctx: StepContext, policy: RetryPolicy | None = None
+              ) -> StepOutcome:
     out = ctx.new_buffer()
     seen = dropped = 0
     batches = [inputs.all_records()] if chain.needs_all_records else inputs.batches(ctx.batch_size)
     for batch in batches:
         _check_cancel(ctx)
         seen += len(batch)
-        result = chain.apply(batch)
+        if policy is None:
+            result, attempts = chain.apply(batch), {}
+        else:
+            result, attempts = apply_with_retry(chain, batch, policy, on_attempt=ctx.record_attempt,
+                                                cancelled=ctx.cancelled.is_set)
         for failure in result.failures:
-            ctx.record_error(failure.record, failure.message, op=failure.op, opIndex=failure.op_index)
+            ctx.record_error(failure.record, failure.message, attempts.get(failure.position, 1),
+                             op=failure.op, opIndex=failure.op_index)
         dropped += result.dropped
         out.append(result.records)
     return StepOutcome({None: out}, seen, len(out), dropped)
@@ -212,6 +220,7 @@ TRANSFORM_SCHEMA = {
     "properties": {
         "operators": {"type": "array", "description": "The operators, applied in order.",
                       "items": {"type": "object"}},
+        "retryPerRecord": RETRY_SCHEMA,
     },
 }
 VALIDATE_SCHEMA = {

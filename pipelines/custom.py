@@ -1,0 +1,90 @@
+"""Custom operators: how a Python developer adds an operator at run time. [pure]
+
+The Python form of the plugin's ``registerRuntime({type: 'OPERATOR', ...})``::
+
+    from pipelines.custom import register_operator
+
+    def add_vat(records, args, helpers):
+        rate = args.get("rate", 0.19)
+        return [{**r, "gross": round(r["net"] * (1 + rate), 2)} for r in records]
+
+    register_operator(code="addVat", name="Add VAT", category="pricing",
+                      description="gross = net * (1 + rate)",
+                      schema={"type": "object", "properties": {"rate": {"type": "number"}}},
+                      apply=add_vat)
+
+or as a decorator, ``@custom_operator(code="addVat", ...)``. ``helpers`` is the operator's
+:class:`~pipelines.operators.base.OperatorContext` (``warn``, ``checkpoint``, ``step_key``, ``http``), and
+:mod:`pipelines.records` has the path helpers (``get_path``, ``set_path``).
+
+Where plugins come from: a Django app's ``ready()``, a module named in ``settings.DATAHUB_PLUGIN_MODULES``,
+or an installed package's entry point in the group ``datahub.plugins`` (see :mod:`pipelines.plugins`).
+
+What is checked when it registers: the code is a non-empty identifier-like string and does not clash with
+any existing operator (pass ``replace=True`` to replace one on purpose); the schema is a valid JSON schema
+of an object; ``apply`` is callable with three arguments. Args are validated against the schema before a
+run starts. When ``apply`` raises, the executor narrows the failure down to the records that cause it
+and sends just those to the record-error list with the plugin's message.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable
+
+from pipelines.operators.base import OperatorSpec, with_common_args
+from pipelines.registry import RegistrationError
+from pipelines.registry import operators as operator_registry
+
+_CODE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,99}$")
+
+
+def register_operator(
+    *,
+    code: str,
+    apply: Callable,
+    name: str | None = None,
+    description: str = "",
+    category: str = "custom",
+    schema: dict | None = None,
+    replace: bool = False,
+    needs_all_records: bool = False,
+) -> Callable:
+    """Register a batch operator ``apply(records, args, helpers) -> records``; returns ``apply``."""
+    if not isinstance(code, str) or not _CODE.match(code):
+        raise RegistrationError(
+            f"operator code {code!r} must start with a letter and use letters, digits, '_', '-' or '.'"
+        )
+    if not callable(apply):
+        raise RegistrationError(f"operator '{code}': apply must be callable")
+    try:
+        inspect.signature(apply).bind(None, None, None)
+    except TypeError:
+        raise RegistrationError(f"operator '{code}': apply must take (records, args, helpers)") from None
+    except ValueError:  # builtins without a signature: let them through
+        pass
+    schema = schema if schema is not None else {"type": "object"}
+    if not isinstance(schema, dict):
+        raise RegistrationError(f"operator '{code}': schema must be a JSON schema object")
+    operator_registry.register(
+        code,
+        OperatorSpec(apply=apply, needs_all_records=needs_all_records, pure=False, narrow_failures=True),
+        name=name or code,
+        category=category,
+        description=description or (apply.__doc__ or "").strip().split("\n")[0],
+        schema=with_common_args(schema),
+        replace=replace,
+        builtin=False,
+        shape="batch",
+    )
+    return apply
+
+
+def custom_operator(**options) -> Callable[[Callable], Callable]:
+    """Decorator form of :func:`register_operator`."""
+
+    def register(apply: Callable) -> Callable:
+        return register_operator(apply=apply, **options)
+
+    return register
