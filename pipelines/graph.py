@@ -82,6 +82,19 @@ def successors(definition: Definition) -> dict[str, list[str]]:
     return result
 
 
+def descendants(definition: Definition, key: str) -> set[str]:
+    """Every step that depends, directly or not, on ``key``."""
+    succ = successors(definition)
+    seen: set[str] = set()
+    stack = list(succ.get(key, []))
+    while stack:
+        nxt = stack.pop()
+        if nxt not in seen:
+            seen.add(nxt)
+            stack.extend(succ.get(nxt, []))
+    return seen
+
+
 def topological_order(definition: Definition) -> list[str]:
     """Kahn's order, ties broken by list position. Assumes no cycle (see ``problems``)."""
     position = {s.key: n for n, s in enumerate(definition.steps)}

@@ -51,6 +51,10 @@ class Run(models.Model):
     worker = models.CharField(max_length=200, blank=True, default="")
     cancel_requested = models.BooleanField(default=False)
     error = models.TextField(blank=True, default="")
+    # A seeded run starts at seed_step with these records as its input (a webhook body, a replay).
+    seed_step = models.CharField(max_length=100, blank=True, default="")
+    seed_records = models.JSONField(null=True, blank=True)
+    replay_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replays")
 
     class Meta:
         ordering = ["-created_at", "-id"]

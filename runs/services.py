@@ -37,6 +37,9 @@ def create_run(
     record_limit: int | None = None,
     trigger: str = "manual",
     allow_concurrent: bool | None = None,
+    seed_step: str = "",
+    seed_records: list | None = None,
+    replay_of: Run | None = None,
 ) -> Run:
     """A PENDING run of ``revision`` (default: the current one). One active run per pipeline unless
     the pipeline (or the caller) allows more; the pipeline row is locked so two starts cannot both pass."""
@@ -51,10 +54,31 @@ def create_run(
                 f"pipeline '{pipeline.code}' already has an active run ({active.pk}, {active.status}); "
                 "wait for it, cancel it, or allow concurrent runs"
             )
+    if seed_step and seed_step not in {s.get("key") for s in revision.definition.get("steps", [])}:
+        raise RunConflict(f"revision {revision.number} of '{pipeline.code}' has no step '{seed_step}'")
     return Run.objects.create(
         pipeline=pipeline, revision=revision, dry_run=dry_run, record_limit=record_limit, trigger=trigger,
         triggered_by=user if getattr(user, "is_authenticated", False) else None,
+        seed_step=seed_step, seed_records=seed_records, replay_of=replay_of,
     )
+
+
+def replay_record_errors(run: Run, step_key: str, error_ids: list[int] | None = None, *, user=None) -> Run:
+    """A new run of the same revision that feeds the failed records of ``step_key`` back into that step
+    (and runs what follows it). The replayed errors are marked, so a record is not replayed twice by
+    accident; if it fails again, the new run records it again."""
+    errors = run.record_errors.filter(step_key=step_key, dead_letter=True, replayed_at__isnull=True)
+    if error_ids is not None:
+        errors = errors.filter(pk__in=error_ids)
+    errors = list(errors.order_by("pk"))
+    if not errors:
+        raise RunConflict(f"run {run.pk} has no dead-letter records at step '{step_key}' left to replay")
+    with transaction.atomic():
+        replay = create_run(run.pipeline, user=user, revision=run.revision, trigger="replay", seed_step=step_key,
+                            seed_records=[e.record for e in errors], replay_of=run, allow_concurrent=True)
+        run.record_errors.filter(pk__in=[e.pk for e in errors]).update(replayed_at=timezone.now())
+        transaction.on_commit(lambda: enqueue(replay.pk))
+    return replay
 
 
 def start_run(pipeline: Pipeline, **kwargs) -> Run:
@@ -82,6 +106,8 @@ def claim(run_id: int) -> bool:
 
 
 def run_options(run: Run, *, keep_outputs=False) -> RunOptions:
+    from runs.engine.buffers import buffer_of
+
     from django.core.files.storage import default_storage
 
     from pipelines.connections import resolve_connection
@@ -101,6 +127,8 @@ def run_options(run: Run, *, keep_outputs=False) -> RunOptions:
         secret=resolve_secret,
         connection=resolve_connection,
         thread_wrapper=close_connections_after,
+        seed_step=run.seed_step or None,
+        seed_records=buffer_of(run.seed_records or []) if run.seed_step else None,
     )
 
 

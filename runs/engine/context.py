@@ -40,6 +40,11 @@ class RunOptions:
     thread_wrapper: Callable[[Callable[[], Any]], Callable[[], Any]] | None = None
     # Step keys already finished in an earlier part of this run (a gate resume): their outputs.
     completed_outputs: dict[str, dict[str | None, RecordBuffer]] = field(default_factory=dict)
+    # A seeded run: ``seed_step`` takes ``seed_records`` as its whole input (a webhook body into a TRIGGER,
+    # dead-letter records replayed into the step where they failed), and only that step and what depends
+    # on it run; every other step is SKIPPED and contributes no records.
+    seed_step: str | None = None
+    seed_records: RecordBuffer | None = None
 
 
 class StepInput:

@@ -133,6 +133,16 @@ class _Execution:
                 self.status[key] = "COMPLETED"
                 self.usable.add(key)
                 self.outputs[key] = outs
+        seed = self.options.seed_step
+        if seed is not None:
+            if seed not in self.status:
+                raise ConfigError(f"cannot seed unknown step '{seed}'")
+            reached = graph.descendants(self.d, seed) | {seed}
+            for key in self.order:
+                if key not in reached and self.status[key] == "PENDING":
+                    self.usable.add(key)  # contributes no records, blocks nobody
+                    self.outputs[key] = {}
+                    self._end(key, "SKIPPED", error=f"not part of this run (it starts at step '{seed}')")
         while True:
             self._beat()
             if not self.cancelled.is_set() and self.store.cancel_requested():
@@ -254,6 +264,8 @@ class _Execution:
     # --- running one attempt --------------------------------------------------------------------
 
     def _input_buffers(self, key: str) -> list[RecordBuffer]:
+        if key == self.options.seed_step and self.options.seed_records is not None:
+            return [self.options.seed_records]
         buffers = []
         for i in self.inputs[key]:
             if i.dependency_only or i.source not in self.usable:

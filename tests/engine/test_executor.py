@@ -274,3 +274,26 @@ def test_it_saves_checkpoints_only_for_completed_steps(registries):
         result = execute(d, store, RunOptions(keep_outputs=True))
         assert result.output("out") == [{"n": expected}]
     assert store.checkpoints["c"] == {"seen": 2}
+
+
+def test_it_runs_only_the_seeded_step_and_what_follows_it():
+    from runs.engine.buffers import buffer_of
+
+    d = {"steps": [inline("a", [{"x": "a"}]), inline("b", [{"x": "b"}]),
+                   {"key": "t", "type": "TRANSFORM", "config": {"operators": [{"op": "set", "args": {"path": "seen",
+                                                                                                   "value": True}}]}},
+                   keep("out")],
+         "edges": [{"from": "a", "to": "t"}, {"from": "b", "to": "out"}, {"from": "t", "to": "out"}]}
+    result, store = run(d, seed_step="t", seed_records=buffer_of([{"x": "replayed"}]))
+    status = {k: v.status for k, v in store.finished().items()}
+    assert status == {"a": "SKIPPED", "b": "SKIPPED", "t": "COMPLETED", "out": "COMPLETED"}
+    assert result.output("out") == [{"x": "replayed", "seen": True}]
+
+
+def test_it_resumes_with_the_outputs_of_steps_completed_before():
+    from runs.engine.buffers import buffer_of
+
+    d = {"steps": [inline("a", [{"x": "fresh"}]), keep("out")]}
+    result, store = run(d, completed_outputs={"a": {None: buffer_of([{"x": "kept"}])}})
+    assert result.output("out") == [{"x": "kept"}]
+    assert "a" not in store.finished()  # not run again

@@ -112,3 +112,22 @@ def test_it_keeps_checkpoints_between_runs_but_not_from_dry_runs():
     second = services.run_now(services.create_run(pipeline), keep_outputs=True)
     assert second.result.output("out") == []
     assert Checkpoint.objects.get(pipeline=pipeline, step_key="changed").data
+
+
+def test_it_replays_dead_letter_records_from_the_step_where_they_failed():
+    d = simple_definition(records=[{"sku": "a"}, {"sku": None}])
+    d["steps"].insert(2, {"key": "check", "type": "VALIDATE", "config": {"fields": {"sku": {"required": True}}}})
+    pipeline = save_definition(d)
+    run = services.create_run(pipeline)
+    services.run_now(run)
+    error = RecordError.objects.get(run=run)
+    # Somebody fixes the record in place (here: the stored payload), then replays it.
+    RecordError.objects.filter(pk=error.pk).update(record={"sku": " fixed "})
+    replay = services.replay_record_errors(run, "check")
+    outcome = services.run_now(replay, keep_outputs=True)
+    assert outcome.run.status == "COMPLETED"
+    assert outcome.result.output("out") == [{"sku": " fixed "}]  # starts at check: clean did not run again
+    status = {s.step_key: s.status for s in outcome.run.step_runs.all()}
+    assert status == {"src": "SKIPPED", "clean": "SKIPPED", "check": "COMPLETED", "out": "COMPLETED"}
+    with pytest.raises(services.RunConflict, match="no dead-letter records"):
+        services.replay_record_errors(run, "check")
