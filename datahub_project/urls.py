@@ -1,9 +1,14 @@
+"""The URL map: pages of each app, the REST API under /api/, GraphQL at /graphql/, webhooks under /hooks/."""
+
 from django.contrib import admin
 from django.urls import include, path
-from django.views.generic import RedirectView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
-    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("api/", include("datahub_project.api_urls")),
+    path("graphql/", include("datahub_project.graphql_urls")),
+    path("", include("runs.urls")),
+    path("", include("pipelines.urls")),
+    path("", include("gates.urls")),
 ]

@@ -1,4 +1,42 @@
 import os
 
+import pytest
+
 # Playwright's sync API runs an event loop in the test thread; the ORM refuses that unless told (tests only).
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+PERMISSIONS = {
+    # alice owns pipelines: she may view, edit, run them and approve gates.
+    "alice": ["pipelines.view_pipeline", "pipelines.add_pipeline", "pipelines.change_pipeline",
+              "pipelines.delete_pipeline", "pipelines.run_pipeline", "runs.view_run", "runs.change_run"],
+    # bob is a member who may look but not touch.
+    "bob": ["pipelines.view_pipeline", "runs.view_run"],
+    # charlie is an outsider: logged in, no permissions at all.
+    "charlie": [],
+}
+PASSWORD = "correct-horse-battery"
+
+
+def _persona(django_user_model, name):
+    from django.contrib.auth.models import Permission
+
+    user = django_user_model.objects.create_user(username=name, password=PASSWORD, email=f"{name}@example.com")
+    for perm in PERMISSIONS[name]:
+        app, codename = perm.split(".")
+        user.user_permissions.add(Permission.objects.get(content_type__app_label=app, codename=codename))
+    return user
+
+
+@pytest.fixture
+def alice(django_user_model):
+    return _persona(django_user_model, "alice")
+
+
+@pytest.fixture
+def bob(django_user_model):
+    return _persona(django_user_model, "bob")
+
+
+@pytest.fixture
+def charlie(django_user_model):
+    return _persona(django_user_model, "charlie")

@@ -1,0 +1,3 @@
+"""(being written: the REST API)"""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""(being written: GraphQL)"""
+
+urlpatterns: list = []

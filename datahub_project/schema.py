@@ -1,0 +1,1 @@
+"""(being written: the GraphQL root schema)"""

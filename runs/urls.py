@@ -1,0 +1,3 @@
+"""(being written: pages)"""
+
+urlpatterns: list = []
