@@ -55,6 +55,8 @@ class Run(models.Model):
     seed_step = models.CharField(max_length=100, blank=True, default="")
     seed_records = models.JSONField(null=True, blank=True)
     replay_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replays")
+    # What a PAUSED run needs to continue on any worker (see runs.resume).
+    resume_state = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

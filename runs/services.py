@@ -94,6 +94,43 @@ def enqueue(run_id: int) -> None:
     async_task("runs.tasks.execute_run", run_id, task_name=f"run-{run_id}", group="runs")
 
 
+def claim_resume(run_id: int) -> bool:
+    """PAUSED -> RUNNING for exactly one caller, once a paused step was released (a gate approved)."""
+    now = timezone.now()
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    return bool(
+        Run.objects.filter(pk=run_id, status=RunStatus.PAUSED, resume_state__isnull=False).update(
+            status=RunStatus.RUNNING, heartbeat_at=now, worker=worker
+        )
+    )
+
+
+def release_paused_step(run: Run, step_key: str) -> Run:
+    """Mark a paused step completed (its held records go on) and hand the run to a worker to continue.
+    Raises RunConflict when the run is not paused at that step; the row lock makes two releases of the
+    same step impossible."""
+    from runs import resume
+
+    with transaction.atomic():
+        locked = Run.objects.select_for_update().get(pk=run.pk)
+        if locked.status != RunStatus.PAUSED or not locked.resume_state:
+            raise RunConflict(f"run {run.pk} is not paused (it is {locked.status})")
+        try:
+            locked.resume_state = resume.release(locked.resume_state, step_key)
+        except (KeyError, ValueError) as exc:
+            raise RunConflict(f"run {run.pk} is not waiting at step '{step_key}': {exc}") from None
+        locked.save(update_fields=["resume_state"])
+        locked.step_runs.filter(step_key=step_key).update(status="COMPLETED", finished_at=timezone.now())
+        transaction.on_commit(lambda: enqueue_resume(locked.pk))
+    return locked
+
+
+def enqueue_resume(run_id: int) -> None:
+    from django_q.tasks import async_task
+
+    async_task("runs.tasks.resume_run", run_id, task_name=f"resume-{run_id}", group="runs")
+
+
 def claim(run_id: int) -> bool:
     """PENDING -> RUNNING for exactly one caller: the same task delivered twice executes once."""
     now = timezone.now()
@@ -139,11 +176,22 @@ class Outcome:
 
 
 def execute_claimed(run: Run, *, keep_outputs=False) -> Outcome:
-    """Execute a run this process has claimed; the run ends in a final status whatever happens."""
+    """Execute a run this process has claimed (fresh or resumed); the run ends in a final status, or
+    PAUSED with everything it needs to continue saved, whatever happens."""
+    from runs import resume
+
     store = DjangoRunStore(run)
     try:
         definition = parse(run.revision.definition)
-        result = execute(definition, store, run_options(run, keep_outputs=keep_outputs))
+        options = run_options(run, keep_outputs=keep_outputs)
+        if run.resume_state:
+            options.previous = resume.previous_steps(run.resume_state, options.spill_records)
+        result = execute(definition, store, options)
+        if result.status == RunStatus.PAUSED:
+            Run.objects.filter(pk=run.pk).update(resume_state=resume.save_state(run, result))
+        elif run.resume_state:
+            resume.delete_files(run)
+            Run.objects.filter(pk=run.pk).update(resume_state=None)
     except DatahubError as exc:
         _fail(run, f"the pipeline cannot run: {exc}")
         return Outcome(_reload(run), None)
@@ -161,12 +209,24 @@ def run_now(run: Run, *, keep_outputs=False) -> Outcome:
     return execute_claimed(_reload(run), keep_outputs=keep_outputs)
 
 
-def cancel_run(run: Run) -> Run:
+def resume_now(run: Run, *, keep_outputs=False) -> Outcome:
+    """Continue a released paused run in this process (the resume task's code path)."""
+    if not claim_resume(run.pk):
+        return Outcome(_reload(run), None)
+    return execute_claimed(_reload(run), keep_outputs=keep_outputs)
+
+
+def cancel_run(run: Run, reason: str = "cancelled by request") -> Run:
     """A PENDING or PAUSED run is cancelled at once; a RUNNING one when its executor next looks."""
+    from runs import resume
+
     now = timezone.now()
-    Run.objects.filter(pk=run.pk, status__in=[RunStatus.PENDING, RunStatus.PAUSED]).update(
-        status=RunStatus.CANCELLED, cancel_requested=True, finished_at=now, error="cancelled by request"
-    )
+    if Run.objects.filter(pk=run.pk, status__in=[RunStatus.PENDING, RunStatus.PAUSED]).update(
+        status=RunStatus.CANCELLED, cancel_requested=True, finished_at=now, error=reason
+    ):
+        resume.delete_files(run)
+        Run.objects.filter(pk=run.pk).update(resume_state=None)
+        run.step_runs.filter(status__in=["PENDING", "PAUSED"]).update(status="CANCELLED")
     Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(cancel_requested=True)
     return _reload(run)
 

@@ -21,3 +21,12 @@ def execute_run(run_id: int) -> str:
 
 def reap_stale_runs() -> int:
     return services.reap_stale_runs()
+
+
+def resume_run(run_id: int) -> str:
+    """Continue a paused run whose gate was released; a duplicate delivery finds it claimed."""
+    if not services.claim_resume(run_id):
+        log.info("run %s is not waiting to resume; duplicate delivery ignored", run_id)
+        return "skipped"
+    run = Run.objects.select_related("pipeline", "revision").get(pk=run_id)
+    return services.execute_claimed(run).run.status

@@ -17,6 +17,16 @@ from runs.engine.buffers import DEFAULT_SPILL_RECORDS, RecordBuffer
 from runs.engine.events import RecordFailed, RecordRetried
 
 
+@dataclass(frozen=True)
+class PreviousStep:
+    """How a step ended in an earlier part of the run. ``usable``: its outputs may feed successors
+    (COMPLETED, a disabled pass-through, a continueOnError failure). A PAUSED step stays paused."""
+
+    status: str
+    usable: bool = False
+    outputs: dict[str | None, RecordBuffer] = field(default_factory=dict)
+
+
 @dataclass
 class RunOptions:
     """How to run: everything the executor needs from outside, as plain values and callables."""
@@ -38,8 +48,8 @@ class RunOptions:
     max_record_errors: int = 100_000
     # Wraps every step thread's body (the Django store closes the thread's DB connections after it).
     thread_wrapper: Callable[[Callable[[], Any]], Callable[[], Any]] | None = None
-    # Step keys already finished in an earlier part of this run (a gate resume): their outputs.
-    completed_outputs: dict[str, dict[str | None, RecordBuffer]] = field(default_factory=dict)
+    # Steps that ended in an earlier part of this run (a resume after a gate): they do not run again.
+    previous: dict[str, PreviousStep] = field(default_factory=dict)
     # A seeded run: ``seed_step`` takes ``seed_records`` as its whole input (a webhook body into a TRIGGER,
     # dead-letter records replayed into the step where they failed), and only that step and what depends
     # on it run; every other step is SKIPPED and contributes no records.

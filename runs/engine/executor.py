@@ -62,6 +62,10 @@ class RunResult:
     error: str | None
     steps: dict[str, StepFinished]
     outputs: dict[str, dict[str | None, RecordBuffer]] = field(default_factory=dict)
+    # Every step's status at the end (also those that ended in an earlier part of the run), and which
+    # steps' outputs may feed successors: what a resume needs besides the outputs.
+    statuses: dict[str, str] = field(default_factory=dict)
+    usable: frozenset[str] = frozenset()
 
     def output(self, key: str, branch: str | None = None) -> list:
         bufs = self.outputs.get(key) or {}
@@ -128,11 +132,12 @@ class _Execution:
 
     def run(self) -> RunResult:
         self.store.emit(RunStarted(tuple(self.order)))
-        for key, outs in self.options.completed_outputs.items():
+        for key, prev in self.options.previous.items():
             if key in self.status:
-                self.status[key] = "COMPLETED"
-                self.usable.add(key)
-                self.outputs[key] = outs
+                self.status[key] = prev.status
+                self.outputs[key] = dict(prev.outputs)
+                if prev.usable:
+                    self.usable.add(key)
         seed = self.options.seed_step
         if seed is not None:
             if seed not in self.status:
@@ -430,7 +435,7 @@ class _Execution:
             else:
                 for buf in {id(b): b for b in outs.values()}.values():
                     buf.close()
-        return RunResult(status, error, dict(self.finished), kept)
+        return RunResult(status, error, dict(self.finished), kept, dict(self.status), frozenset(self.usable))
 
     def _run_status(self, paused: list[str]) -> tuple[str, str | None]:
         summary = "; ".join(f'step "{k}" failed: {m}' for k, m in self.failures) or None

@@ -294,6 +294,8 @@ def test_it_resumes_with_the_outputs_of_steps_completed_before():
     from runs.engine.buffers import buffer_of
 
     d = {"steps": [inline("a", [{"x": "fresh"}]), keep("out")]}
-    result, store = run(d, completed_outputs={"a": {None: buffer_of([{"x": "kept"}])}})
+    from runs.engine.context import PreviousStep
+
+    result, store = run(d, previous={"a": PreviousStep("COMPLETED", True, {None: buffer_of([{"x": "kept"}])})})
     assert result.output("out") == [{"x": "kept"}]
     assert "a" not in store.finished()  # not run again
