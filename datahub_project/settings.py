@@ -195,7 +195,7 @@ DEFAULT_FROM_EMAIL = env_str("DATAHUB_FROM_EMAIL", "datahub@localhost")
 
 # --- Datahub ------------------------------------------------------------------------------------------
 # Cross-app plugins, like INSTALLED_APPS: the one visible list of what registers into pipelines' registries.
-DATAHUB_PLUGIN_MODULES = ["runs.engine.handlers", *env_list("DATAHUB_PLUGIN_MODULES", [])]
+DATAHUB_PLUGIN_MODULES = ["runs.engine.handlers", "gates.step", *env_list("DATAHUB_PLUGIN_MODULES", [])]
 # A run whose worker has not written a heartbeat for this long is marked FAILED by the reaper.
 DATAHUB_HEARTBEAT_TIMEOUT = env_int("DATAHUB_HEARTBEAT_TIMEOUT", 120, minimum=10)
 # Step outputs larger than this many records spill from memory to a temporary file.

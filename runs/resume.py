@@ -10,6 +10,7 @@ are not saved: nothing after the pause needs them.
 from __future__ import annotations
 
 import re
+from dataclasses import asdict
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -17,6 +18,7 @@ from django.core.files.storage import default_storage
 from pipelines.records import dumps, loads
 from runs.engine.buffers import RecordBuffer
 from runs.engine.context import PreviousStep
+from runs.engine.events import StepCounts
 from runs.engine.executor import RunResult
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
@@ -32,6 +34,8 @@ def save_state(run, result: RunResult) -> dict:
     steps: dict[str, dict] = {}
     for key, status in result.statuses.items():
         entry: dict = {"status": status, "usable": key in result.usable, "outputs": {}}
+        if key in result.counts:
+            entry["counts"] = asdict(result.counts[key])
         for branch, buf in (result.outputs.get(key) or {}).items():
             name = _name(run.pk, key, branch)
             if default_storage.exists(name):
@@ -60,7 +64,8 @@ def previous_steps(manifest: dict, spill_records: int) -> dict[str, PreviousStep
                         batch = []
                 buf.append(batch)
             outputs[None if branch == MAIN else branch] = buf
-        previous[key] = PreviousStep(entry["status"], bool(entry.get("usable")), outputs)
+        counts = StepCounts(**entry["counts"]) if entry.get("counts") else None
+        previous[key] = PreviousStep(entry["status"], bool(entry.get("usable")), outputs, counts)
     return previous
 
 

@@ -194,12 +194,30 @@ def execute_claimed(run: Run, *, keep_outputs=False) -> Outcome:
             Run.objects.filter(pk=run.pk).update(resume_state=None)
     except DatahubError as exc:
         _fail(run, f"the pipeline cannot run: {exc}")
-        return Outcome(_reload(run), None)
+        return _announce(Outcome(_reload(run), None))
     except Exception as exc:  # the run must never stay RUNNING because of a bug
         log.exception("run %s crashed", run.pk)
         _fail(run, f"internal error: {type(exc).__name__}: {exc}")
-        return Outcome(_reload(run), None)
-    return Outcome(_reload(run), result)
+        return _announce(Outcome(_reload(run), None))
+    return _announce(Outcome(_reload(run), result))
+
+
+def _announce(outcome: Outcome) -> Outcome:
+    """Tell the other apps (gates, notifications) what happened; a listener's failure is logged, never
+    turned into a failure of the run."""
+    from runs.signals import run_ended, step_paused
+
+    run = outcome.run
+    if run.status == RunStatus.PAUSED and outcome.result is not None:
+        for step_key, info in outcome.result.pauses.items():
+            for receiver, response in step_paused.send_robust(Run, run=run, step_key=step_key, info=info):
+                if isinstance(response, Exception):
+                    log.error("step_paused listener %s failed for run %s: %r", receiver, run.pk, response)
+    elif run.status in (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED):
+        for receiver, response in run_ended.send_robust(Run, run=run):
+            if isinstance(response, Exception):
+                log.error("run_ended listener %s failed for run %s: %r", receiver, run.pk, response)
+    return outcome
 
 
 def run_now(run: Run, *, keep_outputs=False) -> Outcome:

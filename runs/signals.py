@@ -1,9 +1,17 @@
-"""Schedules the reaper once the django_q tables exist (idempotent; runs after every migrate)."""
+"""Signals other apps listen to (gates, notifications), and the reaper's schedule.
+
+``step_paused(run, step_key, info)`` is sent after a run paused at a step and everything it needs to
+continue was saved: the gates app turns it into a gate request. ``run_ended(run)`` is sent when a run
+reached COMPLETED, FAILED or CANCELLED. Both are sent outside the executor, from runs.services.
+"""
 
 from __future__ import annotations
 
 from django.db.models.signals import post_migrate
-from django.dispatch import receiver
+from django.dispatch import Signal, receiver
+
+step_paused = Signal()
+run_ended = Signal()
 
 REAPER = "datahub: fail runs whose worker died"
 

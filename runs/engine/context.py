@@ -14,7 +14,7 @@ from pipelines.definition import Definition, StepSpec
 from pipelines.operators.base import OperatorContext
 from pipelines.records import Batch, Record, deep_copy
 from runs.engine.buffers import DEFAULT_SPILL_RECORDS, RecordBuffer
-from runs.engine.events import RecordFailed, RecordRetried
+from runs.engine.events import RecordFailed, RecordRetried, StepCounts
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,7 @@ class PreviousStep:
     status: str
     usable: bool = False
     outputs: dict[str | None, RecordBuffer] = field(default_factory=dict)
+    counts: StepCounts | None = None
 
 
 @dataclass
@@ -91,6 +92,8 @@ class StepOutcome:
     records_out: int = 0
     dropped: int = 0
     paused: bool = False
+    # Why and how the step paused (a gate's approval type, timeout, preview); stored with the pause.
+    pause_info: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -102,6 +105,8 @@ class StepContext:
     attempt: int = 1
     cancelled: threading.Event = field(default_factory=threading.Event)
     step_outputs: Callable[[str], Batch] | None = None
+    # {"extracted": records out of EXTRACT steps, "errors": record errors} of the steps ended so far.
+    run_stats: Callable[[], dict] = lambda: {"extracted": 0, "errors": 0}
     errors: list[RecordFailed] = field(default_factory=list)
     attempts: list[RecordRetried] = field(default_factory=list)
     error_count: int = 0

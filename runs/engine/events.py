@@ -77,6 +77,7 @@ class RecordRetried:
 class RunPaused:
     step_key: str
     records: int
+    info: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,9 @@ class RunResult:
     # steps' outputs may feed successors: what a resume needs besides the outputs.
     statuses: dict[str, str] = field(default_factory=dict)
     usable: frozenset[str] = frozenset()
+    counts: dict[str, StepCounts] = field(default_factory=dict)
+    # Steps that paused in this part of the run, with what they said about it.
+    pauses: dict[str, dict] = field(default_factory=dict)
 
     def output(self, key: str, branch: str | None = None) -> list:
         bufs = self.outputs.get(key) or {}
@@ -127,6 +130,10 @@ class _Execution:
         self.attempts: dict[str, int] = {}
         self.started_at: dict[str, float] = {}
         self.last_heartbeat = 0.0
+        self.pauses: dict[str, dict] = {}
+        self.counts: dict[str, StepCounts] = {
+            k: p.counts for k, p in options.previous.items() if p.counts is not None
+        }
 
     # --- the loop ---------------------------------------------------------------------------------
 
@@ -302,6 +309,7 @@ class _Execution:
             checkpoint=self.store.load_checkpoint(key),
             attempt=number,
             step_outputs=self._step_output_reader(key),
+            run_stats=self._stats,
         )
         if self.cancelled.is_set():
             ctx.cancelled.set()
@@ -346,7 +354,8 @@ class _Execution:
         self.outputs[key] = outcome.outputs
         if outcome.paused:
             self._end(key, "PAUSED", counts=counts, attempt=attempt, checkpoint=ctx.checkpoint)
-            self.store.emit(RunPaused(key, outcome.records_in))
+            self.pauses[key] = dict(outcome.pause_info)
+            self.store.emit(RunPaused(key, outcome.records_in, dict(outcome.pause_info)))
             return
         if self.cancelled.is_set() and ctx.cancelled.is_set():
             self._end(key, "CANCELLED", counts=counts, attempt=attempt, error="cancelled")
@@ -400,6 +409,7 @@ class _Execution:
             copy.deepcopy(checkpoint) if checkpoint is not None and status == "COMPLETED" else None,
         )
         self.finished[key] = event
+        self.counts[key] = counts
         self.store.emit(event)
 
     def _release_inputs(self, key: str) -> None:
@@ -435,7 +445,15 @@ class _Execution:
             else:
                 for buf in {id(b): b for b in outs.values()}.values():
                     buf.close()
-        return RunResult(status, error, dict(self.finished), kept, dict(self.status), frozenset(self.usable))
+        return RunResult(status, error, dict(self.finished), kept, dict(self.status), frozenset(self.usable),
+                         dict(self.counts), dict(self.pauses))
+
+    def _stats(self) -> dict:
+        """Records extracted and record errors of the steps ended so far (a THRESHOLD gate's inputs).
+        Called from step threads; reads a dict the main thread only ever adds to."""
+        counts = dict(self.counts)
+        extracted = sum(c.records_out for k, c in counts.items() if self.steps[k].type == "EXTRACT")
+        return {"extracted": extracted, "errors": sum(c.errors for c in counts.values())}
 
     def _run_status(self, paused: list[str]) -> tuple[str, str | None]:
         summary = "; ".join(f'step "{k}" failed: {m}' for k, m in self.failures) or None
