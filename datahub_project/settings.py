@@ -203,6 +203,14 @@ DATAHUB_SPILL_RECORDS = env_int("DATAHUB_SPILL_RECORDS", 50_000, minimum=1)
 # Outbound HTTP: private, loopback and link-local targets are refused unless listed here (host or CIDR).
 DATAHUB_HTTP_ALLOW = env_list("DATAHUB_HTTP_ALLOW", [])
 DATAHUB_HTTP_MAX_BYTES = env_int("DATAHUB_HTTP_MAX_BYTES", 20 * 1024 * 1024, minimum=1024)
+# File extractors may read `path` sources only inside these folders (comma-separated); uploads and
+# Django storage need no listing. Larger files are refused.
+DATAHUB_FILE_ROOTS = env_list("DATAHUB_FILE_ROOTS", [])
+DATAHUB_MAX_FILE_BYTES = env_int("DATAHUB_MAX_FILE_BYTES", 100 * 1024 * 1024, minimum=1024)
+# Django models the modelQuery/modelUpsert/modelDelete adapters may touch ("app_label.Model", comma-separated).
+DATAHUB_MODEL_ALLOWLIST = env_list("DATAHUB_MODEL_ALLOWLIST", [])
+# How people reach this Datahub: links in emails and webhook notices.
+DATAHUB_BASE_URL = env_str("DATAHUB_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 # Encrypts stored secrets; falls back to SECRET_KEY. Changing it makes stored secrets unreadable.
 DATAHUB_MASTER_KEY = env_str("DATAHUB_MASTER_KEY", "")
 DATAHUB_DEMO_PIPELINES_DIR = BASE_DIR / "pipelines" / "demo"
