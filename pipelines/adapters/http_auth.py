@@ -1,0 +1,545 @@
+"""What the HTTP adapters share: target and auth resolution, credential checks, retries, rate limits. [pure]
+
+Used by :mod:`pipelines.adapters.http_api` (the ``httpApi`` and ``graphql`` extractors) and
+:mod:`pipelines.adapters.rest` (``restPost``, ``restPostExport``, ``webhookExport``, ``webhook``).
+Every request goes through ``ctx.http`` (:class:`pipelines.http.HttpClient`): the private-address
+guard, the size cap and the timeouts are its job; this module adds what an adapter needs on top.
+
+* **Targets.** A step gives a full ``url`` (or ``endpoint``), or a ``connectionCode`` and a path that is
+  joined to the connection's ``baseUrl``. An absolute URL given together with a connection must keep the
+  connection's origin, so the connection's credentials are never sent elsewhere.
+* **Auth.** ``auth`` is a preset name (``"BEARER"``, the plugin's loader form, with the secret named by
+  the flat ``bearerTokenSecretCode`` / ``basicSecretCode`` / ``apiKeySecretCode`` / ``hmacSecretCode``
+  fields) or an object ``{type, secretCode, headerName, queryParam, username}``. Without ``auth`` the flat
+  fields alone choose the type. Secrets are read only through ``ctx.secret(code)``; a step's auth replaces
+  its connection's.
+* **No inline credentials.** ``headers`` (step or connection) may not set ``Authorization``, ``Cookie``,
+  ``X-Api-Key`` and similar: those values belong in a secret (``auth`` or ``headerSecretCodes``).
+* **Retries.** Network errors and timeouts, 408, 429 and 5xx are retried with exponential backoff; a
+  ``Retry-After`` (seconds or an HTTP date) is honoured up to :data:`MAX_RETRY_AFTER_S`. Other 4xx are
+  final. Waits end early when the step is cancelled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from pipelines.adapters.base import AdapterContext
+from pipelines.errors import ConfigError, StepCancelled
+from pipelines.http import HttpError, HttpResponse
+
+__all__ = [
+    "AuthSpec",
+    "Backoff",
+    "RateLimiter",
+    "Target",
+    "apply_auth",
+    "display_url",
+    "excerpt",
+    "hmac_sha256_hex",
+    "request_with_retry",
+    "resolve_secret",
+    "resolve_target",
+]
+
+DEFAULT_TIMEOUT_MS = 30_000
+MAX_TIMEOUT_MS = 300_000
+# A Retry-After longer than this is cut to it: a run should not sleep for an hour on one header.
+MAX_RETRY_AFTER_S = 120.0
+RETRYABLE_STATUSES = frozenset({408, 429})
+# Header names whose values are credentials: never accepted inline, only from a secret.
+CREDENTIAL_HEADERS = frozenset({
+    "authorization", "proxy-authorization", "cookie", "x-api-key", "api-key", "apikey", "x-auth-token",
+    "x-access-token",
+})
+# Query parameter names whose values are hidden in messages.
+_SENSITIVE_PARAM = re.compile(r"key|token|secret|passw|signature|sig$|auth|credential|session", re.I)
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+AUTH_TYPES = ("NONE", "BEARER", "BASIC", "API_KEY")
+DEFAULT_API_KEY_HEADER = "X-API-Key"
+
+
+# -- schema fragments ----------------------------------------------------------------------------
+
+def auth_schema(*, hmac_allowed: bool = False) -> dict:
+    types = list(AUTH_TYPES) + (["HMAC"] if hmac_allowed else [])
+    hmac_text = (" HMAC signs each request body with the secret (see hmacSecretCode)." if hmac_allowed else "")
+    return {
+        "description": "How to authenticate: a preset name (" + ", ".join(types) + ") whose secret is named by "
+        "the matching *SecretCode field, or an object {type, secretCode, headerName, queryParam, username}. "
+        "Replaces the connection's auth." + hmac_text,
+        "anyOf": [
+            {"enum": types},
+            {
+                "type": "object",
+                "properties": {
+                    "type": {"enum": types, "default": "NONE", "description": "The scheme."},
+                    "secretCode": {"type": "string", "minLength": 1,
+                                   "description": "Secret holding the bearer token, 'user:password' for BASIC "
+                                   "(or the password when username is given), or the API key."},
+                    "headerName": {"type": "string", "minLength": 1, "default": DEFAULT_API_KEY_HEADER,
+                                   "description": "API_KEY: the header that carries the key."},
+                    "queryParam": {"type": "string", "minLength": 1,
+                                   "description": "API_KEY: send the key as this query parameter instead of a "
+                                   "header (hidden in messages)."},
+                    "username": {"type": "string", "minLength": 1,
+                                 "description": "BASIC: the user name; the secret then holds the password only."},
+                },
+                "required": ["type"],
+                "additionalProperties": False,
+            },
+        ],
+    }
+
+
+PLUGIN_AUTH_PROPERTIES: dict[str, dict] = {
+    "bearerTokenSecretCode": {"type": "string", "minLength": 1,
+                              "description": "Secret holding a bearer token (the plugin's name; same as "
+                              "auth {type: BEARER, secretCode})."},
+    "basicSecretCode": {"type": "string", "minLength": 1,
+                        "description": "Secret holding 'user:password' for basic auth (the plugin's name)."},
+    "apiKeySecretCode": {"type": "string", "minLength": 1,
+                         "description": "Secret holding an API key (the plugin's name)."},
+    "apiKeyHeaderName": {"type": "string", "minLength": 1, "default": DEFAULT_API_KEY_HEADER,
+                         "description": "Header carrying the API key of apiKeySecretCode."},
+    "apiKeyHeader": {"type": "string", "minLength": 1,
+                     "description": "Same as apiKeyHeaderName (the plugin's webhook sink spells it so)."},
+}
+
+HEADERS_SCHEMA = {
+    "type": "object",
+    "description": "Extra request headers (not secret). Credential headers such as Authorization, Cookie or "
+    "X-Api-Key are refused here: name a secret in auth or headerSecretCodes instead.",
+    "additionalProperties": {"type": ["string", "number", "boolean"]},
+}
+HEADER_SECRET_CODES_SCHEMA = {
+    "type": "object",
+    "description": "Header name -> secret code: headers whose values are read from secrets.",
+    "additionalProperties": {"type": "string", "minLength": 1},
+}
+CONNECTION_CODE_SCHEMA = {
+    "type": "string", "minLength": 1,
+    "description": "An HTTP connection: its baseUrl is joined with the path given here, and its headers and "
+    "auth are used unless this step sets its own.",
+}
+TIMEOUT_SCHEMA = {
+    "type": "integer", "minimum": 1, "maximum": MAX_TIMEOUT_MS, "default": DEFAULT_TIMEOUT_MS,
+    "description": "Timeout of one request in milliseconds (connect, each read and the whole download).",
+}
+
+
+# -- secrets and headers -------------------------------------------------------------------------
+
+def resolve_secret(ctx: AdapterContext, code: str, field: str) -> str:
+    """The value of secret ``code``; ConfigError (naming ``field``) when it cannot be had."""
+    if not isinstance(code, str) or not code:
+        raise ConfigError("a secret code is required", field=field)
+    if ctx.secret is None:
+        raise ConfigError(f"secret '{code}' cannot be resolved here (no secret store)", field=field)
+    try:
+        value = ctx.secret(code)
+    except ConfigError as exc:
+        raise ConfigError(str(exc), field=field) from None
+    if not value:
+        raise ConfigError(f"secret '{code}' is empty", field=field)
+    return value
+
+
+def check_headers(headers: Any, field: str, *, allow_credentials: bool = False) -> dict[str, str]:
+    """Plain headers from config: names checked, values made strings, credentials refused."""
+    if headers in (None, {}):
+        return {}
+    if not isinstance(headers, Mapping):
+        raise ConfigError("headers must be an object of name -> value", field=field)
+    out: dict[str, str] = {}
+    for name, value in headers.items():
+        if not isinstance(name, str) or not _HEADER_NAME.match(name):
+            raise ConfigError(f"'{name}' is not a valid header name", field=f"{field}.{name}")
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        elif isinstance(value, int | float):
+            value = str(value)
+        if not isinstance(value, str):
+            raise ConfigError(f"header '{name}' must be a string", field=f"{field}.{name}")
+        if "\r" in value or "\n" in value:
+            raise ConfigError(f"header '{name}' contains a line break", field=f"{field}.{name}")
+        if not allow_credentials and name.lower() in CREDENTIAL_HEADERS:
+            raise ConfigError(
+                f"header '{name}' carries a credential and may not be written into the config; store it as a "
+                "secret and name it with a secret code (auth.secretCode, bearerTokenSecretCode, "
+                "apiKeySecretCode or headerSecretCodes)",
+                field=f"{field}.{name}",
+            )
+        out[name] = value
+    return out
+
+
+def secret_headers(ctx: AdapterContext, codes: Any, field: str = "headerSecretCodes") -> dict[str, str]:
+    """Headers whose values come from secrets (``{"X-Partner-Key": "partner-key"}``)."""
+    if not codes:
+        return {}
+    if not isinstance(codes, Mapping):
+        raise ConfigError("headerSecretCodes must be an object of header name -> secret code", field=field)
+    out = {}
+    for name, code in codes.items():
+        if not isinstance(name, str) or not _HEADER_NAME.match(name):
+            raise ConfigError(f"'{name}' is not a valid header name", field=f"{field}.{name}")
+        value = resolve_secret(ctx, code, f"{field}.{name}")
+        if "\r" in value or "\n" in value:
+            raise ConfigError(f"secret '{code}' contains a line break and cannot be a header", field=f"{field}.{name}")
+        out[name] = value
+    return out
+
+
+# -- auth ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AuthSpec:
+    """An auth scheme and where its secret is. ``type`` NONE switches a connection's auth off."""
+
+    type: str
+    secret_code: str | None = None
+    header_name: str | None = None
+    query_param: str | None = None
+    username: str | None = None
+    field: str = "auth"
+    # HMAC (restPost): the signed payload template, ${method} ${path} ${timestamp} ${body}; None = the body.
+    payload_template: str | None = None
+
+
+_FLAT_BY_TYPE = {"BEARER": "bearerTokenSecretCode", "BASIC": "basicSecretCode", "API_KEY": "apiKeySecretCode",
+                 "HMAC": "hmacSecretCode"}
+
+
+def parse_auth(config: Mapping, *, hmac_allowed: bool = False, where: str = "") -> AuthSpec | None:
+    """The auth ``config`` asks for (step config or a connection's), or None when it names none."""
+    raw = config.get("auth")
+    flat = {t: config.get(name) for t, name in _FLAT_BY_TYPE.items() if config.get(name)}
+    if not hmac_allowed:
+        flat.pop("HMAC", None)
+    header = config.get("apiKeyHeaderName") or config.get("apiKeyHeader")
+    prefix = f"{where}." if where else ""
+    if isinstance(raw, Mapping):
+        kind = str(raw.get("type", "NONE")).upper().replace("-", "_")
+        code = raw.get("secretCode") or flat.get(kind)
+        spec = AuthSpec(kind, code, raw.get("headerName") or header, raw.get("queryParam"), raw.get("username"),
+                        field=f"{prefix}auth.secretCode" if raw.get("secretCode") else f"{prefix}auth")
+    elif isinstance(raw, str) and raw:
+        kind = raw.upper().replace("-", "_")
+        spec = AuthSpec(kind, flat.get(kind), header, field=f"{prefix}{_FLAT_BY_TYPE.get(kind, 'auth')}")
+    elif raw is None or raw == "":
+        if not flat:
+            return None
+        if len(flat) > 1:
+            names = ", ".join(_FLAT_BY_TYPE[t] for t in flat)
+            raise ConfigError(f"give one credential, not several ({names}); or set auth to choose",
+                              field=f"{prefix}auth")
+        kind, code = next(iter(flat.items()))
+        spec = AuthSpec(kind, code, header, field=f"{prefix}{_FLAT_BY_TYPE[kind]}")
+    else:
+        raise ConfigError("auth must be a preset name or an object {type, secretCode, ...}", field=f"{prefix}auth")
+    allowed = AUTH_TYPES + (("HMAC",) if hmac_allowed else ())
+    if spec.type not in allowed:
+        raise ConfigError(f"unknown auth type '{spec.type}' (one of {', '.join(allowed)})", field=f"{prefix}auth")
+    if spec.type == "NONE":
+        return spec
+    if not spec.secret_code:
+        needs = _FLAT_BY_TYPE[spec.type]
+        raise ConfigError(f"{spec.type} auth needs a secret code (auth.secretCode or {needs})",
+                          field=f"{prefix}auth")
+    if spec.type == "HMAC":
+        header = config.get("hmacHeader") or (raw.get("headerName") if isinstance(raw, Mapping) else None)
+        spec = AuthSpec("HMAC", spec.secret_code, header or "X-DataHub-Signature", field=f"{prefix}hmacSecretCode",
+                        payload_template=config.get("hmacPayloadTemplate"))
+    if spec.header_name is not None and not _HEADER_NAME.match(spec.header_name):
+        raise ConfigError(f"'{spec.header_name}' is not a valid header name", field=f"{prefix}auth.headerName")
+    return spec
+
+
+def apply_auth(spec: AuthSpec | None, ctx: AdapterContext, headers: dict[str, str], params: dict[str, Any]) -> None:
+    """Add the credentials of ``spec`` to ``headers`` or ``params`` (HMAC is per request: see Signer)."""
+    if spec is None or spec.type in ("NONE", "HMAC"):
+        return
+    value = resolve_secret(ctx, spec.secret_code, spec.field)
+    if "\r" in value or "\n" in value:
+        raise ConfigError(f"secret '{spec.secret_code}' contains a line break", field=spec.field)
+    if spec.type == "BEARER":
+        headers["Authorization"] = f"Bearer {value}"
+    elif spec.type == "BASIC":
+        import base64
+
+        if spec.username:
+            pair = f"{spec.username}:{value}"
+        else:
+            user, sep, password = value.partition(":")
+            if not sep or not user:
+                raise ConfigError(f"secret '{spec.secret_code}' must hold 'user:password' for BASIC auth "
+                                  "(or set auth.username)", field=spec.field)
+            pair = value
+        headers["Authorization"] = "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
+    elif spec.type == "API_KEY":
+        if spec.query_param:
+            params[spec.query_param] = value
+        else:
+            headers[spec.header_name or DEFAULT_API_KEY_HEADER] = value
+
+
+def hmac_sha256_hex(secret: str, payload: bytes) -> str:
+    return hmac.new(secret.encode("utf-8"), payload, hashlib.sha256).hexdigest()
+
+
+# -- targets -------------------------------------------------------------------------------------
+
+@dataclass
+class Target:
+    """Where requests go and what they carry by default (connection headers under step headers)."""
+
+    url: str
+    headers: dict[str, str]
+    auth: AuthSpec | None
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme.lower()}://{(parts.hostname or '').lower()}:{parts.port or ''}"
+
+
+def _check_absolute(url: str, field: str) -> None:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises on a bad port)
+    except ValueError as exc:
+        raise ConfigError(f"invalid URL: {exc}", field=field) from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"'{url}' is not an http(s) URL (or give connectionCode and a path)", field=field)
+    if parts.username or parts.password:
+        raise ConfigError("credentials may not be written into the URL; use auth with a secret code", field=field)
+
+
+def resolve_target(config: Mapping, ctx: AdapterContext, *, url_keys: tuple[str, ...] = ("url",),
+                   hmac_allowed: bool = False) -> Target:
+    """The URL, default headers and auth of a step: its own, or joined with its connection's."""
+    key = next((k for k in url_keys if config.get(k)), url_keys[0])
+    path = config.get(key) or ""
+    if not isinstance(path, str):
+        raise ConfigError("must be a string", field=key)
+    headers: dict[str, str] = {}
+    auth: AuthSpec | None = None
+    code = config.get("connectionCode")
+    if code:
+        if ctx.connection is None:
+            raise ConfigError(f"connection '{code}' cannot be resolved here (no connection store)",
+                              field="connectionCode")
+        try:
+            conn = ctx.connection(code)
+        except ConfigError as exc:
+            raise ConfigError(str(exc), field="connectionCode") from None
+        if str(conn.get("type", "HTTP")).upper() in ("POSTGRES", "MYSQL", "SQLITE", "REDIS"):
+            raise ConfigError(f"connection '{code}' is a {conn.get('type')} connection; an HTTP one is needed",
+                              field="connectionCode")
+        base = conn.get("baseUrl") or conn.get("url") or conn.get("endpoint")
+        if not base or not isinstance(base, str):
+            raise ConfigError(f"connection '{code}' has no baseUrl", field="connectionCode")
+        _check_absolute(base, "connectionCode")
+        if urlsplit(path).scheme:
+            _check_absolute(path, key)
+            if _origin(path) != _origin(base):
+                raise ConfigError(f"'{path}' leaves the origin of connection '{code}' ({base}); give a path, "
+                                  "or drop connectionCode", field=key)
+            url = path
+        else:
+            url = base.rstrip("/") + ("/" + path.lstrip("/") if path else "")
+        headers.update(check_headers(conn.get("headers"), f"connection '{code}' headers"))
+        auth = parse_auth(conn, hmac_allowed=hmac_allowed, where=f"connection '{code}'")
+    else:
+        if not path:
+            raise ConfigError(f"'{key}' is required (a full URL, or a path with connectionCode)", field=key)
+        _check_absolute(path, key)
+        url = path
+    headers.update(check_headers(config.get("headers"), "headers"))
+    own = parse_auth(config, hmac_allowed=hmac_allowed)
+    if own is not None:
+        auth = own
+    return Target(url, headers, auth)
+
+
+# -- messages ------------------------------------------------------------------------------------
+
+def display_url(url: str, params: Mapping[str, Any] | None = None, hidden: tuple[str, ...] = ()) -> str:
+    """``url`` with ``params`` added, for messages: no user info, sensitive query values replaced by ***."""
+    parts = urlsplit(url)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    for name, value in (params or {}).items():
+        values = value if isinstance(value, list | tuple) else [value]
+        pairs.extend((name, str(v)) for v in values)
+    hidden_lower = {h.lower() for h in hidden}
+    shown = [(k, "***" if (k.lower() in hidden_lower or _SENSITIVE_PARAM.search(k)) else v) for k, v in pairs]
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(shown, safe="*"), ""))
+
+
+def excerpt(response: HttpResponse, limit: int = 200) -> str:
+    """The start of a response body, whitespace collapsed, for error messages."""
+    text = " ".join(response.text.split())
+    if len(text) > limit:
+        text = text[:limit] + "…"
+    return text or "(empty body)"
+
+
+# -- retries and pacing --------------------------------------------------------------------------
+
+def sleep(ctx: AdapterContext, seconds: float) -> None:
+    """Wait, or raise StepCancelled as soon as the step is told to stop."""
+    if ctx.cancelled.is_set():
+        raise StepCancelled()
+    if seconds > 0 and ctx.cancelled.wait(seconds):
+        raise StepCancelled()
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """``attempts`` tries in all; the wait before try n+1 is ``initial_ms * multiplier**(n-1)``, capped."""
+
+    attempts: int = 3
+    initial_ms: float = 1000
+    max_ms: float = 30_000
+    multiplier: float = 2.0
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed try ``attempt`` (1-based)."""
+        return min(self.initial_ms * self.multiplier ** (attempt - 1), self.max_ms) / 1000
+
+
+class RateLimiter:
+    """At most ``per_second`` requests a second, spaced evenly (a step's requests, retries included)."""
+
+    def __init__(self, per_second: float | None):
+        self.interval = 1.0 / per_second if per_second else 0.0
+        self._next = 0.0
+
+    def wait(self, ctx: AdapterContext) -> None:
+        if not self.interval:
+            return
+        now = time.monotonic()
+        if self._next > now:
+            sleep(ctx, self._next - now)
+            now = time.monotonic()
+        self._next = max(now, self._next) + self.interval
+
+
+def retry_after_seconds(response: HttpResponse) -> float | None:
+    value = (response.headers.get("Retry-After") or "").strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
+
+
+def is_retryable_status(status: int) -> bool:
+    return status in RETRYABLE_STATUSES or status >= 500
+
+
+def http_client(ctx: AdapterContext):
+    if ctx.http is None:
+        raise ConfigError("outbound HTTP is not available here (no HTTP client)")
+    return ctx.http
+
+
+def request_with_retry(
+    ctx: AdapterContext,
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    params: Any = None,
+    data: bytes | None = None,
+    timeout_s: float,
+    backoff: Backoff,
+    limiter: RateLimiter | None = None,
+    prepare: Callable[[dict[str, str]], dict[str, str]] | None = None,
+    on_retry: Callable[[int, str], None] | None = None,
+) -> HttpResponse:
+    """Send one request, retrying network errors, 408, 429 and 5xx. Returns the last response (any
+    status); raises the last :class:`HttpError` when the transport failed on every try, or at once when
+    the failure cannot be cured by trying again (a refused private target, a bad URL, TLS)."""
+    client = http_client(ctx)
+    attempt = 0
+    while True:
+        attempt += 1
+        if ctx.cancelled.is_set():
+            raise StepCancelled()
+        if limiter is not None:
+            limiter.wait(ctx)
+        send_headers = prepare(dict(headers)) if prepare else dict(headers)
+        try:
+            response = client.request(method, url, headers=send_headers, params=params, data=data,
+                                      timeout=timeout_s)
+        except HttpError as exc:
+            if not exc.retryable or attempt >= backoff.attempts:
+                raise
+            wait, reason = backoff.delay(attempt), str(exc)
+        else:
+            if not is_retryable_status(response.status) or attempt >= backoff.attempts:
+                return response
+            after = retry_after_seconds(response)
+            wait = after if after is not None else backoff.delay(attempt)
+            reason = f"HTTP {response.status}"
+        if on_retry is not None:
+            on_retry(attempt, reason)
+        sleep(ctx, wait)
+
+
+def backoff_from_retry_config(retry: Mapping | None, *, default_attempts: int = 3) -> Backoff:
+    """The extractors' ``retry {maxAttempts, initialDelayMs, maxDelayMs, backoffMultiplier}``."""
+    retry = retry or {}
+    return Backoff(
+        attempts=int(retry.get("maxAttempts", default_attempts)),
+        initial_ms=float(retry.get("initialDelayMs", 1000)),
+        max_ms=float(retry.get("maxDelayMs", 30_000)),
+        multiplier=float(retry.get("backoffMultiplier", 2.0)),
+    )
+
+
+RETRY_SCHEMA = {
+    "type": "object",
+    "description": "Retries of one request on network errors, timeouts, 408, 429 (honouring Retry-After) and "
+    "5xx; other 4xx are not retried.",
+    "properties": {
+        "maxAttempts": {"type": "integer", "minimum": 1, "maximum": 10, "default": 3,
+                        "description": "Tries in all, the first included."},
+        "initialDelayMs": {"type": "integer", "minimum": 0, "maximum": MAX_TIMEOUT_MS, "default": 1000,
+                           "description": "Wait before the second try; each later wait is multiplied."},
+        "maxDelayMs": {"type": "integer", "minimum": 0, "maximum": MAX_TIMEOUT_MS, "default": 30_000,
+                       "description": "The longest wait between tries."},
+        "backoffMultiplier": {"type": "number", "minimum": 1, "maximum": 10, "default": 2,
+                              "description": "Factor between consecutive waits."},
+    },
+    "additionalProperties": False,
+}
+RATE_LIMIT_SCHEMA = {
+    "type": "object",
+    "description": "Pacing of this step's requests.",
+    "properties": {
+        "requestsPerSecond": {"type": "number", "exclusiveMinimum": 0, "maximum": 1000,
+                              "description": "At most this many requests a second (retries included)."},
+    },
+    "additionalProperties": False,
+}
