@@ -59,8 +59,9 @@ __all__ = ["HttpClient", "HttpError", "HttpPolicy", "HttpResponse"]
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 USER_AGENT = "Datahub/0.1 (+https://github.com/datahub)"
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-# Headers that carry credentials: never forwarded to another origin on a redirect.
-_CREDENTIAL_HEADERS = ("Authorization", "Proxy-Authorization", "Cookie")
+# On a redirect to another origin only these headers go along: any other may carry a credential (an API
+# key under a custom name, a header filled from a secret), and we cannot tell which.
+_CROSS_ORIGIN_HEADERS = frozenset({"accept", "accept-encoding", "accept-language", "content-type", "user-agent"})
 _CHUNK = 64 * 1024
 _CONN_PREFIX = re.compile(r"^(?:<[^>]*>|\w+\(host=[^)]*\)): ")
 
@@ -392,8 +393,8 @@ class HttpClient:
             target = urljoin(response.url or url, location)
             _check_url(target)
             if _origin(target).lower() != _origin(url).lower():
-                for name in _CREDENTIAL_HEADERS:
-                    send_headers.pop(name, None)
+                for name in [n for n in send_headers if n.lower() not in _CROSS_ORIGIN_HEADERS]:
+                    send_headers.pop(name)
             status = response.status_code
             if (status in (302, 303) and method != "HEAD") or (status == 301 and method == "POST"):
                 method, json, data = "GET", None, None

@@ -140,13 +140,15 @@ def test_it_drops_credentials_when_a_redirect_leaves_the_origin(httpserver):
     httpserver.expect_request("/start").respond_with_data("", status=302, headers={"Location": other})
     httpserver.expect_request("/landing").respond_with_data("landed")
     client = HttpClient(HttpPolicy(allow=("127.0.0.1", "localhost")))
-    response = client.get(url(httpserver, "/start"), headers={"Authorization": "Bearer x", "X-Keep": "1"})
+    headers = {"Authorization": "Bearer x", "X-Api-Key": "secret", "Accept": "application/json"}
+    response = client.get(url(httpserver, "/start"), headers=headers)
     assert response.text == "landed"
     first = next(r for r, _ in httpserver.log if r.path == "/start")
     second = next(r for r, _ in httpserver.log if r.path == "/landing")
-    assert first.headers.get("Authorization") == "Bearer x"
+    assert first.headers.get("Authorization") == "Bearer x" and first.headers.get("X-Api-Key") == "secret"
     assert second.headers.get("Authorization") is None
-    assert second.headers.get("X-Keep") == "1"
+    assert second.headers.get("X-Api-Key") is None  # a custom credential header is dropped too
+    assert second.headers.get("Accept") == "application/json"
 
 
 def test_it_refuses_a_declared_body_over_the_cap(httpserver):
