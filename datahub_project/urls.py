@@ -1,4 +1,4 @@
-"""The URL map: pages of each app, the REST API under /api/, GraphQL at /graphql/, webhooks under /hooks/."""
+"""The URL map: pages of each app, the REST API under /api/, GraphQL at /graphql/, webhook triggers under /hooks/."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -8,6 +8,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/", include("datahub_project.api_urls")),
     path("graphql/", include("datahub_project.graphql_urls")),
+    path("hooks/", include("runs.webhook_urls")),
     path("", include("runs.urls")),
     path("", include("pipelines.urls")),
     path("", include("gates.urls")),
