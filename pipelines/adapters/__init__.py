@@ -9,6 +9,7 @@ from pipelines.adapters import (  # noqa: F401  (imported for their registration
     exports,
     feeds,
     files,
+    graphql_mutation,
     http_api,
     inline,
     rest,
