@@ -1,3 +1,32 @@
-"""(being written: the REST API)"""
+"""The REST API under /api/: pipelines, runs, the adapter catalogue, the OpenAPI schema and its page,
+and the page where a person manages their API token."""
 
-urlpatterns: list = []
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from pipelines import api as pipelines_api
+from pipelines import tokens
+from runs import api as runs_api
+
+urlpatterns = [
+    path("pipelines/", pipelines_api.pipelines, name="api-pipelines"),
+    path("pipelines/validate/", pipelines_api.validate, name="api-pipeline-validate"),
+    path("pipelines/import/", pipelines_api.import_, name="api-pipeline-import"),
+    path("pipelines/<str:code>/", pipelines_api.pipeline, name="api-pipeline"),
+    path("pipelines/<str:code>/export/", pipelines_api.export, name="api-pipeline-export"),
+    path("pipelines/<str:code>/revisions/", pipelines_api.revisions, name="api-pipeline-revisions"),
+    path("pipelines/<str:code>/revisions/<int:number>/", pipelines_api.revision, name="api-pipeline-revision"),
+    path("pipelines/<str:code>/revisions/<int:number>/restore/", pipelines_api.restore,
+         name="api-pipeline-restore"),
+    path("runs/", runs_api.runs, name="api-runs"),
+    path("runs/<int:run_id>/", runs_api.run, name="api-run"),
+    path("runs/<int:run_id>/cancel/", runs_api.cancel, name="api-run-cancel"),
+    path("runs/<int:run_id>/rerun/", runs_api.rerun, name="api-run-rerun"),
+    path("runs/<int:run_id>/record-errors/", runs_api.record_errors, name="api-run-record-errors"),
+    path("runs/<int:run_id>/record-errors/replay/", runs_api.replay, name="api-run-replay"),
+    path("adapters/", pipelines_api.adapters, name="api-adapters"),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    path("tokens/", tokens.tokens, name="api-tokens"),
+]

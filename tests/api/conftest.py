@@ -1,0 +1,61 @@
+"""Clients for the personas (token and session), and pipelines and runs to look at."""
+
+import pytest
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from pipelines.services import save_definition
+from runs import services
+from runs.models import RecordError
+from tests.fixtures import simple_definition
+
+
+def client_for(user=None) -> APIClient:
+    """A program's client: the user's API token in the Authorization header (anonymous without a user)."""
+    client = APIClient()
+    if user is not None:
+        token, _ = Token.objects.get_or_create(user=user)
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def as_alice(alice):
+    return client_for(alice)
+
+
+@pytest.fixture
+def as_bob(bob):
+    return client_for(bob)
+
+
+@pytest.fixture
+def as_charlie(charlie):
+    return client_for(charlie)
+
+
+@pytest.fixture
+def anonymous(db):
+    return client_for(None)
+
+
+@pytest.fixture
+def pipeline(db):
+    return save_definition(simple_definition(code="simple"), message="first")
+
+
+@pytest.fixture
+def failed_run(pipeline):
+    """An ended run of ``pipeline`` whose 'clean' step sent two records to the dead-letter list."""
+    run = services.create_run(pipeline)
+    type(run).objects.filter(pk=run.pk).update(status="FAILED", error="2 records failed")
+    RecordError.objects.create(run=run, step_key="clean", record={"sku": 1}, message="not a string")
+    RecordError.objects.create(run=run, step_key="clean", record={"sku": 2}, message="not a string")
+    run.refresh_from_db()
+    return run
+
+
+@pytest.fixture(autouse=True)
+def fast_passwords(settings):
+    """The personas' passwords are hashed with a fast hasher here: the API tests make many users."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
