@@ -16,12 +16,14 @@ Rules every view follows (``endpoint`` below puts them in place):
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import transaction
 from django.db.models import ProtectedError, Q
 from drf_spectacular.types import OpenApiTypes
@@ -84,11 +86,9 @@ def definition_invalid(exc: DefinitionError) -> Invalid:
 
 
 class JSONBody(JSONParser):
-    """JSON, refused past ``DATA_UPLOAD_MAX_MEMORY_SIZE`` bytes.
-
-    DRF reads the body as a stream, which Django's own limit (it guards ``request.body`` and forms) does not
-    see, so the limit is enforced here. NUL characters are refused too: PostgreSQL cannot store them.
-    """
+    """JSON, refused past ``DATA_UPLOAD_MAX_MEMORY_SIZE`` bytes (also checked here in case DRF reads the body
+    as a stream, past Django's limit), nested too deeply, or holding NUL characters (which PostgreSQL
+    cannot store)."""
 
     def parse(self, stream, media_type=None, parser_context=None):
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
@@ -173,10 +173,18 @@ def endpoint(methods: list[str], **perms):
     """``api_view`` with Datahub's authentication, JSON parser and permission rules."""
 
     def wrap(fn):
-        fn = permission_classes([needs(**perms)])(fn)
-        fn = authentication_classes(AUTHENTICATION)(fn)
-        fn = parser_classes([JSONBody])(fn)
-        return api_view(methods)(fn)
+        @functools.wraps(fn)
+        def view(request, *args, **kwargs):
+            try:
+                return fn(request, *args, **kwargs)
+            except RequestDataTooBig:  # DRF reads request.body, which Django checks against the limit
+                raise RequestTooLarge(
+                    f"the request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes") from None
+
+        view = permission_classes([needs(**perms)])(view)
+        view = authentication_classes(AUTHENTICATION)(view)
+        view = parser_classes([JSONBody])(view)
+        return api_view(methods)(view)
 
     return wrap
 
