@@ -1,0 +1,402 @@
+"""The run pages: the dashboard, the run list, a run's live page, and starting, previewing, cancelling,
+re-running and replaying runs.
+
+The run page polls itself while the run is active: an htmx request whose target is ``run-progress``
+gets that partial of ``runs/detail.html``; once the run has ended it gets the final partial with HTTP
+286, which tells htmx to stop polling (and the partial no longer carries the trigger either).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from django.apps import apps
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.paginator import Paginator
+from django.db.models import Count, Max, OuterRef, Q, Subquery, Sum
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from pipelines import svg
+from pipelines.errors import DatahubError
+from pipelines.forms import PreviewForm
+from pipelines.models import Pipeline
+from runs import services
+from runs.models import ACTIVE_STATUSES, RecordError, Run, RunStatus, StepStatus
+
+VIEW_PIPELINE = "pipelines.view_pipeline"
+RUN = "pipelines.run_pipeline"
+VIEW_RUN = "runs.view_run"
+ENDED_STEP = (StepStatus.COMPLETED, StepStatus.FAILED, StepStatus.SKIPPED, StepStatus.CANCELLED)
+ERRORS_PER_PAGE = 20
+
+
+def can_view_runs(view):
+    return login_required(permission_required([VIEW_PIPELINE, VIEW_RUN], raise_exception=True)(view))
+
+
+def can_run(view):
+    return login_required(permission_required([VIEW_PIPELINE, RUN], raise_exception=True)(view))
+
+
+def _with_progress(runs):
+    return runs.select_related("pipeline", "revision", "triggered_by").annotate(
+        steps_total=Count("step_runs"),
+        steps_done=Count("step_runs", filter=Q(step_runs__status__in=ENDED_STEP)),
+        records=Max("step_runs__records_out"),
+        errors=Sum("step_runs__records_error"),
+    )
+
+
+def duration_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
+def _finish(runs) -> list:
+    runs = list(runs)
+    for r in runs:
+        r.duration_text = duration_text(r.duration_seconds)
+    return runs
+
+
+# --- the dashboard -----------------------------------------------------------------------------------
+
+def gate_model():
+    """The gates app's model of pending approvals, once it has one (GateRequest or the like)."""
+    try:
+        config = apps.get_app_config("gates")
+    except LookupError:
+        return None
+    for model in config.get_models():
+        fields = {f.name for f in model._meta.get_fields()}
+        if model.__name__.startswith("Gate") and "status" in fields:
+            return model
+    return None
+
+
+def _gates_waiting() -> int | None:
+    model = gate_model()
+    if model is None:
+        return None
+    return model.objects.filter(status__iexact="PENDING").count()
+
+
+def _daily(days: int = 14) -> dict:
+    today = timezone.localdate()
+    start_day = today - timedelta(days=days - 1)
+    start = timezone.make_aware(timezone.datetime.combine(start_day, timezone.datetime.min.time()))
+    dates = [start_day + timedelta(days=n) for n in range(days)]
+    runs = {d: 0 for d in dates}
+    failed = {d: 0 for d in dates}
+    records = {d: 0 for d in dates}
+    rows = (Run.objects.filter(created_at__gte=start, dry_run=False)
+            .annotate(records=Max("step_runs__records_out")).values_list("created_at", "status", "records"))
+    for created, status, count in rows:
+        day = timezone.localtime(created).date()
+        if day in runs:
+            runs[day] += 1
+            failed[day] += status == RunStatus.FAILED
+            records[day] += count or 0
+    return {
+        "svg": mark_safe(svg.daily_chart(dates, [runs[d] for d in dates], [failed[d] for d in dates],
+                                         [records[d] for d in dates])),
+        "runs": sum(runs.values()),
+        "records": sum(records.values()),
+        "failed": sum(failed.values()),
+    }
+
+
+@require_GET
+@can_view_runs
+def dashboard(request: HttpRequest) -> HttpResponse:
+    day_ago = timezone.now() - timedelta(days=1)
+    active = _finish(_with_progress(Run.objects.filter(status__in=ACTIVE_STATUSES)).order_by("-created_at")[:20])
+    context: dict[str, Any] = {"active": active}
+    if request.htmx and request.htmx.target == "active-runs":
+        return render(request, "dashboard.html#active", context)
+    last = Run.objects.filter(pipeline=OuterRef("pk"), dry_run=False).order_by("-created_at", "-id")
+    pipelines = list(Pipeline.objects.annotate(last_run_id=Subquery(last.values("pk")[:1]),
+                                               step_count=Count("steps")).order_by("code")[:50])
+    last_runs = Run.objects.in_bulk([p.last_run_id for p in pipelines if p.last_run_id])
+    for p in pipelines:
+        p.last_run = last_runs.get(p.last_run_id)
+    failures = _finish(_with_progress(Run.objects.filter(status=RunStatus.FAILED).filter(
+        Q(finished_at__gte=day_ago) | Q(finished_at__isnull=True, created_at__gte=day_ago))).order_by("-created_at")[:20])
+    context.update({
+        "pipelines": pipelines,
+        "pipeline_count": Pipeline.objects.count(),
+        "enabled_count": Pipeline.objects.filter(enabled=True).count(),
+        "failures": failures,
+        "gates_waiting": _gates_waiting(),
+        "chart": _daily(),
+        "can_run": request.user.has_perm(RUN),
+    })
+    return render(request, "dashboard.html", context)
+
+
+# --- the run list ------------------------------------------------------------------------------------
+
+@require_GET
+@can_view_runs
+def run_list(request: HttpRequest) -> HttpResponse:
+    code = request.GET.get("pipeline", "")
+    status = request.GET.get("status", "")
+    runs = Run.objects.all()
+    if code:
+        runs = runs.filter(pipeline__code=code)
+    if status in RunStatus.values:
+        runs = runs.filter(status=status)
+    page = Paginator(_with_progress(runs).order_by("-created_at", "-id"), 25).get_page(request.GET.get("page"))
+    page.object_list = _finish(page.object_list)
+    query = "&".join(f"{k}={v}" for k, v in (("pipeline", code), ("status", status)) if v)
+    context = {
+        "page": page, "pipeline_code": code, "status": status, "query": query,
+        "statuses": RunStatus.values, "pipeline_codes": Pipeline.objects.values_list("code", flat=True),
+        "any_active": any(r.status in ACTIVE_STATUSES for r in page.object_list),
+    }
+    if request.htmx and request.htmx.target == "runs-table":
+        return render(request, "runs/list.html#table", context)
+    return render(request, "runs/list.html", context)
+
+
+# --- one run -----------------------------------------------------------------------------------------
+
+def pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str)
+
+
+def _run_context(request: HttpRequest, run: Run) -> dict:
+    definition = run.revision.definition
+    step_runs = {s.step_key: s for s in run.step_runs.all()}
+    steps = []
+    for n, spec in enumerate(definition.get("steps", [])):
+        sr = step_runs.get(spec["key"])
+        steps.append({"key": spec["key"], "spec": spec, "run": sr, "status": sr.status if sr else StepStatus.PENDING,
+                      "n": n + 1})
+    total = len(steps) or 1
+    share = {s: 0 for s in ("COMPLETED", "FAILED", "SKIPPED", "RUNNING")}
+    for s in steps:
+        bucket = "SKIPPED" if s["status"] in ("SKIPPED", "CANCELLED") else s["status"]
+        if bucket in share:
+            share[bucket] += 1
+    done = share["COMPLETED"] + share["FAILED"] + share["SKIPPED"]
+    statuses = {s["key"]: s["status"] for s in steps}
+    counts = {s["key"]: f"{s['run'].records_in}→{s['run'].records_out}" for s in steps
+              if s["run"] and (s["run"].records_in or s["run"].records_out)}
+    error_counts = dict(run.record_errors.values_list("step_key").annotate(n=Count("id")))
+    open_counts = dict(run.record_errors.filter(dead_letter=True, replayed_at__isnull=True)
+                       .values_list("step_key").annotate(n=Count("id")))
+    attempt_counts = dict(run.record_attempts.values_list("step_key").annotate(n=Count("id")))
+    for s in steps:
+        s["errors"] = error_counts.get(s["key"], 0)
+        s["replayable"] = open_counts.get(s["key"], 0)
+        s["attempts"] = attempt_counts.get(s["key"], 0)
+    selected = request.GET.get("step") or next((s["key"] for s in steps if s["errors"] or s["attempts"]), "")
+    errors_page = attempts_page = None
+    if selected:
+        errors_page = Paginator(run.record_errors.filter(step_key=selected).order_by("id"),
+                                ERRORS_PER_PAGE).get_page(request.GET.get("page"))
+        errors_page.rows = [(e, pretty(e.record), pretty(e.details) if e.details else "")
+                            for e in errors_page.object_list]
+        attempts_page = Paginator(run.record_attempts.filter(step_key=selected).order_by("id"),
+                                  ERRORS_PER_PAGE).get_page(request.GET.get("apage"))
+        attempts_page.rows = [(a, pretty(a.record)) for a in attempts_page.object_list]
+    perms_run = request.user.has_perm(RUN)
+    return {
+        "run": run,
+        "pipeline": run.pipeline,
+        "steps": steps,
+        "selected": selected,
+        "selected_step": next((s for s in steps if s["key"] == selected), None),
+        "errors_page": errors_page,
+        "attempts_page": attempts_page,
+        "error_steps": [s for s in steps if s["errors"] or s["attempts"]],
+        "progress": {
+            "done": done, "total": len(steps), "percent": round(100 * done / total),
+            "ok": 100 * share["COMPLETED"] / total, "bad": 100 * share["FAILED"] / total,
+            "skip": 100 * share["SKIPPED"] / total, "running": 100 * share["RUNNING"] / total,
+        },
+        "totals": {
+            "errors": sum(s["errors"] for s in steps),
+            "in": max((s["run"].records_in for s in steps if s["run"]), default=0),
+            "out": max((s["run"].records_out for s in steps if s["run"]), default=0),
+        },
+        "graph": mark_safe(svg.definition_graph(definition, statuses=statuses, counts=counts,
+                                                link=lambda key: f"?step={key}#errors")),
+        "replays": list(run.replays.order_by("-created_at")[:10]),
+        "can_run": perms_run,
+        "poll": "5s" if run.status == RunStatus.PAUSED else "1s",
+    }
+
+
+@require_GET
+@can_view_runs
+def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    run = get_object_or_404(Run.objects.select_related("pipeline", "revision", "triggered_by", "replay_of"), pk=pk)
+    context = _run_context(request, run)
+    target = request.htmx.target if request.htmx else None
+    if target == "run-progress":
+        response = render(request, "runs/detail.html#progress", context)
+        if not run.is_active:
+            response.status_code = 286  # htmx: stop polling (the ended partial has no trigger either)
+        return response
+    if target == "errors":
+        return render(request, "runs/detail.html#errors", context)
+    return render(request, "runs/detail.html", context)
+
+
+@require_POST
+@can_run
+def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    run = get_object_or_404(Run, pk=pk)
+    if not run.is_active:
+        messages.warning(request, f"Run {run.pk} has already ended ({run.status.lower()}).")
+    else:
+        run = services.cancel_run(run)
+        if run.status == RunStatus.CANCELLED:
+            messages.success(request, f"Run {run.pk} was cancelled.")
+        else:
+            messages.info(request, f"Run {run.pk} will stop when its current step notices.")
+    return redirect("run-detail", pk=run.pk)
+
+
+@require_POST
+@can_run
+def run_rerun(request: HttpRequest, pk: int) -> HttpResponse:
+    run = get_object_or_404(Run.objects.select_related("pipeline", "revision"), pk=pk)
+    try:
+        new = services.start_run(run.pipeline, user=request.user, revision=run.revision, dry_run=run.dry_run,
+                                 record_limit=run.record_limit, trigger="rerun")
+    except DatahubError as exc:
+        messages.error(request, f"The run was not started: {exc}")
+        return redirect("run-detail", pk=run.pk)
+    messages.success(request, f"Started run {new.pk}, a re-run of run {run.pk} (revision {run.revision.number}).")
+    return redirect("run-detail", pk=new.pk)
+
+
+@require_POST
+@can_run
+def run_replay(request: HttpRequest, pk: int) -> HttpResponse:
+    run = get_object_or_404(Run.objects.select_related("pipeline", "revision"), pk=pk)
+    step = request.POST.get("step", "")
+    ids: list[int] | None = None
+    if request.POST.get("scope") != "all":
+        try:
+            ids = [int(x) for x in request.POST.getlist("error_ids")]
+        except ValueError:
+            ids = []
+        if not ids:
+            messages.error(request, "Tick the failed records to replay, or replay all of them.")
+            return redirect(f"{_detail_url(run)}?step={step}#errors")
+    try:
+        replay = services.replay_record_errors(run, step, ids, user=request.user)
+    except DatahubError as exc:
+        messages.error(request, f"Nothing was replayed: {exc}")
+        return redirect(f"{_detail_url(run)}?step={step}#errors")
+    messages.success(request, f"Replaying {len(replay.seed_records or [])} record(s) from step {step} in run "
+                              f"{replay.pk}.")
+    return redirect("run-detail", pk=replay.pk)
+
+
+def _detail_url(run: Run) -> str:
+    return reverse("run-detail", args=[run.pk])
+
+
+# --- starting and previewing from a pipeline -------------------------------------------------------------
+
+@require_POST
+@can_run
+def run_start(request: HttpRequest, code: str) -> HttpResponse:
+    pipeline = get_object_or_404(Pipeline, code=code)
+    if not pipeline.enabled:
+        messages.error(request, f"{pipeline.name} is disabled; enable it to run it.")
+        return redirect("pipeline-list")
+    try:
+        run = services.start_run(pipeline, user=request.user)
+    except DatahubError as exc:
+        messages.error(request, f"The run was not started: {exc}")
+        return redirect("pipeline-editor", code=code)
+    messages.success(request, f"Started run {run.pk} of {pipeline.name}.")
+    return redirect("run-detail", pk=run.pk)
+
+
+def _cell(value: Any) -> tuple[str, bool]:
+    if value is None:
+        return "null", True
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return (text if len(text) <= 300 else text[:299] + "…"), False
+
+
+def record_table(records: list, limit: int = 200) -> dict:
+    """Columns (every top-level field, in first-seen order) and rows of cell texts; the template escapes."""
+    columns: list[str] = []
+    for r in records[:limit]:
+        if isinstance(r, dict):
+            for k in r:
+                if k not in columns and len(columns) < 40:
+                    columns.append(k)
+    rows = []
+    for r in records[:limit]:
+        r = r if isinstance(r, dict) else {"value": r}
+        rows.append([_cell(r.get(c)) if c in r else ("", True) for c in columns])
+    return {"columns": columns, "rows": rows, "total": len(records), "shown": min(len(records), limit)}
+
+
+@require_http_methods(["GET", "POST"])
+@can_run
+def pipeline_preview(request: HttpRequest, code: str) -> HttpResponse:
+    pipeline = get_object_or_404(Pipeline, code=code)
+    form = PreviewForm(request.POST or None)
+    context: dict[str, Any] = {"pipeline": pipeline, "form": form}
+    if request.method == "POST" and form.is_valid():
+        run = services.create_run(pipeline, user=request.user, dry_run=True,
+                                  record_limit=form.cleaned_data["limit"], trigger="preview")
+        outcome = services.run_now(run, keep_outputs=True)
+        result = outcome.result
+        try:
+            step_runs = {s.step_key: s for s in outcome.run.step_runs.all()}
+            errors: dict[str, list] = {}
+            for e in RecordError.objects.filter(run=outcome.run).order_by("id")[:500]:
+                errors.setdefault(e.step_key, []).append((e, pretty(e.record)))
+            steps = []
+            for spec in outcome.run.revision.definition.get("steps", []):
+                key = spec["key"]
+                branches = []
+                if result is not None:
+                    for branch in (result.outputs.get(key) or {}):
+                        if branch is not None:
+                            branches.append((branch, record_table(result.output(key, branch))))
+                steps.append({
+                    "key": key, "spec": spec, "run": step_runs.get(key),
+                    "table": record_table(result.output(key)) if result is not None else None,
+                    "branches": branches, "errors": errors.get(key, [])[:20],
+                    "error_count": len(errors.get(key, [])),
+                })
+        finally:
+            if result is not None:
+                result.close()
+        context.update({"run": outcome.run, "steps": steps,
+                        "graph": mark_safe(svg.definition_graph(
+                            outcome.run.revision.definition,
+                            statuses={k: s.status for k, s in step_runs.items()}))})
+    status = 400 if form.errors else 200
+    if request.htmx and request.method == "POST":
+        return render(request, "runs/preview.html#result", context, status=200)
+    return render(request, "runs/preview.html", context, status=status)
