@@ -78,6 +78,26 @@ class GateRequest(models.Model):
         return "nobody" if self.is_pending else "a deleted user"
 
     @property
+    def pipeline(self) -> str:
+        """The pipeline's code (what listings, the API and GraphQL's PendingGate show)."""
+        return self.run.pipeline.code
+
+    @property
+    def details(self) -> dict:
+        """What else the gate tells, in the API's camelCase: approval type, counts, error rate, timeout."""
+        stats = self.stats or {}
+        return {
+            "approvalType": self.approval_type,
+            "status": self.status,
+            "recordCount": self.record_count,
+            "extracted": stats.get("extracted"),
+            "errors": stats.get("errors"),
+            "errorRatePercent": stats.get("errorRatePercent"),
+            "errorThresholdPercent": stats.get("errorThresholdPercent"),
+            "timeoutAt": self.timeout_at.isoformat() if self.timeout_at else None,
+        }
+
+    @property
     def held_file(self) -> str | None:
         """The storage name of the held records while the run keeps them (None once they are gone)."""
         steps = (self.run.resume_state or {}).get("steps", {})
