@@ -207,6 +207,8 @@ DATAHUB_HTTP_MAX_BYTES = env_int("DATAHUB_HTTP_MAX_BYTES", 20 * 1024 * 1024, min
 # Django storage need no listing. Larger files are refused.
 DATAHUB_FILE_ROOTS = env_list("DATAHUB_FILE_ROOTS", [])
 DATAHUB_MAX_FILE_BYTES = env_int("DATAHUB_MAX_FILE_BYTES", 100 * 1024 * 1024, minimum=1024)
+# Folders SQLite connections may point into (":"-separated); Datahub's own database is always refused.
+DATAHUB_SQLITE_DIRS = [p for p in env_str("DATAHUB_SQLITE_DIRS", str(VAR_DIR / "sqlite")).split(":") if p]
 # Django models the modelQuery/modelUpsert/modelDelete adapters may touch ("app_label.Model", comma-separated).
 DATAHUB_MODEL_ALLOWLIST = env_list("DATAHUB_MODEL_ALLOWLIST", [])
 # How people reach this Datahub: links in emails and webhook notices.

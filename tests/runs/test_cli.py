@@ -45,11 +45,21 @@ def test_it_queues_without_sync():
     assert Run.objects.get().status == "PENDING"
 
 
-def test_it_runs_the_demo_pipelines(settings):
+def test_it_runs_the_demo_pipelines(settings, tmp_path):
+    settings.DATAHUB_SQLITE_DIRS = [str(tmp_path / "sqlite")]
+    settings.MEDIA_ROOT = str(tmp_path / "media")
     cli("load_demo")
-    for code in ("demo-products", "demo-parallel"):
+    for code in ("demo-products", "demo-parallel", "demo-csv-to-sql", "demo-csv-to-feed"):
         report = json.loads(cli("run_pipeline", code, "--sync", "--json"))
         assert report["status"] == "COMPLETED", report
+    import sqlite3
+
+    rows = sqlite3.connect(tmp_path / "sqlite" / "demo.sqlite3").execute(
+        "SELECT sku, name, price_cents, stock FROM products ORDER BY sku").fetchall()
+    assert rows == [("ABC-1", "Garden Chair", 1990, 12), ("ABC-2", "Beach Towel", 950, 0),
+                    ("ABC-3", "Lantern LED", 2400, 3)]
+    again = json.loads(cli("run_pipeline", "demo-csv-to-sql", "--sync", "--json"))
+    assert again["status"] == "COMPLETED"  # an upsert: the second run updates the same rows
 
 
 def test_it_dry_runs_and_limits():
