@@ -184,6 +184,8 @@ exporters = Registry("exporter")
 feeds = Registry("feed")
 sinks = Registry("sink")
 step_types = Registry("step type")
+# Python functions a pipeline's SCRIPT hooks call by name: fn(records, context, args) -> records.
+scripts = Registry("script")
 
 ALL: dict[str, Registry] = {
     "operator": operators,
@@ -193,6 +195,7 @@ ALL: dict[str, Registry] = {
     "feed": feeds,
     "sink": sinks,
     "step type": step_types,
+    "script": scripts,
 }
 
 # Which registry an adapterCode is looked up in, by step type. TRANSFORM's adapterCode names one operator.

@@ -81,10 +81,23 @@ class RunPaused:
 
 
 @dataclass(frozen=True)
+class HookFired:
+    """A hook action that does not touch records (WEBHOOK, LOG, EMAIL, TRIGGER_PIPELINE) is due; the store
+    carries it out. ``action`` is the action's config as written, ``payload`` what it is about: stage,
+    pipelineCode, runId, stepKey, recordCount, and for WEBHOOK / TRIGGER_PIPELINE at step stages and
+    ON_DEAD_LETTER the first ``maxRecords`` records."""
+
+    stage: str
+    step_key: str | None
+    action: dict
+    payload: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class RunFinished:
     status: str
     error: str | None = None
 
 
 Event = (RunStarted | StepStarted | StepRetrying | StepFinished | RecordFailed | RecordRetried | RunPaused
-         | RunFinished)
+         | HookFired | RunFinished)

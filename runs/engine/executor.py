@@ -20,6 +20,10 @@ A step with ``continueOnError`` that fails counts as having succeeded with no ou
 and the run is not failed by it. A ``disabled`` step is SKIPPED and passes its input through unchanged.
 A failed attempt is retried ``retries`` times after ``retryDelayMs`` unless the error says it is not
 retryable (a config error). A step PAUSED (a gate) holds its successors back; the run ends PAUSED.
+
+Hooks (``definition.hooks``, see :mod:`runs.engine.hooks`): SCRIPT actions run inside the step's thread,
+batch by batch, over its input (BEFORE_) and its outputs (AFTER_); every other action becomes a
+:class:`HookFired` event, emitted from the main thread like every event, for the store to carry out.
 """
 
 from __future__ import annotations
@@ -34,13 +38,16 @@ from dataclasses import dataclass, field
 
 from pipelines import graph
 from pipelines.definition import Definition
-from pipelines.errors import ConfigError, DatahubError, StepError
+from pipelines.errors import ConfigError, DatahubError, StepCancelled, StepError
 from pipelines.operators.chain import OperatorFailed
+from pipelines.records import deep_copy
 from pipelines.registry import Registry
 from pipelines.registry import step_types as default_step_types
+from runs.engine import hooks
 from runs.engine.buffers import RecordBuffer
 from runs.engine.context import RunOptions, StepContext, StepInput, StepOutcome
 from runs.engine.events import (
+    HookFired,
     RunFinished,
     RunPaused,
     RunStarted,
@@ -114,6 +121,7 @@ class _Execution:
         self.parallel = parallel.enabled and definition.graph_mode
         self.max_in_flight = parallel.max_concurrent_steps if self.parallel else 1
         self.policy = parallel.error_policy if self.parallel else "FAIL_FAST"
+        self.hooks = hooks.parse(definition.extra.get("hooks"))
 
         self.status: dict[str, str] = {k: "PENDING" for k in self.order}
         # Steps whose outputs successors may use: COMPLETED, disabled, or failed with continueOnError.
@@ -139,6 +147,8 @@ class _Execution:
 
     def run(self) -> RunResult:
         self.store.emit(RunStarted(tuple(self.order)))
+        if not self.options.previous:  # a paused run that continues has started already
+            self._fire("PIPELINE_STARTED", None, seedStep=self.options.seed_step)
         for key, prev in self.options.previous.items():
             if key in self.status:
                 self.status[key] = prev.status
@@ -313,7 +323,11 @@ class _Execution:
         )
         if self.cancelled.is_set():
             ctx.cancelled.set()
-        inputs = StepInput(self._input_buffers(key))
+        buffers = self._input_buffers(key)
+        inputs = StepInput(buffers)
+        before, after = hooks.step_stages(step.type)
+        if number == 1 and before:
+            self._fire(before, key, records=lambda n: _head(buffers, n), recordCount=len(inputs))
         now = time.monotonic()
         deadline = now + step.timeout_ms / 1000 if step.timeout_ms else None
         attempt = _Attempt(key, number, now, deadline, ctx)
@@ -324,11 +338,21 @@ class _Execution:
         self.store.emit(StepStarted(key, number))
 
         def body():
+            scripted = None
             try:
-                outcome = handler.run(step, inputs, ctx)
+                if before and self.hooks.scripts(before):
+                    scripted = self._run_scripts(before, list(buffers), ctx)
+                    outcome = handler.run(step, StepInput([scripted]), ctx)
+                else:
+                    outcome = handler.run(step, inputs, ctx)
+                if after and self.hooks.scripts(after) and not outcome.paused:
+                    self._script_outputs(after, outcome, ctx)
                 self.results.put((key, attempt, outcome, None))
             except BaseException as exc:  # reported to the main thread, never lost
                 self.results.put((key, attempt, None, exc))
+            finally:
+                if scripted is not None:
+                    scripted.close()
 
         target = self.options.thread_wrapper(body) if self.options.thread_wrapper else body
         threading.Thread(target=target, name=f"datahub-step-{key}", daemon=True).start()
@@ -360,6 +384,12 @@ class _Execution:
         if self.cancelled.is_set() and ctx.cancelled.is_set():
             self._end(key, "CANCELLED", counts=counts, attempt=attempt, error="cancelled")
             return
+        self._fire_dead_letters(key, ctx)
+        _, after = hooks.step_stages(self.steps[key].type)
+        if after:
+            main = outcome.outputs.get(None)
+            self._fire(after, key, records=lambda n: main.head(n) if main is not None else [],
+                       recordCount=len(main) if main is not None else 0)
         self.usable.add(key)
         self._end(key, "COMPLETED", counts=counts, attempt=attempt, checkpoint=ctx.checkpoint)
         self._release_inputs(key)
@@ -370,6 +400,7 @@ class _Execution:
         if retryable and attempt.number <= step.retries and not self.cancelled.is_set():
             delay = step.retry_delay_ms
             self.store.emit(StepRetrying(key, attempt.number, message, delay))
+            self._fire("ON_RETRY", key, attempt=attempt.number, error=message, delayMs=delay)
             self.retry_at[key] = (time.monotonic() + delay / 1000, attempt.number + 1)
             self.status[key] = "PENDING"
             return
@@ -380,6 +411,8 @@ class _Execution:
             # Told to stop (cancel, or FAIL_FAST after another step failed): not a failure of its own.
             self._end(key, "CANCELLED", counts=counts, attempt=attempt, error=f"stopped: {message}")
             return
+        self._fire_dead_letters(key, ctx)
+        self._fire("ON_ERROR", key, error=message, attempts=attempt.number, continueOnError=step.continue_on_error)
         if step.continue_on_error:
             self.usable.add(key)
             self.outputs[key] = {}
@@ -436,6 +469,10 @@ class _Execution:
                 first = self.failures[0][0]
                 self._end(key, "SKIPPED", error=f"not run: step '{first}' failed")
         status, error = self._run_status(paused)
+        if status in ("COMPLETED", "FAILED"):
+            steps = {k: {"status": self.status[k], "recordsIn": c.records_in, "recordsOut": c.records_out,
+                         "errors": c.errors} for k, c in self.counts.items()}
+            self._fire(f"PIPELINE_{status}", None, status=status, error=error, steps=steps)
         self.store.emit(RunFinished(status, error))
         keep = self.options.keep_outputs
         kept = {}
@@ -447,6 +484,72 @@ class _Execution:
                     buf.close()
         return RunResult(status, error, dict(self.finished), kept, dict(self.status), frozenset(self.usable),
                          dict(self.counts), dict(self.pauses))
+
+    # --- hooks ------------------------------------------------------------------------------------
+
+    def _fire(self, stage: str, step_key: str | None, records=None, **info) -> None:
+        """Emit one HookFired per non-record action at ``stage``. ``records(n)`` gives the first n records
+        for the actions whose payload carries records (never more than their maxRecords)."""
+        actions = self.hooks.others(stage)
+        if not actions:
+            return
+        base = {"stage": stage, "pipelineCode": self.options.pipeline_code, "runId": self.options.run_id,
+                "stepKey": step_key, "dryRun": self.options.dry_run, **info}
+        for action in actions:
+            payload = dict(base)
+            if records is not None and action.type in hooks.DEFAULT_MAX_RECORDS:
+                # A copy: later steps may change their input records in place.
+                payload["records"] = deep_copy(records(action.max_records)) if action.max_records else []
+                payload["truncated"] = len(payload["records"]) < int(info.get("recordCount") or 0)
+            self.store.emit(HookFired(stage, step_key, action.as_dict(), payload))
+
+    def _fire_dead_letters(self, key: str, ctx: StepContext) -> None:
+        if ctx.error_count and self.hooks.others("ON_DEAD_LETTER"):
+            kept = ctx.errors
+            self._fire("ON_DEAD_LETTER", key, records=lambda n: [e.record for e in kept[:n]],
+                       recordCount=ctx.error_count, errors=[e.message for e in kept[:20]])
+
+    def _script_context(self, ctx: StepContext):
+        def make(stage: str, batch_index: int) -> hooks.ScriptContext:
+            o = self.options
+            return hooks.ScriptContext(o.pipeline_code, o.run_id, ctx.step.key, stage, o.dry_run, batch_index, ctx.warn)
+
+        return make
+
+    def _run_scripts(self, stage: str, buffers: list[RecordBuffer], ctx: StepContext) -> RecordBuffer:
+        """The records of ``buffers`` after the stage's SCRIPT actions, batch by batch (runs in the step's
+        thread; the new buffer spills like any output, so memory stays bounded)."""
+        out = ctx.new_buffer()
+        batches = (b for buf in buffers for b in buf.batches(ctx.batch_size))
+        try:
+            for batch in hooks.apply_scripts(self.hooks.scripts(stage), batches,
+                                             context=self._script_context(ctx), warn=ctx.warn):
+                if ctx.cancelled.is_set():
+                    raise StepCancelled()
+                out.append(batch)
+        except BaseException:
+            out.close()
+            raise
+        return out
+
+    def _script_outputs(self, stage: str, outcome: StepOutcome, ctx: StepContext) -> None:
+        """Replace each output buffer (a buffer shared by several branches once) by its scripted copy."""
+        originals = {id(buf): buf for buf in outcome.outputs.values()}
+        done: dict[int, RecordBuffer] = {}
+        try:
+            for old_id, buf in originals.items():
+                done[old_id] = self._run_scripts(stage, [buf], ctx)
+        except BaseException:
+            for buf in (*originals.values(), *done.values()):
+                buf.close()
+            raise
+        for branch, buf in list(outcome.outputs.items()):
+            outcome.outputs[branch] = done[id(buf)]
+        for buf in originals.values():
+            buf.close()
+        main = outcome.outputs.get(None)
+        if main is not None:
+            outcome.records_out = len(main)
 
     def _stats(self) -> dict:
         """Records extracted and record errors of the steps ended so far (a THRESHOLD gate's inputs).
@@ -467,6 +570,15 @@ class _Execution:
             completed = [k for k in self.order if self.status[k] == "COMPLETED" and self.steps[k].type != "TRIGGER"]
             return ("COMPLETED", summary) if completed else ("FAILED", summary)
         return "FAILED", summary
+
+
+def _head(buffers: list[RecordBuffer], n: int) -> list:
+    out: list = []
+    for buf in buffers:
+        if len(out) >= n:
+            break
+        out.extend(buf.head(n - len(out)))
+    return out
 
 
 def _describe(exc: BaseException) -> tuple[str, bool]:
