@@ -1,8 +1,12 @@
 """The REST API under /api/: pipelines, runs, the adapter catalogue, the OpenAPI schema and its page,
-and the page where a person manages their API token."""
+and the page where a person manages their API token.
+
+The documentation page is Swagger UI from drf-spectacular-sidecar (served from our static files). There
+is no Redoc page: drf-spectacular's Redoc template loads Google Fonts.
+"""
 
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from pipelines import api as pipelines_api
 from pipelines import tokens
@@ -27,6 +31,5 @@ urlpatterns = [
     path("adapters/", pipelines_api.adapters, name="api-adapters"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("tokens/", tokens.tokens, name="api-tokens"),
 ]

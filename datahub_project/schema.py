@@ -1,11 +1,10 @@
 """The GraphQL root schema at /graphql/: the queries and mutations of pipelines, runs and gates.
 
-The gate fields (``pendingGates``, ``approveGate``, ``rejectGate``) are in the schema from the start; they
-speak for ``gates.services`` (``pending_gates(user)``, ``approve(run, step_key, user)``,
-``reject(run, step_key, user, reason)``), looked up when called, because the root may know every app but
-runs must not import gates. Until the gates app provides them, the mutations answer UNAVAILABLE and
-``pendingGates`` is empty. The gates service decides who may decide (its approve permission) and raises
-``PermissionDenied`` otherwise; a run must be visible (``runs.view_run``) to be named at all.
+The gate fields (``pendingGates``, ``approveGate``, ``rejectGate``) speak for ``gates.services``
+(``pending_gates(user)``, ``can_view(user)``, ``approve(run, step_key, user)``, ``reject(run, step_key, user,
+reason)``, ``APPROVE_PERMISSION``, ``GateError``), looked up when called: the root may know every app, but
+runs must not import gates, and the schema keeps these fields whether or not a gates app is installed.
+Without one, the mutations answer UNAVAILABLE and ``pendingGates`` is empty.
 """
 
 from __future__ import annotations
@@ -22,15 +21,20 @@ from runs import schema as runs_schema
 from runs.schema import RunType, found_run
 
 
-def gates_service(name: str):
-    """``gates.services.<name>``, or None while the gates app does not provide it."""
+def gates_services() -> ModuleType | None:
+    """The ``gates.services`` module, or None while there is no gates app to provide it."""
     try:
-        module: ModuleType = importlib.import_module("gates.services")
+        return importlib.import_module("gates.services")
     except ModuleNotFoundError as exc:
         if exc.name in ("gates", "gates.services"):
             return None
         raise
-    return getattr(module, name, None)
+
+
+def gates_service(name: str):
+    """``gates.services.<name>``, or None while the gates app does not provide it."""
+    module = gates_services()
+    return getattr(module, name, None) if module is not None else None
 
 
 def _field(item, name: str, default=None):
@@ -77,13 +81,20 @@ class PendingGateType(graphene.ObjectType):
 
 
 class GateQuery(graphene.ObjectType):
-    pending_gates = graphene.List(graphene.NonNull(PendingGateType), required=True)
+    pending_gates = graphene.List(graphene.NonNull(PendingGateType), required=True,
+                                  description="oldest first")
 
     @staticmethod
     def resolve_pending_gates(root, info):
-        user = require(info, "runs.view_run")
         pending = gates_service("pending_gates")
-        return [] if pending is None else list(pending(user))
+        if pending is None:
+            require(info, "runs.view_run")
+            return []
+        can_view = gates_service("can_view")
+        user = require(info)
+        if can_view is not None and not can_view(user):
+            raise error("you need the 'runs.view_run' or the gate approval permission to see gates", "FORBIDDEN")
+        return list(pending(user))
 
 
 class GateDecision(graphene.ObjectType):
@@ -92,12 +103,25 @@ class GateDecision(graphene.ObjectType):
 
 
 def _decide(info, name: str, run_id, step_key: str, *extra):
+    """Decide through ``gates.services.<name>``. Its permission (``APPROVE_PERMISSION``) is checked before
+    the run is looked up, so a user who may not decide learns nothing about which runs exist."""
     decide = gates_service(name)
     if decide is None:
         raise error("gates are not available yet (the gates app does not provide this)", "UNAVAILABLE")
-    user = require(info, "runs.view_run")
+    permission = gates_service("APPROVE_PERMISSION")
+    user = require(info, permission) if permission else require(info)
     run = found_run(run_id)
-    decide(run, step_key, user, *extra)
+    try:
+        decide(run, step_key, user, *extra)
+    except LookupError as exc:  # gates.services.GateNotFound
+        raise error(str(exc), "NOT_FOUND") from None
+    except ValueError as exc:  # gates.services.InvalidDecision (a rejection without a reason)
+        raise error(str(exc), "BAD_INPUT") from None
+    except Exception as exc:
+        gate_error = gates_service("GateError")
+        if gate_error is not None and isinstance(exc, gate_error):  # decided already, or not waiting
+            raise error(str(exc), "CONFLICT") from None
+        raise
     return GateDecision(ok=True, run=found_run(run.pk))
 
 

@@ -238,8 +238,13 @@ def _problems(errors: Any, where: str = "") -> list[dict]:
     out: list[dict] = []
     if isinstance(errors, Mapping):
         for key, value in errors.items():
-            field = None if key == "non_field_errors" else (f"{where}.{key}" if where else str(key))
-            out.extend(_problems(value, field or where))
+            if key == "non_field_errors":
+                field = where
+            elif isinstance(key, int):  # an item of a list field
+                field = f"{where}[{key}]"
+            else:
+                field = f"{where}.{key}" if where else str(key)
+            out.extend(_problems(value, field))
     elif isinstance(errors, list) and errors and all(isinstance(e, str) for e in errors):
         for e in errors:
             out.append(Problem(str(e), field=where or None, code=getattr(e, "code", None) or "invalid").as_dict())
@@ -320,6 +325,8 @@ def errors(*codes: int) -> dict[int, OpenApiResponse]:
 READ_ERRORS = (400, 401, 403)
 WRITE_ERRORS = (400, 401, 403, 413, 415)
 
+NUMBER_PARAMETER = OpenApiParameter("number", {"type": "integer", "minimum": 1}, OpenApiParameter.PATH,
+                                    description="the revision's number")
 CODE_PARAMETER = OpenApiParameter(
     "code", str, OpenApiParameter.PATH, description="the pipeline's code", pattern=_CODE.pattern
 )
@@ -528,7 +535,7 @@ def _revision_number(number: int) -> int:
 
 
 @extend_schema(operation_id="pipelines_revision", tags=["pipelines"],
-               parameters=[CODE_PARAMETER, OpenApiParameter("number", int, OpenApiParameter.PATH)],
+               parameters=[CODE_PARAMETER, NUMBER_PARAMETER],
                responses={200: RevisionDetailSerializer, **errors(401, 403, 404)}, summary="One revision")
 @endpoint(["GET"], GET="pipelines.view_pipeline")
 def revision(request, code: str, number: int):
@@ -540,7 +547,7 @@ def revision(request, code: str, number: int):
 
 
 @extend_schema(operation_id="pipelines_restore", tags=["pipelines"], request=None,
-               parameters=[CODE_PARAMETER, OpenApiParameter("number", int, OpenApiParameter.PATH)],
+               parameters=[CODE_PARAMETER, NUMBER_PARAMETER],
                responses={200: PipelineDetailSerializer, **errors(*WRITE_ERRORS, 404)},
                summary="Make an old revision current again (saved as a new revision)")
 @endpoint(["POST"], POST="pipelines.change_pipeline")

@@ -8,7 +8,7 @@ cancelling, re-running and replaying need ``pipelines.run_pipeline``.
 from __future__ import annotations
 
 from django.db import transaction
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
@@ -66,11 +66,19 @@ def _runnable(pipeline: Pipeline) -> Pipeline:
     return pipeline
 
 
+@extend_schema_field({"type": "string", "enum": list(RunStatus.values)}, component_name="RunStatus")
+class RunStatusField(serializers.ChoiceField):
+    """A run's status, as its own named component (a shared "Status" enum would clash with gates')."""
+
+    def __init__(self, **kwargs):
+        super().__init__(choices=RunStatus.choices, **kwargs)
+
+
 class RunSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     pipeline = serializers.CharField(source="pipeline.code")
     revision = serializers.IntegerField(source="revision.number")
-    status = serializers.ChoiceField(choices=RunStatus.choices)
+    status = RunStatusField()
     dryRun = serializers.BooleanField(source="dry_run")
     recordLimit = serializers.IntegerField(source="record_limit", allow_null=True)
     trigger = serializers.CharField()
@@ -145,8 +153,7 @@ class ReplaySerializer(Body):
 
 class RunQuery(PageQuery):
     pipeline = serializers.CharField(required=False, max_length=100, help_text="a pipeline's code")
-    status = serializers.MultipleChoiceField(choices=RunStatus.choices, required=False,
-                                             help_text="one or more statuses")
+    status = serializers.ListField(child=RunStatusField(), required=False, help_text="one or more statuses")
     since = serializers.DateTimeField(required=False, help_text="created at or after (ISO 8601)")
     until = serializers.DateTimeField(required=False, help_text="created before (ISO 8601)")
 
@@ -155,7 +162,8 @@ class RecordErrorQuery(PageQuery):
     step = serializers.CharField(required=False, max_length=100, help_text="only this step's errors")
 
 
-RUN_ID = OpenApiParameter("run_id", int, OpenApiParameter.PATH, description="the run's id")
+RUN_ID = OpenApiParameter("run_id", {"type": "integer", "minimum": 1}, OpenApiParameter.PATH,
+                          description="the run's id")
 
 
 def _detail(run: Run) -> dict:

@@ -59,3 +59,14 @@ def failed_run(pipeline):
 def fast_passwords(settings):
     """The personas' passwords are hashed with a fast hasher here: the API tests make many users."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def gql(client, query: str, variables: dict | None = None, **extra):
+    """POST a GraphQL request as JSON; returns (status code, body)."""
+    response = client.post("/graphql/", {"query": query, "variables": variables or {}}, format="json", **extra)
+    return response.status_code, response.json()
+
+
+def codes(body: dict) -> list[str]:
+    """The extensions.code of each error in a GraphQL answer."""
+    return [e.get("extensions", {}).get("code") for e in body.get("errors", [])]

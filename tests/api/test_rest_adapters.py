@@ -18,8 +18,9 @@ def test_it_lists_every_kind_with_its_schema(as_bob):
     body = as_bob.get("/api/adapters/").json()
     listed = {(a["kind"], a["code"]) for a in body}
     for kind, reg in registry.ALL.items():
-        assert len(reg) > 0, kind
         assert {(kind, code) for code in reg.codes()} <= listed
+    for kind in ("operator", "extractor", "loader", "exporter", "feed", "sink", "step type"):
+        assert any(k == kind for k, _ in listed), kind
     trim = next(a for a in body if a["kind"] == "operator" and a["code"] == "trim")
     assert trim["builtin"] is True and trim["schema"]["type"] == "object"
     memory = next(a for a in body if a["kind"] == "extractor" and a["code"] == "inMemory")

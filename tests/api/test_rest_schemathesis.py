@@ -1,0 +1,73 @@
+"""A property-based run of schemathesis against /api/schema/: generated requests to every operation, as
+alice with her token, must never get a 500 and must get the answers the schema documents.
+
+Bounded: 15 examples per operation, no deadline per example; the whole run takes seconds. The requests
+go through Django's WSGI handler in this process, inside the test's transaction. (Schemathesis's own
+pytest fixture loader does not run on pytest 9, so the operations are parametrized here.)
+"""
+
+import json
+
+import pytest
+import schemathesis
+from django.core.handlers.wsgi import WSGIHandler
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
+from drf_spectacular.generators import SchemaGenerator
+from drf_spectacular.renderers import OpenApiJsonRenderer
+from hypothesis import HealthCheck, given, settings
+from rest_framework.authtoken.models import Token
+from schemathesis import checks
+
+from pipelines.services import save_definition
+from runs import services
+from tests.fixtures import simple_definition
+
+CHECKS = [
+    checks.not_a_server_error,
+    checks.status_code_conformance,
+    checks.content_type_conformance,
+    checks.response_schema_conformance,
+    checks.response_headers_conformance,
+]
+
+# What /api/schema/ serves (test_it_fuzzes_the_schema_the_api_serves checks that it is the same).
+SCHEMA = json.loads(OpenApiJsonRenderer().render(SchemaGenerator().get_schema(request=None, public=True)))
+OPERATIONS = {op.label: op for op in (r.ok() for r in schemathesis.openapi.from_dict(SCHEMA).get_all_operations())}
+
+
+def test_it_fuzzes_the_schema_the_api_serves(anonymous):
+    assert anonymous.get("/api/schema/", {"format": "json"}).json() == SCHEMA
+    assert len(OPERATIONS) >= 20
+
+
+@pytest.fixture
+def alice_token(alice):
+    pipeline = save_definition(simple_definition(code="simple"))
+    services.create_run(pipeline)
+    return Token.objects.create(user=alice).key
+
+
+@pytest.fixture
+def wsgi_app():
+    """Django's WSGI app, leaving the test's database connection open between requests (as Django's test
+    client does): otherwise every request would close it and lose the test's transaction."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield WSGIHandler()
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
+@pytest.mark.parametrize("label", OPERATIONS)
+def test_it_never_answers_500_and_keeps_to_its_schema(label, alice_token, wsgi_app):
+    headers = {"Authorization": f"Token {alice_token}"}
+
+    @given(case=OPERATIONS[label].as_strategy())
+    @settings(max_examples=15, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    def check(case):
+        response = case.call(app=wsgi_app, headers=headers)
+        case.validate_response(response, checks=CHECKS, headers=headers)
+
+    check()
