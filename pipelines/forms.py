@@ -107,7 +107,7 @@ def json_text(value: Any) -> str:
         return value.text
     if value is MISSING or value is None:
         return ""
-    return json.dumps(value, indent=2, ensure_ascii=False)
+    return json.dumps(value, indent=2, ensure_ascii=False, default=lambda v: v.text if isinstance(v, Raw) else str(v))
 
 
 def json_error(exc: json.JSONDecodeError) -> str:
@@ -191,6 +191,7 @@ class Field:
     add_choices: list = field(default_factory=list)
     open: bool = False
     item_label: str = "item"
+    orig: str = ""
     refresh: bool = False  # changing it re-renders the form (an operator or adapter select)
     switch: bool = False
 
@@ -256,7 +257,8 @@ def _placeholder(kind: str, prop: dict) -> str:
     return {"json": "JSON", "any": "text, or JSON: 42, true, [..]"}.get(kind, "")
 
 
-def schema_fields(schema: dict, value: Any, prefix: str, *, skip: tuple[str, ...] = ()) -> list[Field]:
+def schema_fields(schema: dict, value: Any, prefix: str, *, skip: tuple[str, ...] = (),
+                  extras: bool = True) -> list[Field]:
     """The fields for an object ``schema`` holding ``value``; names are ``prefix.<property>``."""
     props = schema.get("properties") or {}
     required = set(schema.get("required") or [])
@@ -273,7 +275,7 @@ def schema_fields(schema: dict, value: Any, prefix: str, *, skip: tuple[str, ...
     else:
         extra_value = {k: v for k, v in extra.items() if k != EXTRA}
     free = schema.get("additionalProperties", True) is not False
-    if extra_value or (free and not props):
+    if extras and (extra_value or (free and not props)):
         fields.append(Field(
             name=f"{prefix}.{EXTRA}" if prefix else EXTRA,
             label="Other settings (JSON)" if props else "Settings (JSON)",
@@ -297,6 +299,8 @@ def build_field(name: str, prop: dict, value: Any, path: str, *, required: bool 
         f.value = _display(kind, value, prop)
     elif kind == "checkbox":
         f.value = _display(kind, prop.get("default", False) if value is MISSING else value, prop)
+        # What the definition said, so an untouched box reads back as it was (absent stays absent).
+        f.orig = "" if value is MISSING or not isinstance(value, bool) else ("true" if value else "false")
     elif kind == "object":
         f.children = schema_fields(prop, value, path)
         f.open = value is not MISSING
@@ -428,9 +432,13 @@ def read_field(name: str, prop: dict, post, path: str, errors: _Errors) -> Any:
     kind = kind_of(name, prop)
     if kind == "checkbox":
         checked = post.get(path) in ("1", "on", "true")
-        if checked:
-            return True
-        return False if prop.get("default") is True else MISSING
+        orig = post.get(f"{path}.__orig", "")
+        default = prop.get("default") is True
+        if checked == (orig == "true") and orig:
+            return checked  # untouched and written out before: keep it written out
+        if checked == default:
+            return MISSING  # the default: leave it out
+        return checked
     if kind == "object":
         value = read_schema(prop, post, path, errors)
         return value if value else MISSING
@@ -663,7 +671,7 @@ class StepForm:
 
     def _build(self) -> None:
         step = self.step
-        self.meta = schema_fields(META_SCHEMA, step, "")
+        self.meta = schema_fields(META_SCHEMA, step, "", extras=False)
         self.adapter: Field | None = None
         if self.type in ADAPTER_REQUIRED or (self.type == "TRANSFORM" and self.adapter_code):
             choices = adapter_choices(self.type)
@@ -686,9 +694,7 @@ class StepForm:
         else:
             self.operators = None
             self.config = schema_fields(schema, config, "config")
-        self.advanced = schema_fields(ADVANCED_SCHEMA, step, "")
-        self.advanced = [f for f in self.advanced if f.name != EXTRA]
-        self.meta = [f for f in self.meta if f.name != EXTRA]
+        self.advanced = schema_fields(ADVANCED_SCHEMA, step, "", extras=False)
         groups = [self.meta, [self.adapter] if self.adapter else [], [self.operators] if self.operators else [],
                   self.config, self.advanced]
         self.all_fields = [f for g in groups for f in g]
@@ -844,8 +850,7 @@ class SettingsForm:
     def __post_init__(self):
         self.fields = schema_fields(
             {"properties": {"name": {"type": "string"}, "description": {"type": "string"}}},
-            {"name": self.name, "description": self.description}, "")
-        self.fields = [f for f in self.fields if f.name != EXTRA]
+            {"name": self.name, "description": self.description}, "", extras=False)
         self.context_fields = schema_fields(SETTINGS_CONTEXT_SCHEMA, self.context, "context")
         for f in walk(self.context_fields):
             if isinstance(f, Field) and f.name.startswith("context.parallelExecution."):

@@ -1,0 +1,92 @@
+import pytest
+
+from pipelines.models import Pipeline
+from pipelines.services import definition_of, save_definition
+from tests.fixtures import simple_definition
+from tests.web.conftest import form_data, htmx
+
+pytestmark = pytest.mark.django_db
+
+
+def new_form(client, query, code="simple"):
+    response = client.get(f"/pipelines/{code}/new-step/?{query}", **htmx(target="new-step-slot"))
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_it_opens_a_form_for_the_palette_entry(as_alice, pipeline):
+    html = new_form(as_alice, "type=TRANSFORM&op=trim")
+    assert html.lstrip().startswith('<div id="new-step"')
+    data = form_data(html, "new-step-form")
+    assert data["type"] == "TRANSFORM" and data["key"] == "trim" and data["config.operators.0.op"] == "trim"
+    assert "Add step" in html
+
+
+def test_it_adds_a_step_and_saves_a_revision(as_alice, pipeline):
+    data = form_data(new_form(as_alice, "type=TRANSFORM&op=uppercase"), "new-step-form",
+                     **{"config.operators.0.args.path": "sku", "_action": "save"})
+    response = as_alice.post("/pipelines/simple/new-step/", data, **htmx())
+    assert response["HX-Retarget"] == "#workspace" and "Added step uppercase." in response.content.decode()
+    d = definition_of(Pipeline.objects.get(code="simple"))
+    assert d["steps"][-1] == {"key": "uppercase", "type": "TRANSFORM",
+                              "config": {"operators": [{"op": "uppercase", "args": {"path": "sku"}}]}}
+    assert Pipeline.objects.get(code="simple").current_revision.message == "added step uppercase"
+
+
+def test_it_answers_a_missing_argument_at_its_field_and_keeps_the_form(as_alice, pipeline):
+    data = form_data(new_form(as_alice, "type=TRANSFORM&op=rename"), "new-step-form",
+                     key="renamer", **{"config.operators.0.args.from": "sku", "_action": "save"})
+    response = as_alice.post("/pipelines/simple/new-step/", data, **htmx())
+    html = response.content.decode()
+    assert response["HX-Retarget"] == "#new-step"
+    assert 'value="renamer"' in html and 'name="config.operators.0.args.from" value="sku"' in html
+    to_field = html.split('name="config.operators.0.args.to"')[1].split("</div>")[0]
+    assert "is required" in to_field
+    assert len(definition_of(Pipeline.objects.get(code="simple"))["steps"]) == 3
+
+
+def test_it_adds_a_sink_from_the_palette(as_alice, pipeline):
+    data = form_data(new_form(as_alice, "type=SINK&adapter=records"), "new-step-form", _action="save")
+    assert data["adapterCode"] == "records" and data["key"] == "records"
+    assert as_alice.post("/pipelines/simple/new-step/", data).status_code == 302
+    assert definition_of(Pipeline.objects.get(code="simple"))["steps"][-1]["adapterCode"] == "records"
+
+
+def test_it_connects_the_new_step_in_a_pipeline_with_edges(as_alice, db):
+    d = simple_definition("g")
+    d["edges"] = [{"from": "src", "to": "clean"}, {"from": "clean", "to": "out"}]
+    save_definition(d)
+    html = new_form(as_alice, "type=SINK&adapter=records", code="g")
+    data = form_data(html, "new-step-form", _action="save")
+    assert data["_connect_from"] == "out"  # the last step, by default
+    data["_connect_from"] = "clean"
+    assert as_alice.post("/pipelines/g/new-step/", data).status_code == 302
+    assert definition_of(Pipeline.objects.get(code="g"))["edges"][-1] == {"from": "clean", "to": "records"}
+
+
+def test_it_explains_a_step_left_unconnected(as_alice, db):
+    d = simple_definition("g")
+    d["edges"] = [{"from": "src", "to": "clean"}, {"from": "clean", "to": "out"}]
+    save_definition(d)
+    data = form_data(new_form(as_alice, "type=SINK&adapter=records", code="g"), "new-step-form",
+                     _action="save", _connect_from="")
+    html = as_alice.post("/pipelines/g/new-step/", data, **htmx()).content.decode()
+    assert "this step has no edge" in html
+
+
+def test_it_starts_a_route_with_one_branch_to_name(as_alice, pipeline):
+    html = new_form(as_alice, "type=ROUTE")
+    data = form_data(html, "new-step-form", _action="save")
+    assert "config.branches.0.name" in data
+    html = as_alice.post("/pipelines/simple/new-step/", data, **htmx()).content.decode()
+    assert "is required" in html or "should be non-empty" in html
+
+
+def test_it_refuses_an_unknown_step_type(as_alice, pipeline):
+    assert as_alice.get("/pipelines/simple/new-step/?type=NOPE").status_code == 404
+    assert as_alice.post("/pipelines/simple/new-step/", {"type": "NOPE"}).status_code == 404
+
+
+def test_it_shows_the_form_on_the_page_without_htmx(as_alice, pipeline):
+    page = as_alice.get("/pipelines/simple/new-step/?type=SINK&adapter=records").content.decode()
+    assert "<html" in page and 'id="new-step"' in page
