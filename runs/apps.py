@@ -6,4 +6,20 @@ class RunsConfig(AppConfig):
     verbose_name = "Runs"
 
     def ready(self) -> None:
-        from runs import signals  # noqa: F401  (connects post_migrate: the reaper schedule)
+        from django.db.models.signals import post_delete, post_migrate, post_save
+
+        from pipelines.models import Pipeline, PipelineRevision
+        from runs import (
+            notifications,
+            schedules,
+            signals,  # noqa: F401  (connects post_migrate: the reaper schedule)
+        )
+
+        signals.run_ended.connect(notifications.on_run_ended, dispatch_uid="datahub-notifications")
+        signals.run_ended.connect(schedules.on_run_ended, dispatch_uid="datahub-schedule-catch-up")
+        # Schedules follow their pipeline: saved, re-pointed at a new revision, enabled or disabled, deleted.
+        post_save.connect(schedules.on_pipeline_saved, sender=Pipeline, dispatch_uid="datahub-schedules-pipeline")
+        post_save.connect(schedules.on_pipeline_saved, sender=PipelineRevision,
+                          dispatch_uid="datahub-schedules-revision")
+        post_delete.connect(schedules.on_pipeline_deleted, sender=Pipeline, dispatch_uid="datahub-schedules-delete")
+        post_migrate.connect(schedules.on_migrated, dispatch_uid="datahub-schedules-migrate")

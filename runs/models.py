@@ -55,6 +55,9 @@ class Run(models.Model):
     seed_step = models.CharField(max_length=100, blank=True, default="")
     seed_records = models.JSONField(null=True, blank=True)
     replay_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replays")
+    # The run whose TRIGGER_PIPELINE hook started this one: a chain of parents is how loops are refused.
+    parent_run = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="child_runs")
     # What a PAUSED run needs to continue on any worker (see runs.resume).
     resume_state = models.JSONField(null=True, blank=True)
 
@@ -156,3 +159,79 @@ class Checkpoint(models.Model):
 
     def __str__(self) -> str:
         return f"{self.pipeline.code}/{self.step_key}"
+
+
+class WebhookDelivery(models.Model):
+    """An inbound webhook call that carried an idempotency key. The same key with the same body finds
+    this run again instead of starting another; the same key with another body is refused. The unique
+    constraint settles two deliveries racing with one key: the second one's transaction fails."""
+
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="webhook_deliveries")
+    key = models.CharField(max_length=200)
+    body_hash = models.CharField(max_length=64)
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["pipeline", "key"], name="webhook_key_unique_per_pipeline")]
+
+    def __str__(self) -> str:
+        return f"{self.pipeline.code} key {self.key}"
+
+
+class HookStatus(models.TextChoices):
+    PENDING = "PENDING"
+    SENDING = "SENDING"
+    RETRYING = "RETRYING"
+    SENT = "SENT"
+    FAILED = "FAILED"
+    SKIPPED = "SKIPPED"
+
+
+class HookDelivery(models.Model):
+    """One side effect a run asked for: a hook's WEBHOOK, EMAIL or TRIGGER_PIPELINE action, or a
+    notification. Tasks take its id; ``attempts`` is claimed with a conditional UPDATE so a task delivered
+    twice sends once. A failure is kept here (and in the step's warnings), never on the run's status."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="hook_deliveries")
+    stage = models.CharField(max_length=40)
+    step_key = models.CharField(max_length=100, blank=True, default="")
+    action_type = models.CharField(max_length=20)
+    name = models.CharField(max_length=200, blank=True, default="")
+    action = models.JSONField(default=dict)
+    payload = models.JSONField(default=dict)
+    status = models.CharField(max_length=10, choices=HookStatus.choices, default=HookStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    detail = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["run", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.stage} {self.action_type} ({self.status})"
+
+
+class ScheduleState(models.Model):
+    """What a SCHEDULE trigger has handled: every occurrence up to ``handled_until`` is done (run, skipped
+    or dropped by the missed-run policy). Moving it forward with a conditional UPDATE makes each
+    occurrence fire once, however many scheduler ticks arrive. ``backlog``: catch-up runs still owed under
+    policy ALL, started one at a time. ``spec`` is the schedule it was computed for; ``anchor`` where an
+    interval counts from."""
+
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="schedule_states")
+    trigger_key = models.CharField(max_length=100)
+    spec = models.JSONField(default=dict)
+    anchor = models.DateTimeField()
+    handled_until = models.DateTimeField()
+    backlog = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["pipeline", "trigger_key"]
+        constraints = [models.UniqueConstraint(fields=["pipeline", "trigger_key"], name="schedule_state_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.pipeline.code}/{self.trigger_key} until {self.handled_until:%Y-%m-%d %H:%M}"

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from runs.engine.events import (
     Event,
+    HookFired,
     RecordFailed,
     RecordRetried,
     RunFinished,
@@ -36,6 +37,8 @@ class DjangoRunStore:
         self._attempts: list[RecordAttempt] = []
         self._last_cancel_check = 0.0
         self._cancelled = False
+        # LOG hook messages for steps still running; they join the step's warnings when it ends.
+        self._hook_warnings: dict[str, list[str]] = {}
 
     def emit(self, event: Event) -> None:
         now = timezone.now()
@@ -83,12 +86,16 @@ class DjangoRunStore:
                 finished_at=now,
                 duration_ms=event.duration_ms,
                 error=event.error or "",
-                warnings=list(event.warnings),
+                warnings=list(event.warnings) + self._hook_warnings.pop(event.step_key, []),
             )
             if event.checkpoint is not None and not self.run.dry_run:
                 Checkpoint.objects.update_or_create(
                     pipeline_id=self.run.pipeline_id, step_key=event.step_key, defaults={"data": event.checkpoint}
                 )
+        elif isinstance(event, HookFired):
+            from runs import hooks
+
+            hooks.dispatch(self, event)
         elif isinstance(event, RunFinished):
             self._flush_errors()
             Run.objects.filter(pk=self.run.pk).update(
@@ -97,6 +104,12 @@ class DjangoRunStore:
                 finished_at=None if event.status == "PAUSED" else now,
                 heartbeat_at=now,
             )
+
+    def add_step_warning(self, step_key: str, message: str) -> None:
+        """A warning for a step that has not ended yet (hooks fire before the step's end is written)."""
+        pending = self._hook_warnings.setdefault(step_key, [])
+        if len(pending) < 1000:
+            pending.append(message)
 
     def _flush_errors(self) -> None:
         if self._errors:

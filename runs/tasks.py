@@ -30,3 +30,12 @@ def resume_run(run_id: int) -> str:
         return "skipped"
     run = Run.objects.select_related("pipeline", "revision").get(pk=run_id)
     return services.execute_claimed(run).run.status
+
+
+def run_scheduled(pipeline_id: int, trigger_key: str, planned: str | None = None) -> str:
+    """A SCHEDULE trigger's tick (django-q2 passes the planned time); see runs.schedules for the rules."""
+    from runs import schedules
+
+    result = schedules.fire(pipeline_id, trigger_key, planned)
+    log.info("schedule %s/%s (planned %s): %s", pipeline_id, trigger_key, planned, result)
+    return result
