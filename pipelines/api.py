@@ -338,8 +338,8 @@ CODE_PARAMETER = OpenApiParameter(
 def pipeline_or_404(code: str, *, lock: bool = False) -> Pipeline:
     if not _CODE.match(code):
         raise NotFound(f"no pipeline '{code[:100]}'")
-    queryset = Pipeline.objects.select_related("current_revision")
-    pipeline = (queryset.select_for_update(of=("self",)) if lock else queryset).filter(code=code).first()
+    queryset = Pipeline.objects.select_for_update() if lock else Pipeline.objects.select_related("current_revision")
+    pipeline = queryset.filter(code=code).first()
     if pipeline is None:
         raise NotFound(f"no pipeline '{code}'")
     return pipeline
@@ -563,11 +563,14 @@ def restore(request, code: str, number: int):
 
 
 @extend_schema(operation_id="pipelines_validate", tags=["pipelines"], request=_DEFINITION_BODY,
-               responses={200: ValidationResultSerializer, **errors(401, 403, 413, 415)},
+               responses={200: ValidationResultSerializer, **errors(*WRITE_ERRORS)},
                summary="Check a definition without saving it: every problem, with its step and field")
 @endpoint(["POST"], POST="pipelines.view_pipeline")
 def validate(request):
-    problems = problems_of(_unwrap(request.data))
+    data = _unwrap(request.data)
+    if not isinstance(data, dict):  # not a definition at all: bad input, not an invalid definition
+        raise Invalid([Problem("a pipeline definition must be a JSON object", field="").as_dict()])
+    problems = problems_of(data)
     return Response({"valid": not problems, "problems": [p.as_dict() for p in problems]})
 
 

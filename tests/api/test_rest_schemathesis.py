@@ -1,7 +1,9 @@
 """A property-based run of schemathesis against /api/schema/: generated requests to every operation, as
-alice with her token, must never get a 500 and must get the answers the schema documents.
+alice with her token, must never get a 500 and must get the answers the schema documents; requests that
+break the schema (wrong types, missing or unknown fields, values out of range) must get a 4xx.
 
-Bounded: 15 examples per operation, no deadline per example; the whole run takes seconds. The requests
+Bounded: 15 valid and 10 invalid examples per operation, no deadline per example; the whole run takes
+seconds. The requests
 go through Django's WSGI handler in this process, inside the test's transaction. (Schemathesis's own
 pytest fixture loader does not run on pytest 9, so the operations are parametrized here.)
 """
@@ -69,5 +71,22 @@ def test_it_never_answers_500_and_keeps_to_its_schema(label, alice_token, wsgi_a
     def check(case):
         response = case.call(app=wsgi_app, headers=headers)
         case.validate_response(response, checks=CHECKS, headers=headers)
+
+    check()
+
+
+@pytest.mark.parametrize("label", OPERATIONS)
+def test_it_answers_bad_input_with_4xx(label, alice_token, wsgi_app):
+    headers = {"Authorization": f"Token {alice_token}"}
+    operation = OPERATIONS[label]
+
+    @given(case=operation.as_strategy(generation_mode=schemathesis.GenerationMode.NEGATIVE))
+    @settings(max_examples=10, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    def check(case):
+        response = case.call(app=wsgi_app, headers=headers)
+        case.validate_response(response, checks=[checks.not_a_server_error, checks.negative_data_rejection],
+                               headers=headers)
+        assert response.status_code < 500
 
     check()
