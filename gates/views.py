@@ -98,7 +98,8 @@ def review(request: HttpRequest, run_id: int, step_key: str) -> HttpResponse:
     if target == "gate-records":
         return render(request, "gates/review.html#records", context)
     if target == "gate-decision":
-        return render(request, "gates/review.html#decision", context)
+        # The steps table comes along out of band, so a poll refreshes both.
+        return render(request, "gates/review.html#decision", {**context, "oob": True})
     return render(request, "gates/review.html", context)
 
 
@@ -107,7 +108,7 @@ def _after_decision(request: HttpRequest, gate: GateRequest, *, notice: str, ok:
     gate = services.get_gate(gate.run_id, gate.step_key)
     if _target(request) == "gate-decision":
         # htmx swaps only 2xx answers by default: a refusal is shown in the panel with a 200.
-        context = _review_context(request, gate, notice=notice, notice_ok=ok, **extra)
+        context = _review_context(request, gate, notice=notice, notice_ok=ok, oob=True, **extra)
         return render(request, "gates/review.html#decision", context)
     if status != 200:
         context = _review_context(request, gate, notice=notice, notice_ok=ok, **extra)
