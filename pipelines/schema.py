@@ -42,7 +42,10 @@ def require(info, *perms: str, any_of: bool = False):
     return user
 
 
-def window(limit: int, offset: int) -> slice:
+def window(limit: int | None, offset: int | None, default_limit: int = 50) -> slice:
+    """The slice of a page; an explicit null (which GraphQL passes past the default) means the default."""
+    limit = default_limit if limit is None else limit
+    offset = 0 if offset is None else offset
     if not 1 <= limit <= MAX_PAGE:
         raise error(f"limit must be from 1 to {MAX_PAGE}", "BAD_INPUT")
     if not 0 <= offset <= MAX_OFFSET:
@@ -119,7 +122,7 @@ class PipelineType(graphene.ObjectType):
 
     @staticmethod
     def resolve_revisions(pipeline, info, limit, offset):
-        return pipeline.revisions.select_related("created_by").order_by("-number")[window(limit, offset)]
+        return pipeline.revisions.select_related("created_by").order_by("-number")[window(limit, offset, 20)]
 
 
 class AdapterType(graphene.ObjectType):

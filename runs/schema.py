@@ -193,7 +193,7 @@ class StartRun(graphene.Mutation):
             raise error(f"pipeline '{found.code}' is disabled; enable it to run it", "CONFLICT")
         try:
             with transaction.atomic():
-                run = services.start_run(found, user=user, revision=revision, dry_run=dry_run,
+                run = services.start_run(found, user=user, revision=revision, dry_run=bool(dry_run),
                                          record_limit=record_limit, trigger="graphql",
                                          allow_concurrent=allow_concurrent)
         except DefinitionError as exc:
