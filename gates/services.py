@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from gates.models import GateRequest, GateStatus
 from gates.step import DEFAULT_PREVIEW_COUNT, emails
+from pipelines.errors import DatahubError
 from pipelines.records import loads
 from runs import services as run_services
 from runs.models import ENDED_STATUSES, Run, RunStatus
@@ -42,8 +43,9 @@ RECORDS_PER_PAGE = 25
 TIMER_RETRY_SECONDS = 5
 
 
-class GateError(Exception):
-    """Base of what deciding a gate may raise (besides django's PermissionDenied)."""
+class GateError(DatahubError):
+    """Base of what deciding a gate may raise (besides django's PermissionDenied). A DatahubError, so the
+    GraphQL error middleware reports its message instead of hiding it as an internal error."""
 
 
 class GateNotFound(GateError, LookupError):

@@ -51,3 +51,24 @@ def test_it_lists_the_waiting_gate_until_it_is_decided(counting, approver):
     assert [g.step_key for g in services.pending_gates(approver)] == ["gate"]
     services.approve(run, "gate", approver)
     assert list(services.pending_gates(approver)) == []
+
+
+def test_a_repeated_pause_notice_opens_one_request_and_sends_one_notice(counting, settings):
+    from django.core import mail
+
+    from runs.models import Run as RunModel
+    from runs.signals import step_paused
+
+    run = paused(linear(notifyEmail="ops@example.com"))
+    info = {"approvalType": "MANUAL", "recordCount": 2, "notifyEmail": ["ops@example.com"]}
+    step_paused.send(RunModel, run=run, step_key="gate", info=info)  # delivered again
+    assert GateRequest.objects.filter(run=run).count() == 1 and len(mail.outbox) == 1
+
+
+def test_a_pause_that_is_not_a_gate_opens_nothing(counting):
+    from runs.models import Run as RunModel
+    from runs.signals import step_paused
+
+    run = paused(linear())
+    step_paused.send(RunModel, run=run, step_key="before", info={})
+    assert list(GateRequest.objects.filter(run=run).values_list("step_key", flat=True)) == ["gate"]
