@@ -78,16 +78,25 @@ def _same_edge(a: dict, b: dict) -> bool:
     return (a.get("from"), a.get("to"), a.get("branch")) == (b.get("from"), b.get("to"), b.get("branch"))
 
 
-def add_step(definition: dict, step: dict, *, connect_from: str | None = None, branch: str | None = None) -> dict:
-    """Append ``step``. In a pipeline with edges, ``connect_from`` adds the edge that feeds it."""
+def add_step(definition: dict, step: dict, *, connect_from: str | None = None, branch: str | None = None,
+             connect_to: str | None = None) -> dict:
+    """Append ``step``. With edges, ``connect_from`` adds the edge that feeds it and ``connect_to`` the one it
+    feeds. A ROUTE step, or a ``connect_to``, turns a pipeline without edges into a graph (its list order
+    written down as edges first), since only edges can send records somewhere else than the next step."""
     out = _copy(definition)
+    graph = bool(out["edges"]) or step.get("type") == "ROUTE" or bool(connect_to)
+    if graph and not out["edges"]:
+        out["edges"] = chain_edges(out)
     out["steps"].append(copy.deepcopy(step))
-    if out["edges"] and connect_from:
+    if graph and connect_from:
         find_step(out, connect_from)
         edge = {"from": connect_from, "to": step["key"]}
         if branch:
             edge["branch"] = branch
         out["edges"].append(edge)
+    if graph and connect_to:
+        find_step(out, connect_to)
+        out["edges"].append({"from": step["key"], "to": connect_to})
     return out
 
 

@@ -13,6 +13,7 @@ form is rebuilt from that value.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from dataclasses import dataclass, field
@@ -825,10 +826,23 @@ def palette(query: str = "") -> list[PaletteGroup]:
 
 # --- the settings form -------------------------------------------------------------------------------
 
-SETTINGS_CONTEXT_SCHEMA = {
+def _with_defaults(schema: dict, defaults: dict) -> dict:
+    """A copy of ``schema`` with ``default`` set where the engine has one the schema does not state."""
+    out = copy.deepcopy(schema)
+    for dotted, value in defaults.items():
+        node = out
+        for part in dotted.split("."):
+            node = node["properties"][part]
+        node.setdefault("default", value)
+    return out
+
+
+# The engine's defaults (pipelines.definition.Definition), shown as placeholders and select labels.
+SETTINGS_CONTEXT_SCHEMA = _with_defaults({
     **CONTEXT_SCHEMA,
     "properties": {k: v for k, v in CONTEXT_SCHEMA["properties"].items() if k != "allowConcurrentRuns"},
-}
+}, {"parallelExecution.maxConcurrentSteps": 4, "parallelExecution.errorPolicy": "FAIL_FAST",
+    "throughput.batchSize": 1000})
 PARALLEL_HELP = {
     "enabled": "Run steps that do not depend on each other at the same time.",
     "maxConcurrentSteps": "At most this many steps run at once (1 to 16).",

@@ -390,13 +390,14 @@ def step_new(request: HttpRequest, code: str) -> HttpResponse:
         return render(request, "pipelines/editor.html", context)
 
     step, errors, action = _step_from_post(request, request.POST.get("type", ""))
-    connect = {"from": request.POST.get("_connect_from", ""), "branch": request.POST.get("_branch", "").strip()}
+    connect = {"from": request.POST.get("_connect_from", ""), "branch": request.POST.get("_branch", "").strip(),
+               "to": request.POST.get("_connect_to", "")}
     if action != "save" or errors:
         form = pforms.StepForm(step, is_new=True, open=True, field_errors=errors if action == "save" else {})
         form.connect = connect
         return _refused(request, pipeline, "new-step", "#new-step", new_form=form)
     changed = editing.add_step(definition, pforms.strip_missing(step), connect_from=connect["from"] or None,
-                               branch=connect["branch"] or None)
+                               branch=connect["branch"] or None, connect_to=connect["to"] or None)
     try:
         _save(changed, pipeline, request, f"added step {step.get('key')}")
     except (DefinitionError, editing.EditError) as exc:

@@ -74,12 +74,26 @@ def test_it_explains_a_step_left_unconnected(as_alice, db):
     assert "this step has no edge" in html
 
 
-def test_it_starts_a_route_with_one_branch_to_name(as_alice, pipeline):
+def test_it_adds_a_route_with_its_connections(as_alice, pipeline):
     html = new_form(as_alice, "type=ROUTE")
     data = form_data(html, "new-step-form", _action="save")
-    assert "config.branches.0.name" in data
+    assert data["_connect_from"] == "out" and data["config.branches.0.name"] == ""
     html = as_alice.post("/pipelines/simple/new-step/", data, **htmx()).content.decode()
-    assert "is required" in html or "should be non-empty" in html
+    name_field = html.split('name="config.branches.0.name"')[1].split("</div>")[0]
+    assert "is required" in name_field
+    data = form_data(html, "new-step-form", _action="save", _connect_from="clean", _connect_to="out",
+                     **{"config.branches.0.name": "big"})
+    data = {**data, "_action": "add:config.branches.0.when"}
+    html = as_alice.post("/pipelines/simple/new-step/", data, **htmx()).content.decode()
+    data = form_data(html, "new-step-form", _action="save", **{
+        "config.branches.0.when.0.field": "n", "config.branches.0.when.0.cmp": "gt",
+        "config.branches.0.when.0.value": "5"})
+    assert as_alice.post("/pipelines/simple/new-step/", data).status_code == 302
+    d = definition_of(Pipeline.objects.get(code="simple"))
+    assert d["steps"][-1] == {"key": "route", "type": "ROUTE", "config": {"branches": [
+        {"name": "big", "when": [{"field": "n", "cmp": "gt", "value": 5}]}]}}
+    assert d["edges"] == [{"from": "src", "to": "clean"}, {"from": "clean", "to": "out"},
+                          {"from": "clean", "to": "route"}, {"from": "route", "to": "out"}]
 
 
 def test_it_refuses_an_unknown_step_type(as_alice, pipeline):
