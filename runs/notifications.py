@@ -34,8 +34,8 @@ _TEXT = """{{ pipeline.name }} ({{ pipeline.code }}): run {{ run.pk }} {{ run.st
 {% if run.error %}
 {{ run.error }}
 {% endif %}
-Started:  {{ run.started_at|default:"-" }}
-Finished: {{ run.finished_at|default:"-" }}
+Started:  {{ run.started_at|date:"Y-m-d H:i:s T"|default:"-" }}
+Finished: {{ run.finished_at|date:"Y-m-d H:i:s T"|default:"-" }}
 Trigger:  {{ run.trigger }}
 
 Steps (in / out / errors):
@@ -52,7 +52,8 @@ _HTML = """<!doctype html>
 <html><body style="font-family: sans-serif">
 <h2>{{ pipeline.name }} <small>({{ pipeline.code }})</small>: run {{ run.pk }} {{ run.status }}</h2>
 {% if run.error %}<p style="color:#b00">{{ run.error }}</p>{% endif %}
-<p>Started {{ run.started_at|default:"-" }}, finished {{ run.finished_at|default:"-" }}, trigger {{ run.trigger }}.</p>
+<p>Started {{ run.started_at|date:"Y-m-d H:i:s T"|default:"-" }}, finished
+{{ run.finished_at|date:"Y-m-d H:i:s T"|default:"-" }}, trigger {{ run.trigger }}.</p>
 <table border="1" cellpadding="4" cellspacing="0">
 <tr><th>Step</th><th>Status</th><th>In</th><th>Out</th><th>Errors</th><th></th></tr>
 {% for s in steps %}<tr><td>{{ s.step_key }}</td><td>{{ s.status }}</td><td>{{ s.records_in }}</td>
