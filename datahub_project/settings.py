@@ -7,6 +7,7 @@ PostgreSQL or MySQL/MariaDB, ``REDIS_URL`` the broker to Redis, ``EMAIL_URL`` ma
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dj_database_url
@@ -87,8 +88,9 @@ def _database() -> dict:
         "NAME": str(VAR_DIR / "datahub.sqlite3"),
         "OPTIONS": _SQLITE_OPTIONS,
         # A file, not Django's default in-memory test database: workers' threads must see the same data
-        # and the locking behaviour under test must be SQLite's real one.
-        "TEST": {"NAME": str(VAR_DIR / "test-datahub.sqlite3")},
+        # and the locking behaviour under test must be SQLite's real one. One file per test process, so
+        # two test runs on one machine never share (and wipe) each other's database.
+        "TEST": {"NAME": str(VAR_DIR / f"test-datahub-{os.getpid()}.sqlite3")},
     }
 
 
