@@ -1,8 +1,8 @@
 """Step outputs that stay bounded in memory. [pure]
 
 A step writes its output into a :class:`RecordBuffer` batch by batch. Up to ``spill_records`` records
-stay in memory; past that the buffer moves everything to an anonymous temporary file (NDJSON through
-orjson) and reads it back batch by batch, so a million-row extract -> transform -> load holds about one
+stay in memory; past that the buffer moves everything to an anonymous temporary file (one JSON array per
+batch and line, through orjson: one call per batch, not per record) and reads it back batch by batch, so a million-row extract -> transform -> load holds about one
 batch per step in memory however large the input. A buffer may be read many times (fan-out to several
 successors) and is released by ``close``.
 """
@@ -65,7 +65,7 @@ class RecordBuffer:
     def _write(self, batch: Batch) -> None:
         assert self._file is not None
         self._file.seek(0, 2)
-        self._file.write(b"\n".join(orjson.dumps(r, option=orjson.OPT_NON_STR_KEYS) for r in batch) + b"\n")
+        self._file.write(orjson.dumps(batch, option=orjson.OPT_NON_STR_KEYS) + b"\n")
 
     def batches(self, size: int | None = None) -> Iterator[Batch]:
         """The records in order, as batches of ``size`` (as written when ``size`` is None)."""
@@ -90,24 +90,26 @@ class RecordBuffer:
         # pread keeps no shared file offset, so several successors can read at once while nobody writes.
         offset = 0
         rest = b""
-        batch: Batch = []
+        pending: Batch = []
         while offset < end:
-            chunk = os.pread(fd, min(1 << 20, end - offset), offset)
+            chunk = os.pread(fd, min(1 << 22, end - offset), offset)
             if not chunk:
                 break
             offset += len(chunk)
             lines = (rest + chunk).split(b"\n")
             rest = lines.pop()
             for line in lines:
-                if line:
-                    batch.append(orjson.loads(line))
-                    if len(batch) >= size:
-                        yield batch
-                        batch = []
+                if not line:
+                    continue
+                pending.extend(orjson.loads(line))
+                while len(pending) >= size:
+                    yield pending[:size]
+                    pending = pending[size:]
         if rest:
-            batch.append(orjson.loads(rest))
-        if batch:
-            yield batch
+            pending.extend(orjson.loads(rest))
+        while pending:
+            yield pending[:size]
+            pending = pending[size:]
 
     def records(self) -> Iterator[Record]:
         for batch in self.batches():
