@@ -116,6 +116,7 @@ class _Execution:
         self.inputs = graph.inputs(definition)
         self.successors = graph.successors(definition)
         self.order = [s.key for s in definition.steps]
+        self.position = {k: n for n, k in enumerate(self.order)}
         self.steps = {s.key: s for s in definition.steps}
         parallel = definition.parallel
         self.parallel = parallel.enabled and definition.graph_mode
@@ -138,6 +139,7 @@ class _Execution:
         self.attempts: dict[str, int] = {}
         self.started_at: dict[str, float] = {}
         self.last_heartbeat = 0.0
+        self._candidates: set[str] = set()
         self.pauses: dict[str, dict] = {}
         self.counts: dict[str, StepCounts] = {
             k: p.counts for k, p in options.previous.items() if p.counts is not None
@@ -165,6 +167,7 @@ class _Execution:
                     self.usable.add(key)  # contributes no records, blocks nobody
                     self.outputs[key] = {}
                     self._end(key, "SKIPPED", error=f"not part of this run (it starts at step '{seed}')")
+        self._candidates.update(k for k in self.order if self.status[k] == "PENDING")
         while True:
             self._beat()
             if not self.cancelled.is_set() and self.store.cancel_requested():
@@ -192,7 +195,7 @@ class _Execution:
         return bool(self.retry_at) and not self.stop_starting
 
     def _anything_ready(self) -> bool:
-        return any(self._readiness(k) == "run" for k in self.order if self.status[k] == "PENDING")
+        return any(self._readiness(k) == "run" for k in self._candidates if self.status[k] == "PENDING")
 
     def _wait(self) -> None:
         now = time.monotonic()
@@ -240,33 +243,46 @@ class _Execution:
                 return "run"
         return "skip:" + reason
 
+    # Only *candidates* are examined: PENDING steps none of whose inputs was still open when they were
+    # last looked at. A step becomes a candidate when one of its inputs ends, so each loop costs what
+    # changed, not the size of the graph (a 200-step chain: O(steps), not O(steps²)).
+
+    def _sorted_candidates(self) -> list[str]:
+        return sorted(self._candidates, key=self.position.__getitem__)
+
     def _settle_skips(self) -> None:
         changed = True
         while changed:
             changed = False
-            for key in self.order:
+            for key in self._sorted_candidates():
                 if self.status[key] != "PENDING":
+                    self._candidates.discard(key)
                     continue
                 state = self._readiness(key)
                 if state.startswith("skip:"):
+                    self._candidates.discard(key)
                     self._end(key, "SKIPPED", error=state[5:])
                     changed = True
                 elif state == "run" and self.steps[key].disabled:
+                    self._candidates.discard(key)
                     self._pass_through_disabled(key)
                     changed = True
+                elif state == "wait" and key not in self.retry_at:
+                    self._candidates.discard(key)  # an input is still open; its end brings this back
 
     def _start_ready(self) -> None:
         now = time.monotonic()
-        for key in self.order:
+        for key, (when, number) in sorted(self.retry_at.items(), key=lambda kv: self.position[kv[0]]):
             if len(self.in_flight) >= self.max_in_flight:
                 return
-            if key in self.retry_at:
-                when, number = self.retry_at[key]
-                if now >= when:
-                    del self.retry_at[key]
-                    self._launch(key, number)
-                continue
+            if now >= when:
+                del self.retry_at[key]
+                self._launch(key, number)
+        for key in self._sorted_candidates():
+            if len(self.in_flight) >= self.max_in_flight:
+                return
             if self.status[key] == "PENDING" and self._readiness(key) == "run":
+                self._candidates.discard(key)
                 self._launch(key, 1)
 
     def _pass_through_disabled(self, key: str) -> None:
@@ -443,6 +459,8 @@ class _Execution:
         )
         self.finished[key] = event
         self.counts[key] = counts
+        if status in ENDED:
+            self._candidates.update(self.successors.get(key, ()))
         self.store.emit(event)
 
     def _release_inputs(self, key: str) -> None:
