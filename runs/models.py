@@ -60,6 +60,10 @@ class Run(models.Model):
                                    related_name="child_runs")
     # What a PAUSED run needs to continue on any worker (see runs.resume).
     resume_state = models.JSONField(null=True, blank=True)
+    # Checkpoints saved only if the run ends COMPLETED ({step key: data}; see runs.store).
+    pending_checkpoints = models.JSONField(default=dict, blank=True)
+    # A continuous run's progress (runs.cdc): {step, mode, batches, records, polls, lastCursor, lagSeconds, ...}.
+    progress = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -186,6 +186,11 @@ def execute_claimed(run: Run, *, keep_outputs=False) -> Outcome:
         options = run_options(run, keep_outputs=keep_outputs)
         if run.resume_state:
             options.previous = resume.previous_steps(run.resume_state, options.spill_records)
+        from runs import cdc
+
+        continuous = cdc.step_for(run, definition)
+        if continuous is not None:  # polls until cancelled, one sub-run per batch
+            return _announce(Outcome(_reload(run), cdc.run_continuous(run, definition, continuous, options)))
         result = execute(definition, store, options)
         if result.status == RunStatus.PAUSED:
             Run.objects.filter(pk=run.pk).update(resume_state=resume.save_state(run, result))

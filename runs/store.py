@@ -3,6 +3,12 @@
 It turns the executor's events into rows. It is used from the executor's main thread only; the step
 threads never touch it. Failed records are written in bulk (a step with 100,000 bad records costs a few
 hundred INSERTs, not 100,000).
+
+Checkpoints are saved when their step COMPLETES, except one that carries ``"_commit": "RUN_COMPLETED"``
+(the ``cdc`` extractor's cursor): that one waits on the run (``Run.pending_checkpoints``, so it survives a
+pause) and is saved, without the key, in the same transaction that marks the run COMPLETED, and only when
+no step of the run FAILED. A run that fails, is cancelled or dies leaves the old checkpoint, so the next
+run reads the same rows again: what the extractor emitted reached its loaders at least once.
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from django.db import connections
+from django.db import connections, transaction
 from django.utils import timezone
 
 from runs.engine.events import (
@@ -28,6 +34,9 @@ from runs.models import Checkpoint, RecordAttempt, RecordError, Run, StepRun, St
 
 _FLUSH_EVERY = 500
 _CANCEL_CHECK_SECONDS = 1.0
+# A checkpoint with this key and value is saved only when the run ends COMPLETED (see the module docstring;
+# pipelines.adapters.cdc writes it).
+DEFER_KEY, DEFER_UNTIL = "_commit", "RUN_COMPLETED"
 
 
 class DjangoRunStore:
@@ -89,21 +98,57 @@ class DjangoRunStore:
                 warnings=list(event.warnings) + self._hook_warnings.pop(event.step_key, []),
             )
             if event.checkpoint is not None and not self.run.dry_run:
-                Checkpoint.objects.update_or_create(
-                    pipeline_id=self.run.pipeline_id, step_key=event.step_key, defaults={"data": event.checkpoint}
-                )
+                data = dict(event.checkpoint)
+                if data.pop(DEFER_KEY, None) == DEFER_UNTIL:
+                    self._defer_checkpoint(event.step_key, data)
+                else:
+                    self._save_checkpoint(event.step_key, data)
         elif isinstance(event, HookFired):
             from runs import hooks
 
             hooks.dispatch(self, event)
         elif isinstance(event, RunFinished):
             self._flush_errors()
+            self._run_finished(event, now)
+
+    def _run_finished(self, event: RunFinished, now) -> None:
+        with transaction.atomic():
+            note = self.settle_checkpoints(event.status)
             Run.objects.filter(pk=self.run.pk).update(
                 status=event.status,
-                error=event.error or "",
+                error="; ".join(e for e in (event.error, note) if e),
                 finished_at=None if event.status == "PAUSED" else now,
                 heartbeat_at=now,
             )
+
+    def _save_checkpoint(self, step_key: str, data: dict) -> None:
+        Checkpoint.objects.update_or_create(pipeline_id=self.run.pipeline_id, step_key=step_key,
+                                            defaults={"data": data})
+
+    def _defer_checkpoint(self, step_key: str, data: dict) -> None:
+        pending = Run.objects.filter(pk=self.run.pk).values_list("pending_checkpoints", flat=True).first() or {}
+        pending[step_key] = data
+        Run.objects.filter(pk=self.run.pk).update(pending_checkpoints=pending)
+
+    def settle_checkpoints(self, status: str) -> str:
+        """Save the run's pending checkpoints if it ended COMPLETED with no FAILED step, else drop them (a
+        PAUSED run keeps them). Returns a note for the run's error when they were held back."""
+        if status == "PAUSED":
+            return ""
+        pending = Run.objects.filter(pk=self.run.pk).values_list("pending_checkpoints", flat=True).first()
+        if not pending:
+            return ""
+        Run.objects.filter(pk=self.run.pk).update(pending_checkpoints={})
+        if status != "COMPLETED":
+            return ""
+        failed = sorted(StepRun.objects.filter(run=self.run, status=StepStatus.FAILED)
+                        .values_list("step_key", flat=True))
+        if failed:
+            return (f"checkpoint of step {', '.join(repr(k) for k in sorted(pending))} not advanced because step "
+                    f"{', '.join(repr(k) for k in failed)} failed: the next run reads the same changes again")
+        for step_key, data in pending.items():
+            self._save_checkpoint(step_key, data)
+        return ""
 
     def add_step_warning(self, step_key: str, message: str) -> None:
         """A warning for a step that has not ended yet (hooks fire before the step's end is written)."""

@@ -4,6 +4,7 @@ This file is the list of what exists.
 """
 
 from pipelines.adapters import (  # noqa: F401  (imported for their registrations)
+    cdc,
     database,
     django_models,
     exports,
