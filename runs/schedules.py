@@ -151,7 +151,8 @@ def sync_pipeline(pipeline_id: int) -> list[str]:
 
     with transaction.atomic():
         # The row lock serializes two saves of one pipeline syncing at once.
-        pipeline = Pipeline.objects.select_for_update().select_related("current_revision").filter(pk=pipeline_id).first()
+        # (No select_related: PostgreSQL cannot lock the nullable side of the outer join it needs.)
+        pipeline = Pipeline.objects.select_for_update().filter(pk=pipeline_id).first()
         specs, problems = [], []
         if pipeline is not None and pipeline.enabled and pipeline.current_revision is not None:
             specs, problems = specs_of(pipeline.current_revision.definition)
