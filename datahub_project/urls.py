@@ -9,6 +9,7 @@ urlpatterns = [
     path("api/", include("datahub_project.api_urls")),
     path("graphql/", include("datahub_project.graphql_urls")),
     path("hooks/", include("runs.webhook_urls")),
+    path("", include("datahub_project.ops_urls")),
     path("", include("runs.urls")),
     path("", include("pipelines.urls")),
     path("", include("gates.urls")),

@@ -1,0 +1,3 @@
+"""(being written: health and metrics)"""
+
+urlpatterns: list = []
