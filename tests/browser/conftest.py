@@ -1,6 +1,6 @@
 """Browser tests: Playwright for Python driving Debian's chromium against pytest-django's live server.
 
-One browser for the whole session; a fresh context (cookies, storage) per test. Screenshots go to
+One browser for this package's tests; a fresh context (cookies, storage) per test. Screenshots go to
 ``var/screenshots/`` (kept by CI as artifacts). Without /usr/bin/chromium every test here is skipped and
 says why; scripts/test installs it.
 """
@@ -32,8 +32,10 @@ def fast_passwords(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser():
+    # Package scope, not session: Playwright's sync API allows one instance per thread at a time, and
+    # other test packages (tests/gates) start their own after this one has finished.
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -84,3 +84,15 @@ def test_it_edits_lists(d):
 def test_it_duplicates_under_a_new_code(d):
     out = editing.duplicate(d, "e2")
     assert (out["code"], out["name"]) == ("e2", "Copy of Pipeline e")
+
+
+def test_it_turns_a_pipeline_into_a_graph_for_a_route(d):
+    route = {"key": "r", "type": "ROUTE", "config": {"branches": [{"name": "big"}]}}
+    out = editing.add_step(d, route, connect_from="clean", connect_to="out")
+    assert out["edges"] == [{"from": "src", "to": "clean"}, {"from": "clean", "to": "out"},
+                            {"from": "clean", "to": "r"}, {"from": "r", "to": "out"}]
+    plain = editing.add_step(d, {"key": "x", "type": "SINK", "adapterCode": "records", "config": {}},
+                             connect_from="out")
+    assert plain["edges"] == []  # list order stays list order
+    with pytest.raises(editing.EditError):
+        editing.add_step(d, route, connect_from="nope")
