@@ -282,9 +282,11 @@ def _refused(request: HttpRequest, pipeline: Pipeline, partial: str, target: str
 @can_view
 def pipeline_editor(request: HttpRequest, code: str) -> HttpResponse:
     pipeline = get_object_or_404(Pipeline, code=code)
-    context = _editor_context(request, pipeline, open_step=request.GET.get("open"))
     if request.htmx and request.htmx.target == "palette-items":
-        return render(request, "pipelines/editor.html#palette-items", context)
+        query = request.GET.get("palette_q", "")
+        return render(request, "pipelines/editor.html#palette-items",
+                      {"pipeline": pipeline, "palette": pforms.palette(query), "palette_q": query})
+    context = _editor_context(request, pipeline, open_step=request.GET.get("open"))
     return render(request, "pipelines/editor.html", context)
 
 

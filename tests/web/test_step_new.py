@@ -104,3 +104,21 @@ def test_it_refuses_an_unknown_step_type(as_alice, pipeline):
 def test_it_shows_the_form_on_the_page_without_htmx(as_alice, pipeline):
     page = as_alice.get("/pipelines/simple/new-step/?type=SINK&adapter=records").content.decode()
     assert "<html" in page and 'id="new-step"' in page
+
+
+def test_it_has_a_working_form_for_every_palette_entry(as_alice, pipeline):
+    """Every step type, adapter and operator in the registries gets a form that renders and is answered."""
+    from pipelines.forms import palette
+
+    entries = [item for group in palette() for _, items in group.sections for item in items]
+    assert len(entries) > 60
+    for item in entries:
+        query = f"type={item.type}&adapter={item.adapter}&op={item.op}"
+        html = new_form(as_alice, query)
+        data = form_data(html, "new-step-form", _action="save")
+        response = as_alice.post("/pipelines/simple/new-step/", data, **htmx())
+        assert response.status_code == 200, (query, response.status_code)
+        assert response["HX-Retarget"] in ("#workspace", "#new-step"), query
+        if response["HX-Retarget"] == "#workspace":  # it was added: take it out again for the next one
+            key = data["key"]
+            assert as_alice.post(f"/pipelines/simple/steps/{key}/remove/").status_code == 302

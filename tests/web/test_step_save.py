@@ -145,3 +145,18 @@ def test_it_enforces_csrf(csrf_alice, pipeline):
 
 def test_it_answers_404_for_an_unknown_step(as_alice, pipeline):
     assert as_alice.post("/pipelines/simple/steps/nope/", {"_action": "save"}).status_code == 404
+
+
+def test_it_edits_key_value_maps(as_alice, db):
+    d = simple_definition("m")
+    d["steps"].insert(2, {"key": "add", "type": "ENRICH", "config": {"set": {"code": "42", "price": 10}}})
+    save_definition(d)
+    data = form_data(editor(as_alice, "m"), "step-add")
+    assert (data["config.set.k.0"], data["config.set.v.0"]) == ("code", '"42"')  # text that would read as a number
+    assert (data["config.set.k.1"], data["config.set.v.1"]) == ("price", "10")
+    data.update({"config.set.k.2": "tags", "config.set.v.2": '["a", "b"]', "_action": "save"})
+    assert as_alice.post("/pipelines/m/steps/add/", data).status_code == 302
+    assert steps("m")["add"]["config"]["set"] == {"code": "42", "price": 10, "tags": ["a", "b"]}
+    data = form_data(editor(as_alice, "m"), "step-add", **{"config.set.k.0": "", "_action": "save"})
+    html = as_alice.post("/pipelines/m/steps/add/", data, **htmx()).content.decode()
+    assert "row 1: a name is required" in html and 'value="&quot;42&quot;"' in html
