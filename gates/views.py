@@ -68,9 +68,10 @@ def gate_list(request: HttpRequest) -> HttpResponse:
     return render(request, "gates/list.html", context)
 
 
-def _review_context(request: HttpRequest, gate: GateRequest, **extra) -> dict:
+def _review_context(request: HttpRequest, gate: GateRequest, *, records: bool = True, **extra) -> dict:
     run = gate.run
-    page = services.held_records(gate, _page_number(request))
+    # The decision panel's polls and answers need no records: only the full page and the records partial read them.
+    page = services.held_records(gate, _page_number(request)) if records else None
     definition = {s.get("key"): s for s in (run.revision.definition or {}).get("steps", []) if isinstance(s, dict)}
     steps = [{"run": s, "spec": definition.get(s.step_key, {})} for s in run.step_runs.all()]
     return {
@@ -80,7 +81,7 @@ def _review_context(request: HttpRequest, gate: GateRequest, **extra) -> dict:
         "stats": gate.stats or {},
         "steps": steps,
         "page": page,
-        "table": tables.table(page.records),
+        "table": tables.table(page.records) if page else None,
         "can_decide": services.can_decide(request.user),
         "review_url": reverse("gates:review", args=[run.pk, gate.step_key]),
         "run_busy": gate.is_pending and run.status == RunStatus.RUNNING,
@@ -93,13 +94,14 @@ def _review_context(request: HttpRequest, gate: GateRequest, **extra) -> dict:
 def review(request: HttpRequest, run_id: int, step_key: str) -> HttpResponse:
     _require_view(request.user)
     gate = _gate_or_404(run_id, step_key)
-    context = _review_context(request, gate)
     target = _target(request)
-    if target == "gate-records":
-        return render(request, "gates/review.html#records", context)
     if target == "gate-decision":
         # The steps table comes along out of band, so a poll refreshes both.
-        return render(request, "gates/review.html#decision", {**context, "oob": True})
+        context = _review_context(request, gate, records=False, oob=True)
+        return render(request, "gates/review.html#decision", context)
+    context = _review_context(request, gate)
+    if target == "gate-records":
+        return render(request, "gates/review.html#records", context)
     return render(request, "gates/review.html", context)
 
 
@@ -108,7 +110,7 @@ def _after_decision(request: HttpRequest, gate: GateRequest, *, notice: str, ok:
     gate = services.get_gate(gate.run_id, gate.step_key)
     if _target(request) == "gate-decision":
         # htmx swaps only 2xx answers by default: a refusal is shown in the panel with a 200.
-        context = _review_context(request, gate, notice=notice, notice_ok=ok, oob=True, **extra)
+        context = _review_context(request, gate, records=False, notice=notice, notice_ok=ok, oob=True, **extra)
         return render(request, "gates/review.html#decision", context)
     if status != 200:
         context = _review_context(request, gate, notice=notice, notice_ok=ok, **extra)
