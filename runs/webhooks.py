@@ -120,7 +120,7 @@ def _rate_limit(request: HttpRequest, pipeline: Pipeline, config: dict) -> None:
     window = window if isinstance(window, int) and not isinstance(window, bool) and window > 0 else 60
     slot = int(time.time() // window)
     # Counted per process cache (LocMem by default): a brake on floods and guessing, not an exact quota.
-    key = f"datahub:webhook-rate:{pipeline.pk}:{pipeline.created_at.timestamp()}:{request.META.get('REMOTE_ADDR')}:{slot}"
+    key = f"datahub:webhook-rate:{pipeline.pk}:{request.META.get('REMOTE_ADDR')}:{slot}"
     cache.add(key, 0, timeout=window + 1)
     try:
         count = cache.incr(key)
