@@ -21,6 +21,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -315,6 +316,14 @@ def run_replay(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("run-detail", pk=replay.pk)
 
 
+def _back(request: HttpRequest, default: str) -> HttpResponse:
+    """Back to the page the button was on (the list, the dashboard, the editor), if it is one of ours."""
+    referer = request.headers.get("referer", "")
+    if referer and url_has_allowed_host_and_scheme(referer, {request.get_host()}, request.is_secure()):
+        return redirect(referer)
+    return redirect(default)
+
+
 def _detail_url(run: Run) -> str:
     return reverse("run-detail", args=[run.pk])
 
@@ -327,12 +336,12 @@ def run_start(request: HttpRequest, code: str) -> HttpResponse:
     pipeline = get_object_or_404(Pipeline, code=code)
     if not pipeline.enabled:
         messages.error(request, f"{pipeline.name} is disabled; enable it to run it.")
-        return redirect("pipeline-list")
+        return _back(request, reverse("pipeline-list"))
     try:
         run = services.start_run(pipeline, user=request.user)
     except DatahubError as exc:
         messages.error(request, f"The run was not started: {exc}")
-        return redirect("pipeline-editor", code=code)
+        return _back(request, reverse("pipeline-editor", args=[code]))
     messages.success(request, f"Started run {run.pk} of {pipeline.name}.")
     return redirect("run-detail", pk=run.pk)
 

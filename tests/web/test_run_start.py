@@ -27,3 +27,11 @@ def test_it_refuses_a_disabled_pipeline(as_alice, pipeline):
     response = as_alice.post("/pipelines/simple/run/")
     assert "is disabled; enable it to run it" in as_alice.get(response["Location"]).content.decode()
     assert not Run.objects.exists()
+
+
+def test_it_goes_back_to_the_page_the_button_was_on(as_alice, pipeline):
+    Pipeline.objects.filter(pk=pipeline.pk).update(enabled=False)
+    response = as_alice.post("/pipelines/simple/run/", HTTP_REFERER="http://testserver/")
+    assert response["Location"] == "http://testserver/"
+    response = as_alice.post("/pipelines/simple/run/", HTTP_REFERER="https://evil.example/")
+    assert response["Location"] == "/pipelines/"
