@@ -21,9 +21,11 @@ below, computed before the rows are read (so a transaction that starts after it 
   in the database (``pg_stat_activity.xact_start``: ``now()`` is the transaction's start, so nothing it
   writes is older) and on MySQL to the start of the oldest read-write InnoDB transaction
   (``information_schema.INNODB_TRX``) minus one second (that column has whole seconds). Rows with
-  ``t < horizon`` are read. When other sessions cannot be seen (PostgreSQL without ``pg_read_all_stats``
-  while ``pg_snapshot_xip(pg_current_snapshot())`` shows writers in flight; MySQL without PROCESS) only the
-  lag protects, and the step warns.
+  ``t < horizon`` are read. When other sessions cannot be seen (PostgreSQL: open transactions of other
+  roles, found in ``pg_locks``, without ``pg_read_all_stats``; MySQL without PROCESS, or an INNODB_TRX
+  cache older than our own transaction) only the lag protects, and the step warns. Transaction ids
+  (``pg_snapshot_xmin``) are not used: they say nothing of the timestamps a transaction took, and a
+  writer's xid at or above the snapshot's xmax is not even listed.
 * VERSION (a sequence or counter): a value taken after a moment T is greater than every value visible in a
   snapshot taken before T. Each poll records (clock after its snapshot, max(version)) in a short history
   kept in the checkpoint; the horizon is the max of the newest entry taken before every open transaction
@@ -41,6 +43,7 @@ sub-run, every ``pollIntervalMs``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -306,46 +309,70 @@ def _observe(conn: sqlconn.SqlConnection) -> _Observation:
     rows are read: a transaction that begins after it takes a later timestamp or version."""
     d = conn.dialect
     if d is sqlconn.POSTGRES:
-        # statement_timestamp() is taken when the statement arrives, before pg_stat_activity is read: a
-        # transaction missing from the view began after it. Sessions of other roles show NULLs without
-        # pg_read_all_stats; the snapshot's in-flight xids say whether any of them is writing.
-        row = conn.execute(
-            "SELECT statement_timestamp(), "
-            "(SELECT min(xact_start) FROM pg_stat_activity WHERE datname = current_database() "
-            " AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND xact_start IS NOT NULL), "
-            "(SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            " AND pid <> pg_backend_pid() AND backend_type IS NULL), "
-            "(SELECT count(*) FROM pg_snapshot_xip(pg_current_snapshot()))"
-        ).fetchone()
-        conn.commit()
-        clock, oldest, hidden, writing = row
-        note = ""
-        if hidden and writing:
-            note = (f"{hidden} session(s) of other database roles cannot be seen while {writing} transaction(s) "
-                    "are writing; only safetyLagMs protects against their late commits (grant pg_read_all_stats "
-                    "to the CDC user)")
-        return _Observation(_utc(clock), _utc(oldest) if oldest else None, not (hidden and writing), note)
+        return _observe_postgres(conn)
     if d is sqlconn.MYSQL:
-        clock = conn.execute("SELECT UTC_TIMESTAMP(6)").fetchone()[0]
+        return _observe_mysql(conn)
+    # SQLite has one writer at a time: what commits later was also written later (by the database clock).
+    clock = conn.execute("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')").fetchone()[0]
+    return _Observation(_utc(datetime.fromisoformat(clock)), None, True)
+
+
+def _observe_postgres(conn: sqlconn.SqlConnection) -> _Observation:
+    # statement_timestamp() is taken when the statement arrives, before pg_stat_activity is read: a
+    # transaction missing from the view began after it. now() is a transaction's start, so nothing an open
+    # transaction writes is older than its xact_start. Without pg_read_all_stats (or the same role) other
+    # sessions show NULLs; pg_locks, which everyone may read, says whether they hold a transaction open
+    # (every transaction holds its virtualxid lock).
+    clock, oldest, hidden = conn.execute(
+        "SELECT statement_timestamp(), "
+        "(SELECT min(xact_start) FROM pg_stat_activity WHERE datname = current_database() "
+        " AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND xact_start IS NOT NULL), "
+        "(SELECT count(*) FROM pg_stat_activity a WHERE a.datname = current_database() "
+        " AND a.pid <> pg_backend_pid() AND a.backend_type IS NULL "
+        " AND EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.locktype = 'virtualxid'))"
+    ).fetchone()
+    conn.commit()
+    note = ""
+    if hidden:
+        note = (f"{hidden} open transaction(s) of other database roles cannot be seen; only safetyLagMs protects "
+                "against their late commits (grant pg_read_all_stats to the CDC user)")
+    return _Observation(_utc(clock), _utc(oldest) if oldest else None, not hidden, note)
+
+
+# InnoDB serves INNODB_TRX from a cache refreshed only when nobody read it for 0.1 s; a stale one can miss
+# a transaction that began since. Our own transaction, begun after the clock was read, shows whether the
+# cache is newer than that.
+_MYSQL_STALE_RETRIES = 4
+
+
+def _observe_mysql(conn: sqlconn.SqlConnection) -> _Observation:
+    d = conn.dialect
+    for attempt in range(_MYSQL_STALE_RETRIES):
+        clock = _utc(conn.execute("SELECT UTC_TIMESTAMP(6)").fetchone()[0])
+        conn.commit()
         try:
-            # trx_started is in the server's own time zone, in whole seconds; read-only transactions (other
-            # pollers, reports) cannot write and are left out.
-            oldest = conn.execute(
-                "SELECT CONVERT_TZ(MIN(trx_started), 'SYSTEM', '+00:00') FROM information_schema.INNODB_TRX "
-                "WHERE trx_mysql_thread_id <> CONNECTION_ID() AND trx_is_read_only = 0 "
-                "AND trx_autocommit_non_locking = 0").fetchone()[0]
+            conn.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+            # trx_started is in the server's own time zone, in whole seconds. Read-only transactions (other
+            # pollers, reports) and autocommit SELECTs cannot write.
+            rows = conn.execute(
+                "SELECT trx_mysql_thread_id = CONNECTION_ID(), CONVERT_TZ(trx_started, 'SYSTEM', '+00:00'), "
+                "trx_is_read_only = 0 AND trx_autocommit_non_locking = 0 FROM information_schema.INNODB_TRX"
+            ).fetchall()
         except Exception as exc:
             conn.rollback()
             if not _is_driver_error(exc):
                 raise
-            return _Observation(_utc(clock), None, False,
+            return _Observation(clock, None, False,
                                 "information_schema.INNODB_TRX cannot be read (" + d.message(exc) + "); only "
                                 "safetyLagMs protects against late commits (grant PROCESS to the CDC user)")
         conn.commit()
-        return _Observation(_utc(clock), _utc(oldest) - timedelta(seconds=1) if oldest else None, True)
-    # SQLite has one writer at a time: what commits later was also written later (by the database clock).
-    clock = conn.execute("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')").fetchone()[0]
-    return _Observation(_utc(datetime.fromisoformat(clock)), None, True)
+        if any(own for own, _, _ in rows):
+            starts = [_utc(started) for own, started, writer in rows if not own and writer and started]
+            oldest = min(starts) - timedelta(seconds=1) if starts else None
+            return _Observation(clock, oldest, True)
+        time.sleep(0.11 * (attempt + 1))
+    return _Observation(clock, None, False, "information_schema.INNODB_TRX kept an outdated cache (other sessions "
+                        "read it more often than every 0.1 s); only safetyLagMs protected this poll")
 
 
 def _utc(value: datetime) -> datetime:
