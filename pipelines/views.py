@@ -437,7 +437,7 @@ def step_move(request: HttpRequest, code: str, key: str) -> HttpResponse:
     pipeline = get_object_or_404(Pipeline, code=code)
     offset = -1 if request.POST.get("direction") == "up" else 1
     return _simple_change(request, pipeline, lambda d: editing.move_step(d, key, offset),
-                          f"moved step {key} {'up' if offset < 0 else 'down'}", f"Moved {key}.")
+                          f"moved step {key} {'up' if offset < 0 else 'down'}", f"Moved {key}.", open_step=key)
 
 
 @require_POST

@@ -375,8 +375,12 @@ def pipeline_preview(request: HttpRequest, code: str) -> HttpResponse:
     form = PreviewForm(request.POST or None)
     context: dict[str, Any] = {"pipeline": pipeline, "form": form}
     if request.method == "POST" and form.is_valid():
-        run = services.create_run(pipeline, user=request.user, dry_run=True,
-                                  record_limit=form.cleaned_data["limit"], trigger="preview")
+        try:
+            run = services.create_run(pipeline, user=request.user, dry_run=True,
+                                      record_limit=form.cleaned_data["limit"], trigger="preview")
+        except DatahubError as exc:  # no saved revision yet
+            form.add_error(None, f"nothing to preview: {exc}")
+            return render(request, "runs/preview.html", context, status=400)
         outcome = services.run_now(run, keep_outputs=True)
         result = outcome.result
         try:

@@ -49,3 +49,11 @@ def test_it_shows_failed_records_of_a_step(as_alice, shaky, db):
     page = as_alice.post("/pipelines/p/preview/", {"limit": "10"}).content.decode()
     clean = page.split('id="preview-clean"')[1].split("</section>")[0]
     assert "1 failed" in clean and "cannot take &#x27;b&#x27;" in clean
+
+
+def test_it_says_when_there_is_no_revision_to_preview(as_alice, db):
+    from pipelines.models import Pipeline
+
+    Pipeline.objects.create(code="bare", name="Bare")
+    response = as_alice.post("/pipelines/bare/preview/", {"limit": "5"})
+    assert response.status_code == 400 and "nothing to preview" in response.content.decode()
