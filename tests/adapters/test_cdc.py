@@ -12,6 +12,7 @@ import json
 import random
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 
@@ -498,3 +499,178 @@ def test_it_reads_nothing_in_a_dry_context_without_a_connection_resolver():
     with pytest.raises(ConfigError, match="cannot be resolved here"):
         list(CdcExtractor({"connectionCode": "x", "table": "t", "trackingColumn": "u", "primaryKey": "id"},
                           AdapterContext()).batches())
+
+
+# --- the checkpoint advances only once the batch went through the rest of the pipeline ----------------------
+
+
+def connection_row(target: Target):
+    from pipelines.models import Connection
+
+    config = {k: v for k, v in target.connection.items() if k not in ("code", "type")}
+    return Connection.objects.create(code=target.code, type=target.connection["type"], config=config)
+
+
+def cdc_pipeline(code: str = "cdc-orders", *, load_table: str = "orders_copy", extra_steps=(), edges=(),
+                 context=None, **config) -> dict:
+    return {
+        "version": 1, "code": code, "name": code,
+        "steps": [
+            {"key": "changes", "type": "EXTRACT", "adapterCode": "cdc",
+             "config": {"connectionCode": "shop", "table": "orders", "trackingColumn": "updated_at",
+                        "primaryKey": "id", "batchSize": 2, **config}},
+            *extra_steps,
+            {"key": "load", "type": "LOAD", "adapterCode": "tableUpsert",
+             "config": {"connectionCode": "shop", "table": load_table, "lookupFields": ["id"],
+                        "fieldMapping": {"id": "id", "name": "name", "op": "_cdc_operation"}}},
+        ],
+        "edges": list(edges),
+        "context": context or {},
+    }
+
+
+def run_pipeline(pipeline, **kwargs):
+    from runs import services
+
+    return services.run_now(services.create_run(pipeline, **kwargs)).run
+
+
+def saved_cursor(pipeline):
+    from runs.models import Checkpoint
+
+    row = Checkpoint.objects.filter(pipeline=pipeline, step_key="changes").first()
+    return None if row is None else [k["value"] for k in row.data["cursor"]["key"]]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_load_leaves_the_checkpoint_and_the_next_run_delivers_the_same_rows(target):
+    from pipelines.services import save_definition
+
+    connection_row(target)
+    orders_table(target)
+    target.insert("orders", [{"id": i, "name": f"o{i}", "created_at": T(1), "updated_at": T(i)} for i in (1, 2, 3)])
+    pipeline = save_definition(cdc_pipeline())
+
+    crashed = run_pipeline(pipeline)  # the load's table does not exist: extract completed, load failed
+    assert crashed.status == "FAILED", crashed.error
+    assert crashed.step_runs.get(step_key="changes").records_out == 3
+    assert saved_cursor(pipeline) is None and crashed.pending_checkpoints == {}
+
+    target.create("orders_copy", "id INT PRIMARY KEY, name VARCHAR(50), op VARCHAR(10)")
+    again = run_pipeline(pipeline)
+    assert again.status == "COMPLETED", again.error
+    assert target.rows("SELECT id, name, op FROM orders_copy ORDER BY id") == [
+        (1, "o1", "UPSERT"), (2, "o2", "UPSERT"), (3, "o3", "UPSERT")]
+    assert saved_cursor(pipeline) == [3]
+    from runs.models import Checkpoint
+
+    assert "_commit" not in Checkpoint.objects.get(pipeline=pipeline, step_key="changes").data
+
+    assert run_pipeline(pipeline).step_runs.get(step_key="changes").records_out == 0
+    target.run(f"UPDATE orders SET name = 'new', updated_at = '{T(9)}' WHERE id = 2")
+    last = run_pipeline(pipeline)
+    assert last.step_runs.get(step_key="changes").records_out == 1
+    assert target.rows("SELECT name FROM orders_copy WHERE id = 2") == [("new",)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_that_dies_between_extract_and_load_loses_nothing(target, monkeypatch):
+    from pipelines.services import save_definition
+    from runs import services
+    from runs.engine.events import StepStarted
+    from runs.store import DjangoRunStore
+
+    connection_row(target)
+    orders_table(target)
+    target.create("orders_copy", "id INT PRIMARY KEY, name VARCHAR(50), op VARCHAR(10)")
+    target.insert("orders", [{"id": i, "name": f"o{i}", "created_at": T(1), "updated_at": T(1)} for i in (1, 2)])
+    pipeline = save_definition(cdc_pipeline())
+
+    class WorkerKilled(BaseException):
+        """Not an Exception: nothing in the run catches it, as with a killed process."""
+
+    emit = DjangoRunStore.emit
+
+    def dying(self, event):
+        if isinstance(event, StepStarted) and event.step_key == "load":
+            raise WorkerKilled()
+        emit(self, event)
+
+    monkeypatch.setattr(DjangoRunStore, "emit", dying)
+    run = services.create_run(pipeline)
+    with pytest.raises(WorkerKilled):
+        services.run_now(run)
+    monkeypatch.setattr(DjangoRunStore, "emit", emit)
+    run.refresh_from_db()
+    assert run.status == "RUNNING" and "changes" in run.pending_checkpoints  # the extract had ended
+    assert saved_cursor(pipeline) is None
+
+    type(run).objects.filter(pk=run.pk).update(heartbeat_at=run.heartbeat_at - timedelta(hours=1))
+    assert services.reap_stale_runs(max_silence_seconds=60) == 1
+    after = run_pipeline(pipeline)
+    assert after.status == "COMPLETED", after.error
+    assert target.rows("SELECT id FROM orders_copy ORDER BY id") == [(1,), (2,)]
+    assert saved_cursor(pipeline) == [2]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("target", ["sqlite"], indirect=True)
+def test_a_run_that_completes_with_a_failed_step_does_not_advance_the_checkpoint(target):
+    from pipelines.services import save_definition
+
+    connection_row(target)
+    orders_table(target)
+    target.create("orders_copy", "id INT PRIMARY KEY, name VARCHAR(50), op VARCHAR(10)")
+    target.insert("orders", [{"id": 1, "name": "a", "created_at": T(1), "updated_at": T(1)}])
+    broken = {"key": "audit", "type": "LOAD", "adapterCode": "tableUpsert",
+              "config": {"connectionCode": "shop", "table": "no_such_table", "lookupFields": ["id"]}}
+    definition = cdc_pipeline(extra_steps=[broken], edges=[{"from": "changes", "to": "audit"},
+                                                           {"from": "changes", "to": "load"}],
+                              context={"parallelExecution": {"enabled": True, "errorPolicy": "BEST_EFFORT"}})
+    pipeline = save_definition(definition)
+    run = run_pipeline(pipeline)
+    assert run.status == "COMPLETED"
+    assert "checkpoint of step 'changes' not advanced because step 'audit' failed" in run.error
+    assert saved_cursor(pipeline) is None
+    assert run_pipeline(pipeline).step_runs.get(step_key="changes").records_out == 1  # delivered again
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("target", ["sqlite"], indirect=True)
+def test_a_dry_run_reads_but_never_moves_the_checkpoint(target):
+    from pipelines.services import save_definition
+
+    connection_row(target)
+    orders_table(target)
+    target.insert("orders", [{"id": 1, "name": "a", "created_at": T(1), "updated_at": T(1)}])
+    pipeline = save_definition(cdc_pipeline())
+    run = run_pipeline(pipeline, dry_run=True)
+    assert run.status == "COMPLETED", run.error
+    assert run.step_runs.get(step_key="changes").records_out == 1
+    assert saved_cursor(pipeline) is None and run.pending_checkpoints == {}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("target", ["sqlite"], indirect=True)
+def test_a_run_paused_at_a_gate_commits_its_cursor_only_when_it_completes(target, settings, tmp_path):
+    from pipelines.services import save_definition
+    from runs import services
+    from runs.models import Run
+
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    connection_row(target)
+    orders_table(target)
+    target.create("orders_copy", "id INT PRIMARY KEY, name VARCHAR(50), op VARCHAR(10)")
+    target.insert("orders", [{"id": 1, "name": "a", "created_at": T(1), "updated_at": T(1)}])
+    gate = {"key": "gate", "type": "GATE", "config": {"approvalType": "MANUAL"}}
+    pipeline = save_definition(cdc_pipeline(extra_steps=[gate]))
+    run = run_pipeline(pipeline)
+    assert run.status == "PAUSED", run.error
+    assert run.pending_checkpoints["changes"]["cursor"]["key"] == [{"value": 1, "type": "json"}]
+    assert saved_cursor(pipeline) is None
+
+    services.release_paused_step(run, "gate")
+    done = services.resume_now(Run.objects.get(pk=run.pk)).run
+    assert done.status == "COMPLETED", done.error
+    assert saved_cursor(pipeline) == [1] and done.pending_checkpoints == {}
+    assert target.rows("SELECT id FROM orders_copy") == [(1,)]
