@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipelines import graph, registry
+from pipelines import graph, hooks, registry
 from pipelines.errors import DefinitionError, Problem, UnknownCode
 from pipelines.operators.chain import check_operator
 
@@ -225,6 +225,8 @@ def parse(data: Any, *, check_plugins: bool = True) -> Definition:
         if check_plugins:
             for step in definition.steps:
                 problems.extend(check_step_config(step))
+            if "hooks" in definition.extra:
+                problems.extend(hooks.problems(definition.extra["hooks"]))
     if problems:
         raise DefinitionError(problems)
     assert definition is not None
@@ -426,6 +428,11 @@ def check_step_config(step: StepSpec) -> list[Problem]:
             for where, message in check_operator(item, i):
                 add(message, f"config.{where}")
 
-    for where, message in type_entry.config_problems(dict(step.config)):
+    schema_found = type_entry.config_problems(dict(step.config))
+    for where, message in schema_found:
         add(message, "config" + (f".{where}" if where else ""))
+    check = type_entry.meta.get("check")
+    if check is not None and not schema_found:
+        for where, message in check(dict(step.config)):
+            add(message, f"config.{where}")
     return problems

@@ -1,4 +1,4 @@
-"""Carrying out hook actions: the Django side of ``definition.hooks`` (see :mod:`runs.engine.hooks`).
+"""Carrying out hook actions: the Django side of ``definition.hooks`` (see :mod:`pipelines.hooks`).
 
 The executor emits :class:`~runs.engine.events.HookFired`; :class:`runs.store.DjangoRunStore` hands it to
 :func:`dispatch`, which runs in the executor's main thread and so does only quick database work:
@@ -35,9 +35,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from pipelines.errors import ConfigError, DatahubError
+from pipelines.hooks import render
 from pipelines.http import HttpClient, HttpError, HttpPolicy
 from runs.engine.events import HookFired
-from runs.engine.hooks import render
 from runs.models import HookDelivery, HookStatus, Run, StepRun
 
 log = logging.getLogger(__name__)

@@ -33,7 +33,7 @@ import logging
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from croniter import croniter
 from django.conf import settings
@@ -43,12 +43,13 @@ from django.utils import timezone
 
 from pipelines.errors import DatahubError
 from pipelines.models import Pipeline
+from runs.engine.triggers import CATCH_UP_POLICIES, schedule_problems
 from runs.models import ACTIVE_STATUSES, ScheduleState
 
 log = logging.getLogger(__name__)
 
 FUNC = "runs.tasks.run_scheduled"
-POLICIES = ("ALL", "LAST", "NONE")
+POLICIES = CATCH_UP_POLICIES
 DEFAULT_POLICY = "LAST"
 CATCH_UP_CAP = 10
 # The scheduler looks every ~30 s and a task may wait in the queue a little: this late is still on time.
@@ -107,27 +108,13 @@ def specs_of(definition: dict) -> tuple[list[Spec], list[str]]:
         if str(config.get("type", "")).upper() != "SCHEDULE":
             continue
         key = step.get("key")
+        found = schedule_problems(config, default_timezone=settings.TIME_ZONE)
+        if found:
+            problems.append(f"step '{key}': {found[0][1]}")
+            continue
         cron, interval = config.get("cron"), config.get("intervalSec")
         tz = config.get("timezone") or settings.TIME_ZONE
         policy = str(config.get("catchUp") or DEFAULT_POLICY).upper()
-        where = f"step '{key}': "
-        if (cron is None) == (interval is None):
-            problems.append(where + "a SCHEDULE trigger needs exactly one of cron and intervalSec")
-            continue
-        if cron is not None and (not isinstance(cron, str) or len(cron.split()) != 5 or not croniter.is_valid(cron)):
-            problems.append(where + f"cron {cron!r} is not a valid 5-field cron expression (minute hour day month weekday)")
-            continue
-        if interval is not None and (isinstance(interval, bool) or not isinstance(interval, int) or interval < 1):
-            problems.append(where + "intervalSec must be a whole number of seconds, at least 1")
-            continue
-        try:
-            ZoneInfo(tz)
-        except (ZoneInfoNotFoundError, ValueError, TypeError):
-            problems.append(where + f"unknown time zone {tz!r} (use an IANA name like Europe/Berlin)")
-            continue
-        if policy not in POLICIES:
-            problems.append(where + f"catchUp must be one of {', '.join(POLICIES)}, got {config.get('catchUp')!r}")
-            continue
         specs.append(Spec(key, " ".join(cron.split()) if cron else None, interval, tz, policy))
     return specs, problems
 

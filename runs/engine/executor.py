@@ -21,7 +21,7 @@ and the run is not failed by it. A ``disabled`` step is SKIPPED and passes its i
 A failed attempt is retried ``retries`` times after ``retryDelayMs`` unless the error says it is not
 retryable (a config error). A step PAUSED (a gate) holds its successors back; the run ends PAUSED.
 
-Hooks (``definition.hooks``, see :mod:`runs.engine.hooks`): SCRIPT actions run inside the step's thread,
+Hooks (``definition.hooks``, see :mod:`pipelines.hooks`): SCRIPT actions run inside the step's thread,
 batch by batch, over its input (BEFORE_) and its outputs (AFTER_); every other action becomes a
 :class:`HookFired` event, emitted from the main thread like every event, for the store to carry out.
 """
@@ -36,14 +36,13 @@ import time
 import traceback
 from dataclasses import dataclass, field
 
-from pipelines import graph
+from pipelines import graph, hooks
 from pipelines.definition import Definition
 from pipelines.errors import ConfigError, DatahubError, StepCancelled, StepError
 from pipelines.operators.chain import OperatorFailed
 from pipelines.records import deep_copy
 from pipelines.registry import Registry
 from pipelines.registry import step_types as default_step_types
-from runs.engine import hooks
 from runs.engine.buffers import RecordBuffer
 from runs.engine.context import RunOptions, StepContext, StepInput, StepOutcome
 from runs.engine.events import (

@@ -15,6 +15,7 @@ from pipelines.definition import StepSpec
 from pipelines.errors import ConfigError, StepCancelled
 from pipelines.operators.chain import OperatorChain
 from runs.engine.context import StepContext, StepHandler, StepInput, StepOutcome
+from runs.engine.triggers import trigger_problems
 from runs.engine.retry import RETRY_SCHEMA, RetryPolicy, apply_with_retry
 from runs.engine.validate import compile_rules
 
@@ -213,7 +214,34 @@ TRIGGER_SCHEMA = {
         "cron": {"type": "string", "description": "SCHEDULE: a 5-field cron expression."},
         "intervalSec": {"type": "integer", "minimum": 1, "description": "SCHEDULE: run every N seconds."},
         "timezone": {"type": "string", "description": "SCHEDULE: IANA time zone of the cron expression."},
+        "catchUp": {"enum": ["ALL", "LAST", "NONE"], "default": "LAST",
+                    "description": "SCHEDULE: after downtime, run every missed occurrence (at most 10), the "
+                    "last one only, or none."},
+        "authentication": {"enum": ["NONE", "API_KEY", "HMAC", "BASIC"],
+                           "description": "WEBHOOK: how a delivery proves who sent it (required; NONE only "
+                           "when written explicitly)."},
+        "apiKeySecretCode": {"type": "string", "description": "WEBHOOK API_KEY: the secret holding the key."},
+        "apiKeyHeaderName": {"type": "string", "default": "x-api-key",
+                             "description": "WEBHOOK API_KEY: the header carrying the key."},
+        "apiKeyPrefix": {"type": "string", "description": "WEBHOOK API_KEY: a prefix before the key, e.g. 'Bearer '."},
+        "secretCode": {"type": "string", "description": "WEBHOOK HMAC: the secret the signature is made with."},
+        "hmacHeaderName": {"type": "string", "default": "x-datahub-signature",
+                           "description": "WEBHOOK HMAC: the header carrying sha256=<hex> of the raw body."},
+        "hmacAlgorithm": {"enum": ["SHA256", "SHA512"], "default": "SHA256",
+                          "description": "WEBHOOK HMAC: the hash."},
+        "basicSecretCode": {"type": "string", "description": "WEBHOOK BASIC: the secret holding user:password."},
+        "requireIdempotencyKey": {"type": "boolean", "default": False,
+                                  "description": "WEBHOOK: refuse deliveries without an idempotency key."},
+        "idempotencyKeyHeader": {"type": "string", "default": "X-Idempotency-Key",
+                                 "description": "WEBHOOK: the header carrying the idempotency key."},
+        "idempotencyTtlSec": {"type": "integer", "minimum": 1,
+                              "description": "WEBHOOK: how long a key is remembered."},
+        "rateLimit": {"type": "integer", "minimum": 0, "default": 100,
+                      "description": "WEBHOOK: deliveries per window per address (0: unlimited)."},
+        "rateLimitWindow": {"type": "integer", "minimum": 1, "default": 60,
+                            "description": "WEBHOOK: the rate-limit window in seconds."},
     },
+    "additionalProperties": False,
 }
 TRANSFORM_SCHEMA = {
     "type": "object",
@@ -278,7 +306,11 @@ STEP_TYPES = (
     ("SINK", WriteHandler("SINK"), _PASS, "Pushes records to a queue, index or webhook."),
 )
 
+# Checks beyond the JSON schema, run when a definition is validated: (field, message) per problem.
+STEP_CHECKS = {"TRIGGER": trigger_problems}
+
 for _code, _handler, _schema, _description in STEP_TYPES:
     registry.step_types.register(
-        _code, _handler, name=_code.title(), category="step", description=_description, schema=_schema, builtin=True
+        _code, _handler, name=_code.title(), category="step", description=_description, schema=_schema, builtin=True,
+        check=STEP_CHECKS.get(_code),
     )

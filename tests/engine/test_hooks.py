@@ -2,9 +2,9 @@
 
 import pytest
 
+from pipelines import hooks
 from pipelines.definition import parse
 from pipelines.errors import ConfigError
-from runs.engine import hooks
 from runs.engine.context import RunOptions
 from runs.engine.events import HookFired
 from runs.engine.executor import execute
@@ -83,10 +83,22 @@ def test_it_reports_every_problem_of_the_hooks_with_its_field(scripts):
     assert hooks.problems([]) and hooks.problems({"ON_ERROR": "x"})
 
 
-def test_it_refuses_to_run_a_pipeline_with_broken_hooks():
+def test_it_refuses_a_definition_with_broken_hooks():
+    from pipelines.definition import problems_of
+
     d = {"steps": [inline("src", [{"n": 1}]), keep("out")], "hooks": {"AFTER_SINK": [{"type": "SCRIPT", "name": "nope"}]}}
+    assert any("unknown script 'nope'" in p.message for p in problems_of(d))
+
+
+def test_it_refuses_to_run_a_definition_whose_hooks_are_broken():
+    from pipelines.definition import parse
+
+    d = {"steps": [inline("src", [{"n": 1}]), keep("out")]}
+    definition = parse(d)
+    broken = type(definition)(**{**definition.__dict__, "extra": {"hooks": {"AFTER_SINK": [
+        {"type": "SCRIPT", "name": "nope"}]}}})
     with pytest.raises(ConfigError, match="unknown script 'nope'"):
-        run(d)
+        execute(broken, InMemoryStore(), RunOptions())
 
 
 def test_it_changes_a_steps_input_and_output_with_scripts_batch_by_batch(scripts):

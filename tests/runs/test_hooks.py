@@ -229,9 +229,22 @@ def test_it_records_why_a_pipeline_could_not_be_triggered():
     assert details[3] == "pipeline 'busy' has no TRIGGER step 'nope'"
 
 
-def test_it_fails_a_run_whose_hooks_are_broken_before_any_step_runs():
+def test_it_refuses_to_save_broken_hooks():
+    from pipelines.errors import DefinitionError
+
     d = simple_definition("broken")
     d["hooks"] = {"AFTER_LOAD": [{"type": "WEBHOOK", "url": "ftp://x"}]}
-    r = run(save_definition(d))
+    with pytest.raises(DefinitionError) as err:
+        save_definition(d)
+    assert "hooks.AFTER_LOAD[0].url" in [p.field for p in err.value.problems]
+
+
+def test_it_fails_a_run_whose_hooks_broke_after_saving_before_any_step_runs():
+    from pipelines.models import PipelineRevision
+
+    pipeline = save_definition(simple_definition("broken"))
+    bad = dict(pipeline.current_revision.definition, hooks={"AFTER_LOAD": [{"type": "WEBHOOK", "url": "ftp://x"}]})
+    PipelineRevision.objects.filter(pk=pipeline.current_revision.pk).update(definition=bad)
+    r = run(pipeline)
     assert r.status == RunStatus.FAILED
     assert "hooks.AFTER_LOAD[0].url" in r.error and not r.step_runs.exists()

@@ -106,13 +106,26 @@ def test_it_leaves_other_schedules_alone(save):
     ({"cron": "every hour"}, "not a valid 5-field cron"),
     ({"cron": "0 * * * *", "intervalSec": 60}, "exactly one of cron and intervalSec"),
     ({"timezone": "Mars/Olympus"}, "unknown time zone"),
-    ({"catchUp": "SOME"}, "catchUp must be one of ALL, LAST, NONE"),
+    ({"catchUp": "SOME"}, "must be one of ALL, LAST, NONE"),
 ])
-def test_it_schedules_nothing_for_a_trigger_it_cannot_schedule_and_says_why(save, trigger, message):
-    p = save(definition(**trigger))
+def test_it_refuses_to_save_a_trigger_it_cannot_schedule_and_says_why(save, trigger, message):
+    from pipelines.errors import DefinitionError
+
+    with pytest.raises(DefinitionError) as err:
+        save(definition(**trigger))
+    assert [(p.step, message in p.message) for p in err.value.problems] == [("clock", True)]
     assert not Schedule.objects.filter(func=schedules.FUNC).exists()
+
+
+def test_it_schedules_nothing_for_a_stored_trigger_it_cannot_schedule_and_says_why(save):
+    from pipelines.models import PipelineRevision
+
+    p = save(definition())
+    bad = p.current_revision.definition
+    bad["steps"][0]["config"]["cron"] = "61 * * * *"
+    PipelineRevision.objects.filter(pk=p.current_revision.pk).update(definition=bad)
     problems = schedules.sync_pipeline(p.pk)
-    assert len(problems) == 1 and message in problems[0] and problems[0].startswith("step 'clock': ")
+    assert len(problems) == 1 and "not a valid 5-field cron" in problems[0] and problems[0].startswith("step 'clock': ")
 
 
 @pytest.mark.parametrize("interval", [0, "60", True, None])

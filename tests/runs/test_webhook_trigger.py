@@ -146,14 +146,23 @@ def test_it_checks_basic_auth():
 
 
 def test_it_accepts_anyone_only_when_none_is_written_out():
+    from pipelines.errors import DefinitionError
+    from pipelines.models import PipelineRevision
+
     pipeline("open", authentication="NONE")
     assert post("/hooks/open/", {"a": 1}).status_code == 202
-    pipeline("unset")
-    response = post("/hooks/unset/", {"a": 1})
+    with pytest.raises(DefinitionError, match="needs authentication"):
+        pipeline("unset")
+    with pytest.raises(DefinitionError, match="authentication"):
+        pipeline("jwt", authentication="JWT", jwtSecretCode="x")
+    # A trigger stored before these checks existed is still refused at the door.
+    stored = pipeline("stored", authentication="NONE")
+    d = stored.current_revision.definition
+    del d["steps"][0]["config"]["authentication"]
+    PipelineRevision.objects.filter(pk=stored.current_revision.pk).update(definition=d)
+    response = post("/hooks/stored/", {"a": 1})
     assert response.status_code == 401
     assert "no usable authentication configured" in response.json()["error"]
-    pipeline("jwt", authentication="JWT", jwtSecretCode="x")
-    assert post("/hooks/jwt/", {"a": 1}).status_code == 401
 
 
 def test_it_answers_503_when_the_triggers_secret_is_missing():

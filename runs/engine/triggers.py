@@ -1,0 +1,43 @@
+"""What a TRIGGER step's config must say to be usable. [pure]
+
+Checked when a definition is saved (through the TRIGGER step type's ``check``) and again when its
+schedule is synced (runs.schedules), with the same messages.
+"""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+
+CATCH_UP_POLICIES = ("ALL", "LAST", "NONE")
+
+
+def schedule_problems(config: dict, *, default_timezone: str = "UTC") -> list[tuple[str, str]]:
+    """(field, message) for a SCHEDULE trigger's config; empty when it can be scheduled."""
+    cron, interval = config.get("cron"), config.get("intervalSec")
+    if (cron is None) == (interval is None):
+        return [("cron", "a SCHEDULE trigger needs exactly one of cron and intervalSec")]
+    if cron is not None and (not isinstance(cron, str) or len(cron.split()) != 5 or not croniter.is_valid(cron)):
+        return [("cron", f"cron {cron!r} is not a valid 5-field cron expression (minute hour day month weekday)")]
+    if interval is not None and (isinstance(interval, bool) or not isinstance(interval, int) or interval < 1):
+        return [("intervalSec", "intervalSec must be a whole number of seconds, at least 1")]
+    tz = config.get("timezone") or default_timezone
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        return [("timezone", f"unknown time zone {tz!r} (use an IANA name like Europe/Berlin)")]
+    policy = str(config.get("catchUp") or "LAST").upper()
+    if policy not in CATCH_UP_POLICIES:
+        return [("catchUp", f"catchUp must be one of {', '.join(CATCH_UP_POLICIES)}, got {config.get('catchUp')!r}")]
+    return []
+
+
+def trigger_problems(config: dict) -> list[tuple[str, str]]:
+    """The TRIGGER step type's semantic check (beyond its JSON schema)."""
+    if str(config.get("type", "MANUAL")).upper() == "SCHEDULE":
+        return schedule_problems(config)
+    if str(config.get("type", "")).upper() == "WEBHOOK" and "authentication" not in config:
+        return [("authentication", "a WEBHOOK trigger needs authentication: API_KEY, HMAC, BASIC, or NONE "
+                 "written explicitly")]
+    return []
