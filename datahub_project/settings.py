@@ -226,3 +226,15 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("DATAHUB_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- operations (datahub_project.ops, runs.retention) -------------------------------------------------
+# A daily schedule deletes ended runs (their step runs, record errors, attempts, hook deliveries and
+# saved files) this many days after they ended, and record errors after DATAHUB_KEEP_RECORD_ERRORS_DAYS;
+# a run is kept while it still holds record errors, so they stay replayable. 0 keeps them for ever.
+DATAHUB_KEEP_RUNS_DAYS = env_int("DATAHUB_KEEP_RUNS_DAYS", 30, minimum=0)
+DATAHUB_KEEP_RECORD_ERRORS_DAYS = env_int("DATAHUB_KEEP_RECORD_ERRORS_DAYS", 90, minimum=0)
+# /metrics answers only requests with "Authorization: Bearer <this token>" when it is set.
+DATAHUB_METRICS_TOKEN = env_str("DATAHUB_METRICS_TOKEN", "")
+# /healthz reports the workers down when none has shown life (finished a task, or written a run's
+# heartbeat) for this many seconds. The reaper schedule finishes a task every minute on an idle cluster.
+DATAHUB_HEALTH_WORKER_SECONDS = env_int("DATAHUB_HEALTH_WORKER_SECONDS", 180, minimum=10)

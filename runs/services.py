@@ -143,13 +143,12 @@ def claim(run_id: int) -> bool:
 
 
 def run_options(run: Run, *, keep_outputs=False) -> RunOptions:
-    from runs.engine.buffers import buffer_of
-
     from django.core.files.storage import default_storage
 
     from pipelines.connections import resolve_connection
     from pipelines.http import HttpClient, HttpPolicy
     from pipelines.secrets import resolve_secret
+    from runs.engine.buffers import buffer_of
 
     policy = HttpPolicy(allow=tuple(settings.DATAHUB_HTTP_ALLOW), max_bytes=settings.DATAHUB_HTTP_MAX_BYTES)
     return RunOptions(

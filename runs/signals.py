@@ -10,6 +10,8 @@ from __future__ import annotations
 from django.db.models.signals import post_migrate
 from django.dispatch import Signal, receiver
 
+from runs import retention  # noqa: F401  (connects post_migrate: the retention schedule)
+
 step_paused = Signal()
 run_ended = Signal()
 

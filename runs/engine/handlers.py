@@ -15,8 +15,8 @@ from pipelines.definition import StepSpec
 from pipelines.errors import ConfigError, StepCancelled
 from pipelines.operators.chain import OperatorChain
 from runs.engine.context import StepContext, StepHandler, StepInput, StepOutcome
-from runs.engine.triggers import trigger_problems
 from runs.engine.retry import RETRY_SCHEMA, RetryPolicy, apply_with_retry
+from runs.engine.triggers import trigger_problems
 from runs.engine.validate import compile_rules
 
 _PASS = {"type": "object"}
