@@ -1,0 +1,24 @@
+"""gunicorn settings for the web process: ``gunicorn -c deploy/gunicorn.conf.py datahub_project.wsgi``.
+
+Every value can be overridden on the command line or with gunicorn's own ``GUNICORN_CMD_ARGS``. Pages and
+the API are short requests; runs execute on the workers (``manage.py qcluster``), never in the web process.
+"""
+
+import os
+
+bind = os.environ.get("DATAHUB_BIND", "127.0.0.1:8000")
+# Sync workers: 2-4 per core is gunicorn's advice; WEB_CONCURRENCY is the usual knob on platforms.
+workers = int(os.environ.get("WEB_CONCURRENCY", "3"))
+threads = int(os.environ.get("DATAHUB_WEB_THREADS", "1"))
+timeout = 60
+graceful_timeout = 30
+keepalive = 5
+# Recycle a worker now and then so a slow leak cannot grow for ever.
+max_requests = 2000
+max_requests_jitter = 200
+# Heartbeat files in memory, not on a disk that may stall.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+accesslog = "-"
+errorlog = "-"
+# X-Forwarded-* is trusted from these proxy addresses only (gunicorn's default: 127.0.0.1).
+forwarded_allow_ips = os.environ.get("DATAHUB_FORWARDED_ALLOW_IPS", "127.0.0.1")
