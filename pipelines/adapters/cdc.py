@@ -19,8 +19,9 @@ below, computed before the rows are read (so a transaction that starts after it 
 
 * TIMESTAMP: ``db clock - safetyLagMs``, lowered on PostgreSQL to the start of the oldest open transaction
   in the database (``pg_stat_activity.xact_start``: ``now()`` is the transaction's start, so nothing it
-  writes is older) and on MySQL to the start of the oldest read-write InnoDB transaction
-  (``information_schema.INNODB_TRX``) minus one second (that column has whole seconds). Rows with
+  writes is older) and on MySQL to the start of the oldest read-write InnoDB transaction of a session in
+  this database (``information_schema.INNODB_TRX``; ``NOW()`` is a statement's start, after its
+  transaction's) minus one second (that column has whole seconds). Rows with
   ``t < horizon`` are read. When other sessions cannot be seen (PostgreSQL: open transactions of other
   roles, found in ``pg_locks``, without ``pg_read_all_stats``; MySQL without PROCESS, or an INNODB_TRX
   cache older than our own transaction) only the lag protects, and the step warns. Transaction ids
@@ -353,10 +354,13 @@ def _observe_mysql(conn: sqlconn.SqlConnection) -> _Observation:
         try:
             conn.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
             # trx_started is in the server's own time zone, in whole seconds. Read-only transactions (other
-            # pollers, reports) and autocommit SELECTs cannot write.
+            # pollers, reports) and autocommit SELECTs cannot write. INNODB_TRX spans the server: sessions
+            # whose current database is another one are left out (those without one are kept).
             rows = conn.execute(
-                "SELECT trx_mysql_thread_id = CONNECTION_ID(), CONVERT_TZ(trx_started, 'SYSTEM', '+00:00'), "
-                "trx_is_read_only = 0 AND trx_autocommit_non_locking = 0 FROM information_schema.INNODB_TRX"
+                "SELECT t.trx_mysql_thread_id = CONNECTION_ID(), CONVERT_TZ(t.trx_started, 'SYSTEM', '+00:00'), "
+                "t.trx_is_read_only = 0 AND t.trx_autocommit_non_locking = 0 "
+                "AND (p.DB IS NULL OR p.DB = DATABASE()) FROM information_schema.INNODB_TRX t "
+                "LEFT JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id"
             ).fetchall()
         except Exception as exc:
             conn.rollback()
