@@ -49,6 +49,7 @@ PROGRESS_PREFIX = "continuous CDC: "
 # A peek that fails with a retryable error (the database restarting) is tried again after pollIntervalMs,
 # this many times in a row at least (or the step's ``retries``), before the run fails.
 PEEK_ATTEMPTS = 3
+HEARTBEAT_SECONDS = 5.0
 
 
 def continuous_step(definition: Definition) -> StepSpec | None:
@@ -146,11 +147,12 @@ def run_continuous(run: Run, definition: Definition, step: StepSpec, options: Ru
                 continue
             progress.pop("lastError", None)
             if not found:
-                if peeked is not None and not run.dry_run:
-                    store._save_checkpoint(step.key, peeked)
+                # Nothing to emit. The cursor may still have moved past rows that are not wanted (soft
+                # deletes without includeDeletes): saving it skips nothing, and more may follow at once.
+                store._save_checkpoint(step.key, peeked)
                 progress["polls"] += 1
                 _show(run, store, step.key, progress)
-                backlog = False
+                backlog = bool((peeked.get("poll") or {}).get("backlog"))
             else:
                 if result is not None:
                     _close(result)
@@ -235,11 +237,17 @@ def _show(run: Run, store: ContinuousStore, step_key: str, progress: dict) -> No
 
 
 def _sleep(seconds: float, store: ContinuousStore) -> None:
+    """Wait for the next poll, noticing a cancel within a quarter second and beating the heart meanwhile."""
     end = time.monotonic() + seconds
+    beat = time.monotonic() + HEARTBEAT_SECONDS
     while True:
-        left = end - time.monotonic()
+        now = time.monotonic()
+        left = end - now
         if left <= 0 or store.cancel_requested():
             return
+        if now >= beat:
+            store.heartbeat()
+            beat = now + HEARTBEAT_SECONDS
         time.sleep(min(left, 0.25))
 
 
