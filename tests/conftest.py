@@ -8,7 +8,8 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 PERMISSIONS = {
     # alice owns pipelines: she may view, edit, run them and approve gates.
     "alice": ["pipelines.view_pipeline", "pipelines.add_pipeline", "pipelines.change_pipeline",
-              "pipelines.delete_pipeline", "pipelines.run_pipeline", "runs.view_run", "runs.change_run"],
+              "pipelines.delete_pipeline", "pipelines.run_pipeline", "runs.view_run", "runs.change_run",
+              "gates.approve_gate"],
     # bob is a member who may look but not touch.
     "bob": ["pipelines.view_pipeline", "runs.view_run"],
     # charlie is an outsider: logged in, no permissions at all.

@@ -69,11 +69,11 @@ def test_it_answers_not_found_for_an_unknown_gate_or_run(paused_run, as_approver
     assert codes(run) == ["NOT_FOUND"]
 
 
-def test_it_refuses_a_decision_without_the_approve_permission(paused_run, as_alice, as_charlie, anonymous):
+def test_it_refuses_a_decision_without_the_approve_permission(paused_run, as_charlie, anonymous):
     for run_id in (paused_run.pk, 987654):  # the same answer whether or not the run exists
-        _, body = gql(as_alice, APPROVE, {"runId": run_id, "stepKey": "gate"})
+        _, body = gql(as_charlie, APPROVE, {"runId": run_id, "stepKey": "gate"})
         assert codes(body) == ["FORBIDDEN"] and "gates.approve_gate" in body["errors"][0]["message"]
-    _, reject = gql(as_alice, REJECT, {"runId": paused_run.pk, "stepKey": "gate", "reason": "no"})
+    _, reject = gql(as_charlie, REJECT, {"runId": paused_run.pk, "stepKey": "gate", "reason": "no"})
     assert codes(reject) == ["FORBIDDEN"]
     _, pending = gql(as_charlie, PENDING)
     assert codes(pending) == ["FORBIDDEN"]
