@@ -260,13 +260,20 @@ def reap_stale_runs(max_silence_seconds: int | None = None) -> int:
     stale = Run.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=cutoff)
     count = 0
     for run in stale:
-        count += Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, heartbeat_at__lt=cutoff).update(
+        # Conditional: two reapers (two clusters' schedulers) or a worker that wakes up again cannot both
+        # end the run; only the one whose UPDATE matched announces it.
+        if not Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, heartbeat_at__lt=cutoff).update(
             status=RunStatus.FAILED,
             finished_at=timezone.now(),
             error=f"the worker stopped responding (no heartbeat since {run.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC, "
             f"limit {limit} s); the run was marked failed",
-        )
+        ):
+            continue
+        count += 1
         run.step_runs.filter(status="RUNNING").update(status="FAILED", error="the worker stopped responding")
+        # A run that ended this way is still a run that ended: its failure notice goes out and a schedule's
+        # catch-up continues (found by killing a worker: nothing was sent).
+        _announce(Outcome(_reload(run), None))
     return count
 
 
