@@ -260,8 +260,8 @@ def reap_stale_runs(max_silence_seconds: int | None = None) -> int:
     stale = Run.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=cutoff)
     count = 0
     for run in stale:
-        # Conditional: two reapers (two clusters' schedulers) or a worker that wakes up again cannot both
-        # end the run; only the one whose UPDATE matched announces it.
+        # Conditional: when two reapers run at once (two clusters' schedulers) only the one whose UPDATE
+        # matched ends and announces the run.
         if not Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, heartbeat_at__lt=cutoff).update(
             status=RunStatus.FAILED,
             finished_at=timezone.now(),
