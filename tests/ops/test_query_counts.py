@@ -1,0 +1,118 @@
+"""No page and no list endpoint makes a query per row: the number of queries is the same with a few rows
+and with many."""
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from pipelines.services import save_definition
+from runs import services
+from runs.models import RecordAttempt, RecordError, Run
+from tests.fixtures import simple_definition
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def media(settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+
+
+@pytest.fixture
+def admin_client(django_user_model):
+    user = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def queries(client, url, expect=200, **headers) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(url, **headers)
+    assert response.status_code == expect, response.content[:500]
+    return len(captured)
+
+
+def completed_runs(code, n, errors_per_run=0):
+    pipeline = save_definition(simple_definition(code))
+    runs = []
+    for _ in range(n):
+        run = services.run_now(services.create_run(pipeline, allow_concurrent=True)).run
+        RecordError.objects.bulk_create(RecordError(run=run, step_key="clean", record={"sku": i}, message="bad")
+                                        for i in range(errors_per_run))
+        RecordAttempt.objects.bulk_create(RecordAttempt(run=run, step_key="clean", record={"sku": i}, attempt=1,
+                                                        error="retry", at=run.created_at)
+                                          for i in range(errors_per_run))
+        runs.append(run)
+    return runs
+
+
+def wide_definition(code, width):
+    """src -> width parallel TRANSFORM steps -> out."""
+    steps = [{"key": "src", "type": "EXTRACT", "adapterCode": "inMemory", "config": {"data": [{"sku": "a"}]}}]
+    edges = []
+    for n in range(width):
+        steps.append({"key": f"t{n}", "type": "TRANSFORM",
+                      "config": {"operators": [{"op": "trim", "args": {"path": "sku"}}]}})
+        edges += [{"from": "src", "to": f"t{n}"}, {"from": f"t{n}", "to": "out"}]
+    steps.append({"key": "out", "type": "SINK", "adapterCode": "records", "config": {}})
+    return {"version": 1, "code": code, "name": code, "steps": steps, "edges": edges,
+            "context": {"parallelExecution": {"enabled": True}}}
+
+
+def paused_gates(code, n, records=3):
+    definition = {"version": 1, "code": code, "name": code, "steps": [
+        {"key": "src", "type": "EXTRACT", "adapterCode": "inMemory",
+         "config": {"data": [{"sku": f"s{i}"} for i in range(records)]}},
+        {"key": "gate", "type": "GATE", "config": {"approvalType": "MANUAL"}},
+        {"key": "out", "type": "SINK", "adapterCode": "records", "config": {}},
+    ], "edges": []}
+    pipeline = save_definition(definition)
+    return [services.run_now(services.create_run(pipeline, allow_concurrent=True)).run for _ in range(n)]
+
+
+@pytest.mark.parametrize("url", ["/runs/", "/runs/?status=COMPLETED", "/", "/api/runs/", "/api/pipelines/"])
+def test_run_lists_and_the_dashboard_do_not_query_per_run(admin_client, url):
+    completed_runs("few", 2, errors_per_run=1)
+    few = queries(admin_client, url)
+    for n in range(5):
+        completed_runs(f"many-{n}", 6, errors_per_run=3)
+    assert queries(admin_client, url) == few
+
+
+def test_the_run_page_does_not_query_per_step_or_per_record_error(admin_client):
+    small = services.run_now(services.create_run(save_definition(wide_definition("narrow", 1)))).run
+    RecordError.objects.create(run=small, step_key="t0", record={}, message="bad")
+    few = queries(admin_client, f"/runs/{small.pk}/")
+    large = services.run_now(services.create_run(save_definition(wide_definition("wide", 12)))).run
+    RecordError.objects.bulk_create(RecordError(run=large, step_key="t0", record={"n": i}, message="bad")
+                                    for i in range(60))
+    assert Run.objects.get(pk=large.pk).step_runs.count() == 14
+    assert queries(admin_client, f"/runs/{large.pk}/") == few
+    # The live-progress partial the page polls (286: the run has ended, stop polling).
+    poll = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "run-progress"}
+    assert queries(admin_client, f"/runs/{large.pk}/", 286, **poll) == queries(admin_client, f"/runs/{small.pk}/", 286,
+                                                                               **poll)
+
+
+def test_record_error_endpoint_does_not_query_per_error(admin_client):
+    [small] = completed_runs("errors-few", 1, errors_per_run=1)
+    few = queries(admin_client, f"/api/runs/{small.pk}/record-errors/")
+    [large] = completed_runs("errors-many", 1, errors_per_run=40)
+    assert queries(admin_client, f"/api/runs/{large.pk}/record-errors/") == few
+
+
+@pytest.mark.parametrize("url", ["/gates/", "/api/gates/"])
+def test_gate_lists_do_not_query_per_gate(admin_client, url):
+    paused_gates("gated-few", 1)
+    few = queries(admin_client, url)
+    paused_gates("gated-many", 12)
+    assert queries(admin_client, url) == few
+
+
+def test_the_gate_review_page_does_not_query_per_held_record(admin_client):
+    [small] = paused_gates("review-few", 1, records=2)
+    few = queries(admin_client, f"/gates/{small.pk}/gate/")
+    [large] = paused_gates("review-many", 1, records=200)
+    assert queries(admin_client, f"/gates/{large.pk}/gate/") == few
