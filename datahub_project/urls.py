@@ -14,3 +14,6 @@ urlpatterns = [
     path("", include("pipelines.urls")),
     path("", include("gates.urls")),
 ]
+
+handler404 = "datahub_project.error_views.not_found"
+handler500 = "datahub_project.error_views.server_error"
