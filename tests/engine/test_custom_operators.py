@@ -1,4 +1,5 @@
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -106,9 +107,11 @@ def test_it_loads_operators_from_settings_modules(registries, tmp_path, monkeypa
 
 def test_it_loads_an_installed_package_through_its_entry_point(tmp_path):
     target = tmp_path / "site"
+    source = tmp_path / "src"  # a copy: building writes build/ next to the sources
+    shutil.copytree(ROOT / "examples" / "datahub-example-plugin", source)
     install = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target",
-         str(target), str(ROOT / "examples" / "datahub-example-plugin")],
+         str(target), str(source)],
         capture_output=True, text=True,
     )
     assert install.returncode == 0, install.stderr
