@@ -277,6 +277,31 @@ def reap_stale_runs(max_silence_seconds: int | None = None) -> int:
     return count
 
 
+def requeue_lost_runs(max_wait_seconds: int | None = None) -> int:
+    """Hand to the broker again the PENDING runs whose task was lost, when the broker's queue is empty.
+
+    A task can be lost on its way to a worker: a cluster takes a few tasks ahead of its workers into its own
+    memory (with Redis they are popped off the list), so a cluster killed then loses them, and their runs
+    would stay PENDING (blocking their pipeline) for ever; the ORM broker delivers them again, but only
+    after Q_CLUSTER's ``retry`` (70 minutes by default). Only with an empty queue: a run still PENDING
+    then has no task waiting in the broker. It may still have one in a live cluster's memory (behind long
+    runs); then whichever copy comes first executes it and the claim turns the other into a no-op. With
+    the queue empty, each call adds at most one copy per run, and none while those wait in the queue.
+    """
+    from django_q.brokers import get_broker
+
+    limit = max_wait_seconds or settings.DATAHUB_HEARTBEAT_TIMEOUT
+    cutoff = timezone.now() - timezone.timedelta(seconds=limit)
+    lost = list(Run.objects.filter(status=RunStatus.PENDING, created_at__lt=cutoff).values_list("pk", flat=True))
+    if not lost or get_broker().queue_size():
+        return 0
+    for run_id in lost:
+        log.warning("run %s has waited more than %s s with an empty queue: its task was lost; queued again",
+                    run_id, limit)
+        enqueue(run_id)
+    return len(lost)
+
+
 def _fail(run: Run, message: str) -> None:
     Run.objects.filter(pk=run.pk).update(status=RunStatus.FAILED, error=message, finished_at=timezone.now())
 

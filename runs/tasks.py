@@ -20,7 +20,11 @@ def execute_run(run_id: int) -> str:
 
 
 def reap_stale_runs() -> int:
-    return services.reap_stale_runs()
+    """Every minute (the reaper schedule): fail the runs whose worker died, queue again the runs whose
+    task was lost. Returns how many runs it failed."""
+    failed = services.reap_stale_runs()
+    services.requeue_lost_runs()
+    return failed
 
 
 def resume_run(run_id: int) -> str:
