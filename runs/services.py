@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from pipelines.definition import parse
@@ -292,7 +293,10 @@ def requeue_lost_runs(max_wait_seconds: int | None = None) -> int:
 
     limit = max_wait_seconds or settings.DATAHUB_HEARTBEAT_TIMEOUT
     cutoff = timezone.now() - timezone.timedelta(seconds=limit)
-    lost = list(Run.objects.filter(status=RunStatus.PENDING, created_at__lt=cutoff).values_list("pk", flat=True))
+    # PENDING since: its creation, or when a continuous run handed itself back (runs.cdc sets heartbeat_at).
+    lost = list(Run.objects.filter(status=RunStatus.PENDING)
+                .annotate(pending_since=Coalesce("heartbeat_at", "created_at")).filter(pending_since__lt=cutoff)
+                .values_list("pk", flat=True))
     if not lost or get_broker().queue_size():
         return 0
     for run_id in lost:
