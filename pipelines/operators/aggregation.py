@@ -21,6 +21,7 @@ import math
 from typing import Any
 
 from pipelines.errors import ConfigError, StepError
+from pipelines.operators._common import field_path
 from pipelines.operators.base import OperatorContext, batch_operator, record_operator
 from pipelines.operators.join import composite_key, scalar_key
 from pipelines.records import MISSING, Batch, Path, PathError, Record, deep_copy, path
@@ -28,20 +29,6 @@ from pipelines.records import MISSING, Batch, Path, PathError, Record, deep_copy
 CATEGORY = "aggregation"
 AGGREGATE_OPS = ("count", "sum", "avg", "min", "max", "first", "last")
 DEDUPLICATE_STRATEGIES = ("FIRST", "LAST", "LOWEST", "HIGHEST")
-
-
-def _path(args: dict, name: str, *, required: bool = True) -> Path | None:
-    text = args.get(name)
-    if text is None or text == "":
-        if required:
-            raise ConfigError(f"'{name}' is required (a field path)", field=name)
-        return None
-    if not isinstance(text, str):
-        raise ConfigError("must be a field path (a string)", field=name)
-    try:
-        return path(text)
-    except PathError as exc:
-        raise ConfigError(str(exc), field=name) from None
 
 
 def _is_number(value: Any) -> bool:
@@ -154,8 +141,8 @@ def aggregate(records: Batch, args: dict, ctx: OperatorContext) -> Batch:
     op = args.get("op")
     if op not in AGGREGATE_OPS:
         raise ConfigError(f"must be one of {', '.join(AGGREGATE_OPS)}", field="op")
-    target = _path(args, "target")
-    source = _path(args, "source", required=op != "count")
+    target = field_path(args, "target")
+    source = field_path(args, "source", required=op != "count")
     groups = _group_paths(args.get("groupBy"))
 
     def values_of(batch) -> list:
@@ -200,7 +187,7 @@ _SOURCE_TARGET = {
     },
 )
 def count(args: dict, ctx: OperatorContext):
-    source, target = _path(args, "source"), _path(args, "target")
+    source, target = field_path(args, "source"), field_path(args, "target")
 
     def fn(record: Record) -> Record:
         value = source.get(record)
@@ -231,9 +218,9 @@ def count(args: dict, ctx: OperatorContext):
     },
 )
 def unique(args: dict, ctx: OperatorContext):
-    source = _path(args, "source")
-    target = _path(args, "target", required=False) or source
-    by = _path(args, "by", required=False)
+    source = field_path(args, "source")
+    target = field_path(args, "target", required=False) or source
+    by = field_path(args, "by", required=False)
 
     def fn(record: Record) -> Record:
         value = source.get(record)
@@ -301,8 +288,8 @@ def flatten_list(items: list, depth: int) -> list:
     },
 )
 def flatten(args: dict, ctx: OperatorContext):
-    source = _path(args, "source")
-    target = _path(args, "target", required=False) or source
+    source = field_path(args, "source")
+    target = field_path(args, "target", required=False) or source
     depth = args.get("depth", 1)
     depth = 1 if depth is None else depth
 
@@ -332,7 +319,7 @@ def _pick(name: str, index: int, title: str):
         },
     )
     def build(args: dict, ctx: OperatorContext):
-        source, target = _path(args, "source"), _path(args, "target")
+        source, target = field_path(args, "source"), field_path(args, "target")
 
         def fn(record: Record) -> Record:
             value = source.get(record)
@@ -408,7 +395,7 @@ def deduplicate_records(records: Batch, args: dict, ctx: OperatorContext) -> Bat
     priority: Path | None = None
     if keep in ("LOWEST", "HIGHEST"):
         # The plugin finds this only when it meets the first duplicate; a config error is found up front.
-        priority = _path(args, "priority", required=False)
+        priority = field_path(args, "priority", required=False)
         if priority is None:
             raise ConfigError(f"deduplicateRecords priority is required for {keep}", field="priority")
 
@@ -465,7 +452,7 @@ def deduplicate_records(records: Batch, args: dict, ctx: OperatorContext) -> Bat
     },
 )
 def expand(records: Batch, args: dict, ctx: OperatorContext) -> Batch:
-    array_path = _path(args, "path")
+    array_path = field_path(args, "path")
     merge_parent = bool(args.get("mergeParent", False))
     parent_fields: list[tuple[Path, Path]] = []
     for target_text, source_text in (args.get("parentFields") or {}).items():

@@ -22,6 +22,7 @@ from datetime import UTC, date, datetime
 from operator import itemgetter
 
 from pipelines.errors import ConfigError
+from pipelines.operators._common import args_schema, path_prop
 from pipelines.operators.base import OperatorContext, record_operator
 from pipelines.operators.numbers import getter, js_number, setter
 
@@ -274,19 +275,6 @@ def _format_ms(ms: int, render) -> str | None:
     return render((year, month, day, hour, minute, second))
 
 
-def _schema(properties: dict, required: list[str]) -> dict:
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": required,
-        "additionalProperties": False,
-    }
-
-
-def _path_prop(description: str) -> dict:
-    return {"type": "string", "minLength": 1, "description": description}
-
-
 _TIMEZONE_PROP = {
     "type": "string",
     "description": "Accepted for compatibility with the plugin; dates are always handled in UTC.",
@@ -309,10 +297,10 @@ def _warn_timezone(args: dict, ctx: OperatorContext, code: str) -> None:
     name="Format date",
     category="date",
     description="Format a date (epoch ms, ISO string or a string in inputFormat) as text, in UTC.",
-    schema=_schema(
+    schema=args_schema(
         {
-            "source": _path_prop("Field holding the date."),
-            "target": _path_prop("Field to write the formatted text to."),
+            "source": path_prop("Field holding the date."),
+            "target": path_prop("Field to write the formatted text to."),
             "format": {
                 "type": "string",
                 "minLength": 1,
@@ -364,10 +352,10 @@ def build_date_format(args: dict, ctx: OperatorContext):
     name="Parse date",
     category="date",
     description="Parse a string in an explicit format and write it as an ISO-8601 UTC string.",
-    schema=_schema(
+    schema=args_schema(
         {
-            "source": _path_prop("Field holding the date string."),
-            "target": _path_prop("Field to write the ISO-8601 string to."),
+            "source": path_prop("Field holding the date string."),
+            "target": path_prop("Field to write the ISO-8601 string to."),
             "format": {
                 "type": "string",
                 "minLength": 1,
@@ -455,10 +443,10 @@ def _adder(unit: str, amount: float):
     name="Add to date",
     category="date",
     description="Add (or with a negative amount, subtract) time to a date and write an ISO-8601 string.",
-    schema=_schema(
+    schema=args_schema(
         {
-            "source": _path_prop("Field holding the date (epoch ms or ISO-8601 string)."),
-            "target": _path_prop("Field to write the ISO-8601 result to."),
+            "source": path_prop("Field holding the date (epoch ms or ISO-8601 string)."),
+            "target": path_prop("Field to write the ISO-8601 result to."),
             "amount": {"type": "number", "description": "How many units to add; negative subtracts."},
             "unit": {
                 "type": "string",
@@ -499,11 +487,11 @@ def build_date_add(args: dict, ctx: OperatorContext):
     name="Date difference",
     category="date",
     description="Write endDate minus startDate in a unit (months are 30.44 days, years 365.25 days).",
-    schema=_schema(
+    schema=args_schema(
         {
-            "startDate": _path_prop("Field holding the start date."),
-            "endDate": _path_prop("Field holding the end date."),
-            "target": _path_prop("Field to write the difference to (null when either date is invalid)."),
+            "startDate": path_prop("Field holding the start date."),
+            "endDate": path_prop("Field holding the end date."),
+            "target": path_prop("Field to write the difference to (null when either date is invalid)."),
             "unit": {
                 "type": "string",
                 "enum": _UNITS,
@@ -546,9 +534,9 @@ def build_date_diff(args: dict, ctx: OperatorContext):
     category="date",
     description="Write the current time: ISO string, epoch ms, date, date-time or a custom format (UTC).",
     pure=False,
-    schema=_schema(
+    schema=args_schema(
         {
-            "target": _path_prop("Field to write the current time to."),
+            "target": path_prop("Field to write the current time to."),
             "format": {
                 "type": "string",
                 "minLength": 1,

@@ -20,6 +20,7 @@ from urllib.parse import quote, urlsplit
 
 from pipelines.errors import ConfigError, RecordError
 from pipelines.http import HttpError
+from pipelines.operators._common import field_path
 from pipelines.operators.base import OperatorContext, batch_operator, record_operator
 from pipelines.records import MISSING, Batch, Path, PathError, Record, deep_copy, dumps, path
 
@@ -29,20 +30,6 @@ _SCALARS = (str, int, float, bool, type(None))
 
 def _copy(value: Any) -> Any:
     return value if type(value) in _SCALARS else deep_copy(value)
-
-
-def _path(args: dict, name: str, *, required: bool = True) -> Path | None:
-    text = args.get(name)
-    if text is None or text == "":
-        if required:
-            raise ConfigError(f"'{name}' is required (a field path)", field=name)
-        return None
-    if not isinstance(text, str):
-        raise ConfigError("must be a field path (a string)", field=name)
-    try:
-        return path(text)
-    except PathError as exc:
-        raise ConfigError(str(exc), field=name) from None
 
 
 def js_string(value: Any) -> str:
@@ -103,7 +90,7 @@ def js_string(value: Any) -> str:
     },
 )
 def lookup(args: dict, ctx: OperatorContext):
-    source, target = _path(args, "source"), _path(args, "target")
+    source, target = field_path(args, "source"), field_path(args, "target")
     table = args.get("map")
     if not isinstance(table, dict):
         raise ConfigError("must be an object", field="map")
@@ -194,7 +181,7 @@ def enrich(args: dict, ctx: OperatorContext):
     },
 )
 def coalesce(args: dict, ctx: OperatorContext):
-    target = _path(args, "target")
+    target = field_path(args, "target")
     texts = args.get("paths")
     if not isinstance(texts, list):
         raise ConfigError("must be a list of field paths", field="paths")
@@ -233,7 +220,7 @@ def coalesce(args: dict, ctx: OperatorContext):
     },
 )
 def default(args: dict, ctx: OperatorContext):
-    target = _path(args, "path")
+    target = field_path(args, "path")
     value = args.get("value")
 
     def fn(record: Record) -> Record:
@@ -407,14 +394,14 @@ class _LookupConfig:
         return cls(
             template=tuple(template),
             method=method,
-            target=_path(args, "target"),
-            response_path=_path(args, "responsePath", required=False),
-            key_field=_path(args, "keyField", required=False),
+            target=field_path(args, "target"),
+            response_path=field_path(args, "responsePath", required=False),
+            key_field=field_path(args, "keyField", required=False),
             default=args.get("default"),
             timeout=_int_arg(args, "timeoutMs", DEFAULT_TIMEOUT_MS, 1, MAX_TIMEOUT_MS) / 1000,
             cache_ttl=_int_arg(args, "cacheTtlSec", DEFAULT_CACHE_TTL_SEC, 0, MAX_CACHE_TTL_SEC),
             headers={"Accept": "application/json, */*;q=0.5", **_headers(args.get("headers"))},
-            body_field=_path(args, "bodyField", required=False),
+            body_field=field_path(args, "bodyField", required=False),
             body=args.get("body", MISSING),
             skip_on_404=bool(args.get("skipOn404", False)),
             fail_on_error=bool(args.get("failOnError", False)),

@@ -32,6 +32,7 @@ from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Any
 
 from pipelines.errors import ConfigError
+from pipelines.operators._common import args_schema, path_prop
 from pipelines.operators.base import OperatorContext, record_operator
 from pipelines.records import MISSING, Path, PathError, path
 
@@ -295,19 +296,6 @@ def _clamp_decimals(value: Any, default: int = 0) -> int:
     return max(0, min(MAX_DECIMALS, int(value)))
 
 
-def _schema(properties: dict, required: list[str]) -> dict:
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": required,
-        "additionalProperties": False,
-    }
-
-
-def _path_prop(description: str) -> dict:
-    return {"type": "string", "minLength": 1, "description": description}
-
-
 _ROUND_MODE = {
     "type": "string",
     "enum": ["round", "floor", "ceil"],
@@ -356,14 +344,14 @@ _BINARY = {
     name="Math",
     category="numeric",
     description="Add, subtract, multiply, divide, modulo, power, round, floor, ceil or abs a number field.",
-    schema=_schema(
+    schema=args_schema(
         {
             "operation": {
                 "type": "string",
                 "enum": _MATH_OPERATIONS,
                 "description": "The operation to apply to the source number.",
             },
-            "source": _path_prop(
+            "source": path_prop(
                 "Field holding the number (a string is left unchanged: use toNumber first)."
             ),
             "operand": {
@@ -372,7 +360,7 @@ _BINARY = {
                 "from the record. Without one the source value is copied unchanged. Unused by "
                 "round, floor, ceil and abs.",
             },
-            "target": _path_prop("Field to write the result to."),
+            "target": path_prop("Field to write the result to."),
             "decimals": {
                 "type": "integer",
                 "description": "Round the result to this many decimals (0-20). For round, floor and ceil it "
@@ -446,10 +434,10 @@ def build_math(args: dict, ctx: OperatorContext):
     name="Currency to minor units",
     category="numeric",
     description="Convert an amount to minor units (value × 10^decimals), rounded by the chosen mode.",
-    schema=_schema(
+    schema=args_schema(
         {
-            "source": _path_prop("Field holding the amount in major units, e.g. 19.99."),
-            "target": _path_prop("Field to write the minor units to, e.g. 1999."),
+            "source": path_prop("Field holding the amount in major units, e.g. 19.99."),
+            "target": path_prop("Field to write the minor units to, e.g. 1999."),
             "decimals": {
                 "type": "integer",
                 "minimum": 0,
@@ -470,10 +458,10 @@ def build_currency(args: dict, ctx: OperatorContext):
     name="To cents",
     category="numeric",
     description="Convert a decimal amount to cents (value × 100), rounded by the chosen mode.",
-    schema=_schema(
+    schema=args_schema(
         {
-            "source": _path_prop("Field holding the decimal amount, e.g. 19.99."),
-            "target": _path_prop("Field to write the cents to, e.g. 1999."),
+            "source": path_prop("Field holding the decimal amount, e.g. 19.99."),
+            "target": path_prop("Field to write the cents to, e.g. 1999."),
             "round": _ROUND_MODE,
         },
         ["source", "target"],
@@ -500,9 +488,9 @@ def _minor_units(args: dict, factor: float, mode: str):
     name="Round",
     category="numeric",
     description="Round a number to a number of decimal places (round, floor or ceil).",
-    schema=_schema(
+    schema=args_schema(
         {
-            "source": _path_prop("Field holding the number."),
+            "source": path_prop("Field holding the number."),
             "target": {"type": "string", "description": "Field to write the result to; defaults to source."},
             "decimals": {
                 "type": "integer",
@@ -556,10 +544,10 @@ _UNIT_PROP = {
     name="Unit conversion",
     category="numeric",
     description="Convert a number between units of one kind (weight, length or volume).",
-    schema=_schema(
+    schema=args_schema(
         {
-            "source": _path_prop("Field holding the number."),
-            "target": _path_prop("Field to write the converted number to."),
+            "source": path_prop("Field holding the number."),
+            "target": path_prop("Field to write the converted number to."),
             "from": {**_UNIT_PROP, "description": "Unit of the source value. " + _UNIT_PROP["description"]},
             "to": {**_UNIT_PROP, "description": "Unit to convert to, of the same kind as 'from'."},
         },
@@ -586,9 +574,9 @@ def build_unit(args: dict, ctx: OperatorContext):
     name="To number",
     category="numeric",
     description="Convert a value to a number (leading number of a string, true/false to 1/0), else the default.",
-    schema=_schema(
+    schema=args_schema(
         {
-            "source": _path_prop("Field holding the value to convert."),
+            "source": path_prop("Field holding the value to convert."),
             "target": {"type": "string", "description": "Field to write the number to; defaults to source."},
             "default": {
                 "type": "number",
@@ -635,9 +623,9 @@ def build_to_number(args: dict, ctx: OperatorContext):
     name="To string",
     category="numeric",
     description="Convert a value to its string form (20 → '20', true → 'true'); null or missing gives ''.",
-    schema=_schema(
+    schema=args_schema(
         {
-            "source": _path_prop("Field holding the value to convert."),
+            "source": path_prop("Field holding the value to convert."),
             "target": {"type": "string", "description": "Field to write the string to; defaults to source."},
         },
         ["source"],
@@ -772,9 +760,9 @@ _SPACES = (" ", NBSP, NNBSP)
     name="Parse number",
     category="numeric",
     description="Parse a localized number string ('1.234,56' in de-DE) to a number, else the default.",
-    schema=_schema(
+    schema=args_schema(
         {
-            "source": _path_prop("Field holding the string to parse."),
+            "source": path_prop("Field holding the string to parse."),
             "target": {"type": "string", "description": "Field to write the number to; defaults to source."},
             "locale": {
                 **_LOCALE_PROP,
@@ -890,10 +878,10 @@ def format_number(
     name="Number format",
     category="numeric",
     description="Format a number as a localized string, as a decimal, a currency amount or a percentage.",
-    schema=_schema(
+    schema=args_schema(
         {
-            "source": _path_prop("Field holding the number."),
-            "target": _path_prop("Field to write the formatted string to."),
+            "source": path_prop("Field holding the number."),
+            "target": path_prop("Field to write the formatted string to."),
             "locale": {**_LOCALE_PROP, "default": "en-US"},
             "decimals": {
                 "type": "integer",

@@ -23,6 +23,7 @@ import unicodedata
 from typing import Any
 
 from pipelines.errors import ConfigError, RecordError
+from pipelines.operators._common import args_schema, path_prop
 from pipelines.operators.base import OperatorContext, record_operator
 from pipelines.operators.numbers import (
     JS_WHITESPACE,
@@ -40,19 +41,6 @@ MAX_REGEX_INPUT = 100_000
 SLUG_MAX_LENGTH = 200  # the plugin's TRANSFORM_LIMITS.SLUG_MAX_LENGTH
 
 
-def _schema(properties: dict, required: list[str]) -> dict:
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": required,
-        "additionalProperties": False,
-    }
-
-
-def _path_prop(description: str) -> dict:
-    return {"type": "string", "minLength": 1, "description": description}
-
-
 _OPTIONAL_TARGET = {"type": "string", "description": "Field to write the result to; defaults to source."}
 
 # ---------------------------------------------------------------------------------------------------------
@@ -64,10 +52,10 @@ _OPTIONAL_TARGET = {"type": "string", "description": "Field to write the result 
     name="Split",
     category="string",
     description="Split a string field into an array by a delimiter.",
-    schema=_schema(
+    schema=args_schema(
         {
-            "source": _path_prop("Field holding the string."),
-            "target": _path_prop("Field to write the array to."),
+            "source": path_prop("Field holding the string."),
+            "target": path_prop("Field to write the array to."),
             "delimiter": {
                 "type": "string",
                 "description": "Text to split by (literal, not a pattern). An empty delimiter gives a "
@@ -114,10 +102,10 @@ def build_split(args: dict, ctx: OperatorContext):
     name="Join",
     category="string",
     description="Join an array field into a string; null items become empty strings.",
-    schema=_schema(
+    schema=args_schema(
         {
-            "source": _path_prop("Field holding the array."),
-            "target": _path_prop("Field to write the string to."),
+            "source": path_prop("Field holding the array."),
+            "target": path_prop("Field to write the string to."),
             "delimiter": {
                 "type": "string",
                 "default": ",",
@@ -158,9 +146,9 @@ def build_join(args: dict, ctx: OperatorContext):
     name="Trim",
     category="string",
     description="Remove whitespace from both ends (or the start or end) of a string field, in place.",
-    schema=_schema(
+    schema=args_schema(
         {
-            "path": _path_prop("Field holding the string; it is changed in place."),
+            "path": path_prop("Field holding the string; it is changed in place."),
             "mode": {
                 "type": "string",
                 "enum": ["both", "start", "end"],
@@ -182,7 +170,7 @@ def build_trim(args: dict, ctx: OperatorContext):
     name="Lowercase",
     category="string",
     description="Convert a string field to lowercase, in place.",
-    schema=_schema({"path": _path_prop("Field holding the string; it is changed in place.")}, ["path"]),
+    schema=args_schema({"path": path_prop("Field holding the string; it is changed in place.")}, ["path"]),
 )
 def build_lowercase(args: dict, ctx: OperatorContext):
     return _in_place(args, str.lower)
@@ -193,7 +181,7 @@ def build_lowercase(args: dict, ctx: OperatorContext):
     name="Uppercase",
     category="string",
     description="Convert a string field to uppercase, in place.",
-    schema=_schema({"path": _path_prop("Field holding the string; it is changed in place.")}, ["path"]),
+    schema=args_schema({"path": path_prop("Field holding the string; it is changed in place.")}, ["path"]),
 )
 def build_uppercase(args: dict, ctx: OperatorContext):
     return _in_place(args, str.upper)
@@ -236,10 +224,10 @@ _SLUG_CHAR = re.compile("[a-z0-9]")
     name="Slugify",
     category="string",
     description="Make a URL-friendly slug: lowercase, accents removed, other symbols dropped, spaces to '-'.",
-    schema=_schema(
+    schema=args_schema(
         {
-            "source": _path_prop("Field holding the text."),
-            "target": _path_prop("Field to write the slug to."),
+            "source": path_prop("Field holding the text."),
+            "target": path_prop("Field to write the slug to."),
             "separator": {
                 "type": "string",
                 "default": "-",
@@ -288,7 +276,7 @@ def build_slugify(args: dict, ctx: OperatorContext):
     name="Concatenate",
     category="string",
     description="Join several fields into one string, skipping null, missing and empty values.",
-    schema=_schema(
+    schema=args_schema(
         {
             "sources": {
                 "type": "array",
@@ -296,7 +284,7 @@ def build_slugify(args: dict, ctx: OperatorContext):
                 "minItems": 1,
                 "description": "Field paths whose values are joined, in this order.",
             },
-            "target": _path_prop("Field to write the string to (always written, '' when all are empty)."),
+            "target": path_prop("Field to write the string to (always written, '' when all are empty)."),
             "separator": {"type": "string", "default": "", "description": "Text placed between the values."},
         },
         ["sources", "target"],
@@ -345,9 +333,9 @@ def build_concat(args: dict, ctx: OperatorContext):
     name="Replace",
     category="string",
     description="Replace literal text in a string field, the first occurrence or all of them.",
-    schema=_schema(
+    schema=args_schema(
         {
-            "path": _path_prop("Field holding the string; it is changed in place."),
+            "path": path_prop("Field holding the string; it is changed in place."),
             "search": {"type": "string", "description": "Literal text to find (not a pattern)."},
             "replacement": {"type": "string", "default": "", "description": "Text put in its place."},
             "all": {
@@ -522,10 +510,10 @@ _FLAGS_PROP = {
     name="Extract with regex",
     category="string",
     description="Write a regex capture group (or the whole match) of a string field; null when no match.",
-    schema=_schema(
+    schema=args_schema(
         {
-            "source": _path_prop("Field holding the string."),
-            "target": _path_prop("Field to write the extracted text (or null) to."),
+            "source": path_prop("Field holding the string."),
+            "target": path_prop("Field to write the extracted text (or null) to."),
             "pattern": {
                 "type": "string",
                 "minLength": 1,
@@ -654,9 +642,9 @@ def js_replacement(replacement: str, regex: re.Pattern) -> Any:
     name="Replace with regex",
     category="string",
     description="Replace regex matches in a string field, in place; $1, $<name> and $& insert the match.",
-    schema=_schema(
+    schema=args_schema(
         {
-            "path": _path_prop("Field holding the string; it is changed in place."),
+            "path": path_prop("Field holding the string; it is changed in place."),
             "pattern": {
                 "type": "string",
                 "minLength": 1,
@@ -716,9 +704,9 @@ def strip_html(value: str) -> str:
     name="Strip HTML",
     category="string",
     description="Remove HTML tags (and script/style blocks) from a string field, keeping the text.",
-    schema=_schema(
+    schema=args_schema(
         {
-            "source": _path_prop("Field holding the HTML."),
+            "source": path_prop("Field holding the HTML."),
             "target": _OPTIONAL_TARGET,
         },
         ["source"],
@@ -742,9 +730,9 @@ def build_strip_html(args: dict, ctx: OperatorContext):
     name="Truncate",
     category="string",
     description="Shorten a string to a maximum length, ending it with a suffix when it was cut.",
-    schema=_schema(
+    schema=args_schema(
         {
-            "source": _path_prop("Field holding the string."),
+            "source": path_prop("Field holding the string."),
             "target": _OPTIONAL_TARGET,
             "length": {
                 "type": "integer",
