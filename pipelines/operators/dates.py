@@ -268,6 +268,21 @@ def _memo(convert):
     return cached
 
 
+def _writer(get, put, convert):
+    """The record function writing ``convert(source)`` to the target, unless it gives None (the record is
+    then unchanged); string sources go through :func:`_memo`."""
+    convert_text = _memo(convert)
+
+    def fn(record):
+        value = get(record)
+        text = convert_text(value) if type(value) is str else convert(value)
+        if text is not None:
+            put(record, text)
+        return record
+
+    return fn
+
+
 def _format_ms(ms: int, render) -> str | None:
     year, month, day, hour, minute, second, _ = split_ms(ms)
     if not 0 <= year <= 9999:
@@ -335,16 +350,7 @@ def build_date_format(args: dict, ctx: OperatorContext):
             ms = to_ms(value)
         return None if ms is None else _format_ms(ms, render)
 
-    convert_text = _memo(convert)
-
-    def fn(record):
-        value = get(record)
-        text = convert_text(value) if type(value) is str else convert(value)
-        if text is not None:
-            put(record, text)
-        return record
-
-    return fn
+    return _writer(get, put, convert)
 
 
 @record_operator(
@@ -470,16 +476,7 @@ def build_date_add(args: dict, ctx: OperatorContext):
         result = add(ms)
         return iso_string(result) if -MAX_TIME_MS <= result <= MAX_TIME_MS else None
 
-    convert_text = _memo(convert)
-
-    def fn(record):
-        value = get(record)
-        text = convert_text(value) if type(value) is str else convert(value)
-        if text is not None:
-            put(record, text)
-        return record
-
-    return fn
+    return _writer(get, put, convert)
 
 
 @record_operator(
