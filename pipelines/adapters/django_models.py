@@ -330,8 +330,6 @@ class _ModelWriter(Writer):
     # Values.
     def _values(self, record: Record) -> dict:
         """Field -> coerced value for what the record sets (ValidationError on a bad value)."""
-        from django.core.exceptions import ValidationError
-
         if self.mapping:
             raw = [(f, p.get(record)) for f, p in self.paths]
         else:
@@ -342,20 +340,7 @@ class _ModelWriter(Writer):
                     self._ignored.add(key)
                 else:
                     raw.append((f, value))
-        values, errors = {}, {}
-        for f, value in raw:
-            if value is MISSING:
-                continue
-            try:
-                coerced = _coerce(f, value)
-            except ValidationError as exc:
-                errors[f.name] = exc.messages
-                continue
-            if coerced is not MISSING:
-                values[f] = coerced
-        if errors:
-            raise ValidationError(errors)
-        return values
+        return _coerce_all(raw)
 
     def _find(self, values: dict) -> list:
         missing = [f.name for f in self.lookup if values.get(f) is None]
@@ -369,6 +354,27 @@ class _ModelWriter(Writer):
 
     def _write_one(self, record: Record) -> None:
         raise NotImplementedError
+
+
+def _coerce_all(raw: list) -> dict:
+    """Field -> coerced value of each (field, value) pair whose value is there; a ValidationError naming
+    every field whose value does not fit."""
+    from django.core.exceptions import ValidationError
+
+    values, errors = {}, {}
+    for f, value in raw:
+        if value is MISSING:
+            continue
+        try:
+            coerced = _coerce(f, value)
+        except ValidationError as exc:
+            errors[f.name] = exc.messages
+            continue
+        if coerced is not MISSING:
+            values[f] = coerced
+    if errors:
+        raise ValidationError(errors)
+    return values
 
 
 def _coerce(field, value):
@@ -490,23 +496,7 @@ class ModelDeleteLoader(_ModelWriter):
     """Deletes exactly one object per record: none or several matching fails the record."""
 
     def _values(self, record: Record) -> dict:
-        from django.core.exceptions import ValidationError
-
-        values, errors = {}, {}
-        for f in self.lookup:
-            raw = record.get(f.name, record.get(f.attname, MISSING))
-            if raw is MISSING:
-                continue
-            try:
-                coerced = _coerce(f, raw)
-            except ValidationError as exc:
-                errors[f.name] = exc.messages
-                continue
-            if coerced is not MISSING:
-                values[f] = coerced
-        if errors:
-            raise ValidationError(errors)
-        return values
+        return _coerce_all([(f, record.get(f.name, record.get(f.attname, MISSING))) for f in self.lookup])
 
     def _write_one(self, record: Record) -> None:
         values = self._values(record)
