@@ -26,7 +26,7 @@ Differences from the plugin, on purpose:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 from urllib.parse import parse_qsl, urljoin, urlsplit, urlunsplit
 
@@ -145,23 +145,72 @@ class _HttpSource:
                             f"{excerpt(response, 120)}") from None
 
 
+class _Pager:
+    """What both pagers share: the checked pagination type and the rule for taking the next cursor."""
+
+    TYPES: tuple[str, ...] = ()
+
+    def __init__(self, cfg: Any, ctx):
+        if not isinstance(cfg, dict):
+            raise ConfigError("pagination must be an object", field="pagination")
+        self.ctx = ctx
+        self.type = _norm(cfg.get("type"))
+        if self.type not in self.TYPES:
+            raise ConfigError(f"unknown pagination type '{cfg.get('type')}' (one of {', '.join(self.TYPES)})",
+                              field="pagination.type")
+        self.cursor: str | None = None
+
+    def _move_to(self, cursor: Any) -> bool:
+        """Take ``cursor`` for the next page; False (paging ends) when it is missing, empty, not a scalar,
+        or the one just used."""
+        if cursor is MISSING or cursor is None or cursor == "" or isinstance(cursor, dict | list | bool):
+            return False
+        cursor = str(cursor)
+        if cursor == self.cursor:
+            self.ctx.warn(f"the API returned the cursor '{cursor}' twice; stopped paging")
+            return False
+        self.cursor = cursor
+        return True
+
+
+def _read_pages(ctx, read_page, max_pages: int, code: str) -> Generator[Batch, None, bool]:
+    """The records of page after page, in batches of ``ctx.batch_size``; True when ``ctx.record_limit``
+    ended it. ``read_page()`` gives a page's records and ``advance(count)``, which says whether there is
+    another page."""
+    limit = ctx.record_limit
+    emitted = pages = 0
+    while True:
+        if ctx.cancelled.is_set():
+            raise StepCancelled()
+        records, advance = read_page()
+        pages += 1
+        count = len(records)
+        if limit is not None:
+            records = records[: max(0, limit - emitted)]
+        yield from chunked(records, ctx.batch_size)
+        emitted += len(records)
+        if limit is not None and emitted >= limit:
+            return True
+        if not advance(count):
+            return False
+        if pages >= max_pages:
+            ctx.warn(f"{code} stopped after maxPages={max_pages} pages; the API had more")
+            return False
+
+
 # -- httpApi -------------------------------------------------------------------------------------
 
 _REST_PAGINATION = ("NONE", "OFFSET", "PAGE", "CURSOR", "LINK_HEADER")
 
 
-class _RestPager:
+class _RestPager(_Pager):
     """Where the next page is, and whether there is one."""
+
+    TYPES = _REST_PAGINATION
 
     def __init__(self, cfg: Any, first_url: str, ctx):
         cfg = cfg or {}
-        if not isinstance(cfg, dict):
-            raise ConfigError("pagination must be an object", field="pagination")
-        self.ctx = ctx
-        self.type = _norm(cfg.get("type"))
-        if self.type not in _REST_PAGINATION:
-            raise ConfigError(f"unknown pagination type '{cfg.get('type')}' (one of {', '.join(_REST_PAGINATION)})",
-                              field="pagination.type")
+        super().__init__(cfg, ctx)
         self.limit = int(cfg.get("limit") or cfg.get("pageSize") or DEFAULT_PAGE_LIMIT)
         self.limit_given = "limit" in cfg or "pageSize" in cfg
         self.max_pages = int(cfg.get("maxPages") or DEFAULT_MAX_PAGES)
@@ -177,7 +226,6 @@ class _RestPager:
                               field="pagination.cursorPath")
         self.offset = 0
         self.page = int(cfg.get("startPage", 1))
-        self.cursor: str | None = None
         self.first_url = first_url
         self.next_url: str | None = None
 
@@ -219,15 +267,7 @@ class _RestPager:
         if self.type == "CURSOR":
             if self.has_more_path is not None and self.has_more_path.get(payload) is False:
                 return False
-            cursor = self.cursor_path.get(payload)
-            if cursor is MISSING or cursor is None or cursor == "" or isinstance(cursor, dict | list | bool):
-                return False
-            cursor = str(cursor)
-            if cursor == self.cursor:
-                self.ctx.warn(f"the API returned the cursor '{cursor}' twice; stopped paging")
-                return False
-            self.cursor = cursor
-            return True
+            return self._move_to(self.cursor_path.get(payload))
         # LINK_HEADER
         link = response.headers.get("Link")
         if not link:
@@ -415,31 +455,16 @@ class HttpApiExtractor(Extractor):
             base_params[incremental.param] = str(incremental.start)
         base_params.update(source.auth_params)
 
-        limit = ctx.record_limit
-        emitted = 0
-        pages = 0
-        while True:
-            if ctx.cancelled.is_set():
-                raise StepCancelled()
+        def read_page():
             url, params = pager.request(base_params, source.auth_params)
             payload, response = source.fetch(method, url, params, data)
-            pages += 1
             records = _records_at(payload, data_path, source.shown(url, params))
             if incremental is not None:
                 incremental.observe(records)
-            count = len(records)
-            if limit is not None:
-                records = records[: max(0, limit - emitted)]
-            yield from chunked(records, ctx.batch_size)
-            emitted += len(records)
-            if limit is not None and emitted >= limit:
-                return
-            if not pager.advance(payload, response, count):
-                break
-            if pages >= pager.max_pages:
-                ctx.warn(f"httpApi stopped after maxPages={pager.max_pages} pages; the API had more")
-                break
-        if incremental is not None:
+            return records, lambda count: pager.advance(payload, response, count)
+
+        stopped_at_limit = yield from _read_pages(ctx, read_page, pager.max_pages, "httpApi")
+        if incremental is not None and not stopped_at_limit:
             incremental.save()
 
 
@@ -474,16 +499,12 @@ def _unwrap(value: Any) -> Any:
     return value
 
 
-class _GraphqlPager:
+class _GraphqlPager(_Pager):
+    TYPES = _GQL_PAGINATION
+
     def __init__(self, cfg: Any, data_path: str | None, ctx):
         cfg = cfg or {}
-        if not isinstance(cfg, dict):
-            raise ConfigError("pagination must be an object", field="pagination")
-        self.ctx = ctx
-        self.type = _norm(cfg.get("type"))
-        if self.type not in _GQL_PAGINATION:
-            raise ConfigError(f"unknown pagination type '{cfg.get('type')}' (one of {', '.join(_GQL_PAGINATION)})",
-                              field="pagination.type")
+        super().__init__(cfg, ctx)
         self.limit = int(cfg.get("limit") or DEFAULT_PAGE_LIMIT)
         self.max_pages = int(cfg.get("maxPages") or DEFAULT_MAX_PAGES)
         self.offset_var = cfg.get("offsetVariable") or "skip"
@@ -507,7 +528,6 @@ class _GraphqlPager:
             candidates.append("pageInfo")
             self.page_info_paths = candidates
         self.offset = 0
-        self.cursor: str | None = None
 
     def variables(self, base: dict) -> dict:
         out = dict(base)
@@ -549,14 +569,7 @@ class _GraphqlPager:
             if info.get(self.has_next_key) is not True:
                 return False
             cursor = info.get(self.end_cursor_key)
-        if cursor is MISSING or cursor is None or cursor == "" or isinstance(cursor, dict | list | bool):
-            return False
-        cursor = str(cursor)
-        if cursor == self.cursor:
-            self.ctx.warn(f"the API returned the cursor '{cursor}' twice; stopped paging")
-            return False
-        self.cursor = cursor
-        return True
+        return self._move_to(cursor)
 
 
 def _graphql_records(payload: dict, data_path: str | None, shown: str) -> Batch:
@@ -645,16 +658,12 @@ class GraphqlExtractor(Extractor):
         url = source.target.url
         params = source.auth_params or None
         shown = source.shown(url, params)
-        limit = ctx.record_limit
-        emitted = pages = 0
-        while True:
-            if ctx.cancelled.is_set():
-                raise StepCancelled()
+
+        def read_page():
             body: dict[str, Any] = {"query": cfg["query"], "variables": pager.variables(variables)}
             if cfg.get("operationName"):
                 body["operationName"] = cfg["operationName"]
             payload, _response = source.fetch("POST", url, params, dumps(body))
-            pages += 1
             if not isinstance(payload, dict):
                 raise StepError(f"response from POST {shown} is not a GraphQL result (an object with data)")
             errors = payload.get("errors")
@@ -664,16 +673,6 @@ class GraphqlExtractor(Extractor):
                     for e in (errors if isinstance(errors, list) else [errors])
                 ]
                 raise StepError(f"GraphQL errors from POST {shown}: {'; '.join(messages)[:1000]}")
-            records = _graphql_records(payload, data_path, shown)
-            count = len(records)
-            if limit is not None:
-                records = records[: max(0, limit - emitted)]
-            yield from chunked(records, ctx.batch_size)
-            emitted += len(records)
-            if limit is not None and emitted >= limit:
-                return
-            if not pager.advance(payload, count):
-                return
-            if pages >= pager.max_pages:
-                ctx.warn(f"graphql stopped after maxPages={pager.max_pages} pages; the API had more")
-                return
+            return _graphql_records(payload, data_path, shown), lambda count: pager.advance(payload, count)
+
+        yield from _read_pages(ctx, read_page, pager.max_pages, "graphql")
