@@ -13,9 +13,10 @@ threads = int(os.environ.get("DATAHUB_WEB_THREADS", "1"))
 timeout = 60
 graceful_timeout = 30
 keepalive = 5
-# Recycle a worker now and then so a slow leak cannot grow for ever.
-max_requests = 2000
-max_requests_jitter = 200
+# Recycle a worker now and then so a slow leak cannot grow for ever (not too often: a new worker takes a
+# second or two to import the app, and requests wait for it).
+max_requests = 10000
+max_requests_jitter = 1000
 # Heartbeat files in memory, not on a disk that may stall.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 accesslog = "-"
