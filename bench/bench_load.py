@@ -211,7 +211,7 @@ def main() -> None:
         for label, path, headers in [t for t in targets if args.only in t[0]]:
             script = work / "wrk.lua"
             script.write_text(LUA.format(headers="\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items())))
-            for seconds, keep in ((2, False), (args.seconds, True)):
+            for seconds in (2, args.seconds):  # a warm-up, then the measured run (its output is kept)
                 out = subprocess.run(["wrk", "-t2", f"-c{args.connections}", f"-d{seconds}s", "--timeout", "10s",
                                       "-s", str(script), base + path], capture_output=True, text=True,
                                      timeout=seconds + 60).stdout
