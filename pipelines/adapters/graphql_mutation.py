@@ -60,8 +60,6 @@ import base64
 import re
 from collections.abc import Mapping
 from copy import copy
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -81,6 +79,17 @@ from graphql import (
 )
 
 from pipelines.adapters.base import AdapterContext, Writer, WriteResult
+from pipelines.adapters.http_auth import (
+    CREDENTIAL_HEADERS,
+    DEFAULT_TIMEOUT_MS,
+    HEADER_NAME,
+    MAX_TIMEOUT_MS,
+    Backoff,
+    check_url,
+    excerpt,
+    retry_after_seconds,
+    sleep,
+)
 from pipelines.errors import ConfigError, StepCancelled, StepError
 from pipelines.http import HttpError, HttpResponse
 from pipelines.records import Batch, PathError, Record, deep_copy, dumps, loads, path
@@ -88,18 +97,8 @@ from pipelines.registry import loaders
 
 __all__ = ["GraphqlMutationLoader", "MutationPlan", "compile_mutation"]
 
-DEFAULT_TIMEOUT_MS = 30_000
-MAX_TIMEOUT_MS = 300_000
-# A Retry-After longer than this is cut to it: a run should not sleep for an hour on one header.
-MAX_RETRY_AFTER_S = 120.0
 # Requests in a row that gave up on the transport (after their retries) before the endpoint counts as down.
 UNAVAILABLE_STREAK = 3
-# Header names whose values are credentials: never accepted inline, only from a secret.
-CREDENTIAL_HEADERS = frozenset({
-    "authorization", "proxy-authorization", "cookie", "x-api-key", "api-key", "apikey", "x-auth-token",
-    "x-access-token",
-})
-_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _ALIAS = re.compile(r"^m(\d+)(?:_|$)")
 _VALIDATION_CODES = frozenset({"GRAPHQL_VALIDATION_FAILED", "GRAPHQL_PARSE_FAILED"})
 # Messages of graphql-js / graphql-core validation rules (servers that set no extensions code, graphene
@@ -217,9 +216,9 @@ class GraphqlMutationLoader(Writer):
         self.where = _display(self.url)
         self.max_batch = int(config.get("maxBatchSize", 50)) if self.batch_mode else 1
         self.attempts = 1 + int(config.get("retries", 3))
-        self.delay_ms = float(config.get("retryDelayMs", 1000))
-        self.max_delay_ms = float(config.get("maxRetryDelayMs", 30_000))
-        self.multiplier = float(config.get("backoffMultiplier", 2))
+        self.backoff = Backoff(attempts=self.attempts, initial_ms=float(config.get("retryDelayMs", 1000)),
+                               max_ms=float(config.get("maxRetryDelayMs", 30_000)),
+                               multiplier=float(config.get("backoffMultiplier", 2)))
         self.timeout_s = int(config.get("timeoutMs", DEFAULT_TIMEOUT_MS)) / 1000
         if ctx.http is None:
             raise ConfigError("outbound HTTP is not available here (no HTTP client)")
@@ -290,22 +289,18 @@ class GraphqlMutationLoader(Writer):
             except HttpError as exc:
                 if not exc.retryable:  # a refused private target, a TLS failure: the same on every try
                     raise StepError(f"graphqlMutation {self.where}: {exc}", retryable=False) from None
-                reason, wait = str(exc), self._backoff(attempt)
+                reason, wait = str(exc), self.backoff.delay(attempt)
             else:
                 if not _should_retry(response):
                     return response
-                after = _retry_after(response)
-                reason = f"HTTP {response.status} from {self.where}: {_excerpt(response)}"
-                wait = after if after is not None else self._backoff(attempt)
+                after = retry_after_seconds(response)
+                reason = f"HTTP {response.status} from {self.where}: {excerpt(response)}"
+                wait = after if after is not None else self.backoff.delay(attempt)
             if attempt == self.attempts:
                 return f"{reason} ({attempt} attempt{'s' if attempt > 1 else ''})"
             self.ctx.warn(f"graphqlMutation: {reason}; retry {attempt} of {self.attempts - 1} in {wait:g}s")
-            if wait > 0 and self.ctx.cancelled.wait(wait):
-                raise StepCancelled()
+            sleep(self.ctx, wait)
         raise AssertionError("unreachable")  # pragma: no cover
-
-    def _backoff(self, attempt: int) -> float:
-        return min(self.delay_ms * self.multiplier ** (attempt - 1), self.max_delay_ms) / 1000
 
     def _interpret(self, response: HttpResponse, n: int, aliased: bool) -> list[tuple[Any, str | None]] | None:
         """Per-record outcomes of a response; None when a batch must be sent again record by record."""
@@ -319,7 +314,7 @@ class GraphqlMutationLoader(Writer):
             body = None
         if not isinstance(body, dict) or not ({"data", "errors"} & body.keys()):
             what = "not a GraphQL response" if 200 <= status < 300 else f"HTTP {status}"
-            return [(None, f"{what} from {self.where}: {_excerpt(response)}")] * n
+            return [(None, f"{what} from {self.where}: {excerpt(response)}")] * n
         errors = [e if isinstance(e, dict) else {"message": str(e)} for e in (body.get("errors") or [])]
         data = body.get("data")
         if not isinstance(data, dict):
@@ -526,6 +521,10 @@ def _result_mapping(raw: Any) -> list:
     return [(_compiled(k, f"resultMapping.{k}"), _compiled(v, f"resultMapping.{k}")) for k, v in (raw or {}).items()]
 
 
+# The target, header, auth and secret helpers below are this loader's own rather than http_auth's,
+# because they behave differently: only BEARER and BASIC auth, a connection's endpoint before its
+# baseUrl, HTTP, GRAPHQL and CUSTOM connections only, an unknown secret reported as such, and messages
+# that name this loader's fields.
 def _resolve_target(config: Mapping, ctx: AdapterContext) -> tuple[str, dict[str, str]]:
     """The endpoint URL and the headers of every request (connection's, then the step's, then auth)."""
     endpoint = config.get("endpoint")
@@ -548,11 +547,11 @@ def _resolve_target(config: Mapping, ctx: AdapterContext) -> tuple[str, dict[str
         base = conn.get("endpoint") or conn.get("baseUrl") or conn.get("url")
         if not isinstance(base, str) or not base:
             raise ConfigError(f"connection '{code}' has no endpoint or baseUrl", field="connectionCode")
-        _check_url(base, "connectionCode")
+        check_url(base, "connectionCode")
         if not endpoint:
             url = base
         elif urlsplit(endpoint).scheme:
-            _check_url(endpoint, "endpoint")
+            check_url(endpoint, "endpoint")
             if _origin(endpoint) != _origin(base):
                 raise ConfigError(f"'{endpoint}' leaves the origin of connection '{code}'; give a path, or drop "
                                   "connectionCode", field="endpoint")
@@ -562,7 +561,7 @@ def _resolve_target(config: Mapping, ctx: AdapterContext) -> tuple[str, dict[str
         headers.update(_plain_headers(conn.get("headers"), f"connection '{code}' headers"))
         auth = _auth_header(conn, ctx, f"connection '{code}'")
     elif endpoint:
-        _check_url(endpoint, "endpoint")
+        check_url(endpoint, "endpoint")
         url = endpoint
     else:
         raise ConfigError("endpoint is required (a full URL, or connectionCode with an optional path)",
@@ -583,7 +582,7 @@ def _plain_headers(raw: Any, field: str) -> dict[str, str]:
         raise ConfigError("headers must be an object of name -> value", field=field)
     out = {}
     for name, value in raw.items():
-        if not isinstance(name, str) or not _HEADER_NAME.match(name):
+        if not isinstance(name, str) or not HEADER_NAME.match(name):
             raise ConfigError(f"'{name}' is not a valid header name", field=f"{field}.{name}")
         if name.lower() in CREDENTIAL_HEADERS:
             raise ConfigError(f"header '{name}' carries a credential and may not be written into the config; "
@@ -643,18 +642,6 @@ def _secret(ctx: AdapterContext, code: str, field: str) -> str:
     return value
 
 
-def _check_url(url: str, field: str) -> None:
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018  (raises on a bad port)
-    except ValueError as exc:
-        raise ConfigError(f"invalid URL: {exc}", field=field) from None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"'{url}' is not an http(s) URL", field=field)
-    if parts.username or parts.password:
-        raise ConfigError("credentials may not be written into the URL; use auth with a secret code", field=field)
-
-
 def _origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
     return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
@@ -678,23 +665,6 @@ def _should_retry(response: HttpResponse) -> bool:
     except ValueError:
         return True
     return not (isinstance(body, dict) and isinstance(body.get("data"), dict))
-
-
-def _retry_after(response: HttpResponse) -> float | None:
-    value = (response.headers.get("Retry-After") or "").strip()
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
 
 
 def _has_path(error: dict) -> bool:
@@ -729,9 +699,4 @@ def _messages(errors: list[dict], limit: int = 2000) -> str:
             seen.append(message)
     text = "; ".join(seen)
     return text if len(text) <= limit else text[:limit] + "…"
-
-
-def _excerpt(response: HttpResponse, limit: int = 200) -> str:
-    text = " ".join(response.text.split())
-    return (text[:limit] + "…" if len(text) > limit else text) or "(empty body)"
 

@@ -1,7 +1,9 @@
 """What the HTTP adapters share: target and auth resolution, credential checks, retries, rate limits. [pure]
 
 Used by :mod:`pipelines.adapters.http_api` (the ``httpApi`` and ``graphql`` extractors) and
-:mod:`pipelines.adapters.rest` (``restPost``, ``restPostExport``, ``webhookExport``, ``webhook``).
+:mod:`pipelines.adapters.rest` (``restPost``, ``restPostExport``, ``webhookExport``, ``webhook``);
+:mod:`pipelines.adapters.graphql_mutation` takes its backoff, Retry-After, URL check and credential
+header names from here.
 Every request goes through ``ctx.http`` (:class:`pipelines.http.HttpClient`): the private-address
 guard, the size cap and the timeouts are its job; this module adds what an adapter needs on top.
 
@@ -63,7 +65,7 @@ CREDENTIAL_HEADERS = frozenset({
 })
 # Query parameter names whose values are hidden in messages.
 _SENSITIVE_PARAM = re.compile(r"key|token|secret|passw|signature|sig$|auth|credential|session", re.I)
-_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 AUTH_TYPES = ("NONE", "BEARER", "BASIC", "API_KEY")
 DEFAULT_API_KEY_HEADER = "X-API-Key"
 
@@ -162,7 +164,7 @@ def check_headers(headers: Any, field: str, *, allow_credentials: bool = False) 
         raise ConfigError("headers must be an object of name -> value", field=field)
     out: dict[str, str] = {}
     for name, value in headers.items():
-        if not isinstance(name, str) or not _HEADER_NAME.match(name):
+        if not isinstance(name, str) or not HEADER_NAME.match(name):
             raise ConfigError(f"'{name}' is not a valid header name", field=f"{field}.{name}")
         if isinstance(value, bool):
             value = "true" if value else "false"
@@ -191,7 +193,7 @@ def secret_headers(ctx: AdapterContext, codes: Any, field: str = "headerSecretCo
         raise ConfigError("headerSecretCodes must be an object of header name -> secret code", field=field)
     out = {}
     for name, code in codes.items():
-        if not isinstance(name, str) or not _HEADER_NAME.match(name):
+        if not isinstance(name, str) or not HEADER_NAME.match(name):
             raise ConfigError(f"'{name}' is not a valid header name", field=f"{field}.{name}")
         value = resolve_secret(ctx, code, f"{field}.{name}")
         if "\r" in value or "\n" in value:
@@ -260,7 +262,7 @@ def parse_auth(config: Mapping, *, hmac_allowed: bool = False, where: str = "") 
         header = config.get("hmacHeader") or (raw.get("headerName") if isinstance(raw, Mapping) else None)
         spec = AuthSpec("HMAC", spec.secret_code, header or "X-DataHub-Signature", field=f"{prefix}hmacSecretCode",
                         payload_template=config.get("hmacPayloadTemplate"))
-    if spec.header_name is not None and not _HEADER_NAME.match(spec.header_name):
+    if spec.header_name is not None and not HEADER_NAME.match(spec.header_name):
         raise ConfigError(f"'{spec.header_name}' is not a valid header name", field=f"{prefix}auth.headerName")
     return spec
 
@@ -313,16 +315,21 @@ def _origin(url: str) -> str:
     return f"{parts.scheme.lower()}://{(parts.hostname or '').lower()}:{parts.port or ''}"
 
 
-def _check_absolute(url: str, field: str) -> None:
+def check_url(url: str, field: str, *, hint: str = "") -> None:
+    """ConfigError (naming ``field``) unless ``url`` is an absolute http(s) URL without credentials in it;
+    ``hint`` ends the message for a URL that is not http(s)."""
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018  (raises on a bad port)
     except ValueError as exc:
         raise ConfigError(f"invalid URL: {exc}", field=field) from None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"'{url}' is not an http(s) URL (or give connectionCode and a path)", field=field)
+        raise ConfigError(f"'{url}' is not an http(s) URL{hint}", field=field)
     if parts.username or parts.password:
         raise ConfigError("credentials may not be written into the URL; use auth with a secret code", field=field)
+
+
+_PATH_HINT = " (or give connectionCode and a path)"
 
 
 def resolve_target(config: Mapping, ctx: AdapterContext, *, url_keys: tuple[str, ...] = ("url",),
@@ -349,9 +356,9 @@ def resolve_target(config: Mapping, ctx: AdapterContext, *, url_keys: tuple[str,
         base = conn.get("baseUrl") or conn.get("url") or conn.get("endpoint")
         if not base or not isinstance(base, str):
             raise ConfigError(f"connection '{code}' has no baseUrl", field="connectionCode")
-        _check_absolute(base, "connectionCode")
+        check_url(base, "connectionCode", hint=_PATH_HINT)
         if urlsplit(path).scheme:
-            _check_absolute(path, key)
+            check_url(path, key, hint=_PATH_HINT)
             if _origin(path) != _origin(base):
                 raise ConfigError(f"'{path}' leaves the origin of connection '{code}' ({base}); give a path, "
                                   "or drop connectionCode", field=key)
@@ -363,7 +370,7 @@ def resolve_target(config: Mapping, ctx: AdapterContext, *, url_keys: tuple[str,
     else:
         if not path:
             raise ConfigError(f"'{key}' is required (a full URL, or a path with connectionCode)", field=key)
-        _check_absolute(path, key)
+        check_url(path, key, hint=_PATH_HINT)
         url = path
     headers.update(check_headers(config.get("headers"), "headers"))
     own = parse_auth(config, hmac_allowed=hmac_allowed)
