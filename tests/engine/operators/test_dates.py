@@ -4,26 +4,12 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from pipelines.errors import ConfigError
 from pipelines.operators.base import OperatorContext
 from pipelines.operators.chain import OperatorChain
 from pipelines.operators.dates import days_from_civil, iso_string, parse_iso, split_ms
+from tests.engine.operators.helpers import one, refused
 
 JAN_15 = 1705276800000  # 2024-01-15T00:00:00.000Z in epoch ms
-
-
-def refused(op, args) -> str:
-    """The field path and message of the ConfigError that building ``op`` with ``args`` raises."""
-    with pytest.raises(ConfigError) as caught:
-        OperatorChain([{"op": op, "args": args}])
-    return f"{caught.value.field}: {caught.value}"
-
-
-def one(apply_ops, op, args, record):
-    result = apply_ops([{"op": op, "args": args}], [record])
-    assert result.failures == []
-    assert len(result.records) == 1
-    return result.records[0]
 
 
 NOT_DATES = [

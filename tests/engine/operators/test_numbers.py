@@ -4,25 +4,11 @@ parseNumber, formatNumber, toCents, round. Numbers follow JavaScript's rules (se
 import orjson
 import pytest
 
-from pipelines.errors import ConfigError
 from pipelines.operators.chain import OperatorChain
 from pipelines.operators.numbers import js_number_to_string, js_round
+from tests.engine.operators.helpers import one, refused
 
 NBSP, NNBSP = "\u00a0", "\u202f"
-
-
-def refused(op, args) -> str:
-    """The field path and message of the ConfigError that building ``op`` with ``args`` raises."""
-    with pytest.raises(ConfigError) as caught:
-        OperatorChain([{"op": op, "args": args}])
-    return f"{caught.value.field}: {caught.value}"
-
-
-def one(apply_ops, op, args, record):
-    result = apply_ops([{"op": op, "args": args}], [record])
-    assert result.failures == []
-    assert len(result.records) == 1
-    return result.records[0]
 
 
 NOT_NUMBERS = [

@@ -3,24 +3,9 @@ concat, replace, extractRegex, replaceRegex, stripHtml, truncate."""
 
 import pytest
 
-from pipelines.errors import ConfigError
 from pipelines.operators.chain import OperatorChain
 from pipelines.operators.strings import MAX_REGEX_INPUT, SLUG_MAX_LENGTH
-
-
-def refused(op, args) -> str:
-    """The field path and message of the ConfigError that building ``op`` with ``args`` raises."""
-    with pytest.raises(ConfigError) as caught:
-        OperatorChain([{"op": op, "args": args}])
-    return f"{caught.value.field}: {caught.value}"
-
-
-def one(apply_ops, op, args, record):
-    result = apply_ops([{"op": op, "args": args}], [record])
-    assert result.failures == []
-    assert len(result.records) == 1
-    return result.records[0]
-
+from tests.engine.operators.helpers import one, refused
 
 UNCHANGED_INPUTS = [
     pytest.param({}, id="missing"),
