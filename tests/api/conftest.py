@@ -1,6 +1,9 @@
 """Clients for the personas (token and session), and pipelines and runs to look at."""
 
 import pytest
+from django.core.handlers.wsgi import WSGIHandler
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -53,6 +56,24 @@ def failed_run(pipeline):
     RecordError.objects.create(run=run, step_key="clean", record={"sku": 2}, message="not a string")
     run.refresh_from_db()
     return run
+
+
+@pytest.fixture
+def alice_token(alice):
+    """alice's API token, with a pipeline and a run of it for generated requests to find."""
+    services.create_run(save_definition(simple_definition(code="simple")))
+    return Token.objects.create(user=alice).key
+
+
+@pytest.fixture
+def wsgi_app():
+    """Django's WSGI app, leaving the test's database connection open between requests (as Django's test
+    client does): otherwise every request would close it and lose the test's transaction."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield WSGIHandler()
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
 
 
 @pytest.fixture(autouse=True)

@@ -7,16 +7,10 @@ import datetime as dt
 import graphql
 import pytest
 import schemathesis
-from django.core.handlers.wsgi import WSGIHandler
-from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rest_framework.authtoken.models import Token
 
 from datahub_project.schema import schema as graphene_schema
-from pipelines.services import save_definition
-from runs import services
 from tests.fixtures import simple_definition
 
 nodes = schemathesis.graphql.nodes
@@ -58,23 +52,6 @@ def test_it_fuzzes_every_query_and_mutation():
     names = {label.split(".")[-1] for label in OPERATIONS}
     assert {"pipelines", "pipeline", "runs", "run", "adapters", "pendingGates", "savePipeline", "startRun",
             "cancelRun", "approveGate", "rejectGate"} <= names
-
-
-@pytest.fixture
-def alice_token(alice):
-    services.create_run(save_definition(simple_definition(code="simple")))
-    return Token.objects.create(user=alice).key
-
-
-@pytest.fixture
-def wsgi_app():
-    """Django's WSGI app, leaving the test's database connection open between requests (see
-    test_rest_schemathesis)."""
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    yield WSGIHandler()
-    request_started.connect(close_old_connections)
-    request_finished.connect(close_old_connections)
 
 
 @pytest.mark.parametrize("label", OPERATIONS)

@@ -12,18 +12,10 @@ import json
 
 import pytest
 import schemathesis
-from django.core.handlers.wsgi import WSGIHandler
-from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.renderers import OpenApiJsonRenderer
 from hypothesis import HealthCheck, given, settings
-from rest_framework.authtoken.models import Token
 from schemathesis import checks
-
-from pipelines.services import save_definition
-from runs import services
-from tests.fixtures import simple_definition
 
 CHECKS = [
     checks.not_a_server_error,
@@ -41,24 +33,6 @@ OPERATIONS = {op.label: op for op in (r.ok() for r in schemathesis.openapi.from_
 def test_it_fuzzes_the_schema_the_api_serves(anonymous):
     assert anonymous.get("/api/schema/", {"format": "json"}).json() == SCHEMA
     assert len(OPERATIONS) >= 20
-
-
-@pytest.fixture
-def alice_token(alice):
-    pipeline = save_definition(simple_definition(code="simple"))
-    services.create_run(pipeline)
-    return Token.objects.create(user=alice).key
-
-
-@pytest.fixture
-def wsgi_app():
-    """Django's WSGI app, leaving the test's database connection open between requests (as Django's test
-    client does): otherwise every request would close it and lose the test's transaction."""
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    yield WSGIHandler()
-    request_started.connect(close_old_connections)
-    request_finished.connect(close_old_connections)
 
 
 @pytest.mark.parametrize("label", OPERATIONS)
