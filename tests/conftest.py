@@ -1,4 +1,5 @@
 import os
+import socket
 
 import pytest
 
@@ -41,3 +42,24 @@ def bob(django_user_model):
 @pytest.fixture
 def charlie(django_user_model):
     return _persona(django_user_model, "charlie")
+
+
+@pytest.fixture
+def no_connect(monkeypatch):
+    """Fail the test if any socket connection is attempted."""
+    from pipelines import http as http_module
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"a connection was attempted: {args}")
+
+    monkeypatch.setattr(http_module.urllib3_connection, "create_connection", refuse)
+
+
+@pytest.fixture
+def hanging_port():
+    """A port that accepts connections (the kernel backlog) but never answers."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    yield sock.getsockname()[1]
+    sock.close()

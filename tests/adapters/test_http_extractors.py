@@ -3,7 +3,6 @@
 import base64
 import json
 import pathlib
-import socket
 import time
 
 import pytest
@@ -11,7 +10,6 @@ from defusedxml import ElementTree
 from django.core.files.storage import FileSystemStorage
 from werkzeug import Response
 
-from pipelines import http as http_module
 from pipelines import registry
 from pipelines.adapters.base import AdapterContext
 from pipelines.adapters.http_api import GraphqlExtractor, HttpApiExtractor
@@ -74,24 +72,6 @@ def flat(batches):
 
 def requests_made(server, p=None):
     return [req for req, _ in server.log if p is None or req.path == p]
-
-
-@pytest.fixture
-def no_connect(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError(f"a connection was attempted: {args}")
-
-    monkeypatch.setattr(http_module.urllib3_connection, "create_connection", refuse)
-
-
-@pytest.fixture
-def hanging_port():
-    """A port that accepts connections (the kernel backlog) but never answers."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(8)
-    yield sock.getsockname()[1]
-    sock.close()
 
 
 def json_response(data, status=200, headers=None):

@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 import pytest
 from werkzeug import Response
 
-from pipelines import http as http_module
 from pipelines.adapters.base import AdapterContext
 from pipelines.adapters.rest import RestPostExporter, RestPostLoader, WebhookExporter, WebhookSink
 from pipelines.definition import parse
@@ -94,23 +93,6 @@ def reject_bad(body, request):
     if isinstance(body, dict) and body.get("sku") == "BAD":
         return json_response({"errors": [{"field": "sku", "message": "unknown sku BAD"}]}, status=422)
     return json_response({"id": f"id-{body['sku']}"}, status=201)
-
-
-@pytest.fixture
-def no_connect(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError(f"a connection was attempted: {args}")
-
-    monkeypatch.setattr(http_module.urllib3_connection, "create_connection", refuse)
-
-
-@pytest.fixture
-def hanging_port():
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(8)
-    yield sock.getsockname()[1]
-    sock.close()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import time
 import pytest
 from werkzeug import Response
 
-from pipelines import http as http_module
 from pipelines.errors import DatahubError
 from pipelines.http import HttpClient, HttpError, HttpPolicy, HttpResponse
 
@@ -15,16 +14,6 @@ LOCAL = HttpPolicy(allow=("127.0.0.1",))
 
 def url(server, path="/"):
     return f"http://127.0.0.1:{server.port}{path}"
-
-
-@pytest.fixture
-def no_connect(monkeypatch):
-    """Fail the test if any socket connection is attempted."""
-
-    def refuse(*args, **kwargs):
-        raise AssertionError(f"a connection was attempted: {args}")
-
-    monkeypatch.setattr(http_module.urllib3_connection, "create_connection", refuse)
 
 
 def test_it_refuses_the_loopback_server_without_an_allow_entry(httpserver):
