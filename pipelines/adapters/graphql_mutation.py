@@ -86,6 +86,7 @@ from pipelines.adapters.http_auth import (
     MAX_TIMEOUT_MS,
     Backoff,
     check_url,
+    connection_of,
     excerpt,
     retry_after_seconds,
     sleep,
@@ -532,13 +533,8 @@ def _resolve_target(config: Mapping, ctx: AdapterContext) -> tuple[str, dict[str
     headers: dict[str, str] = {"Accept": "application/graphql-response+json, application/json"}
     auth: str | None = None
     if code:
-        if ctx.connection is None:
-            raise ConfigError(f"connection '{code}' cannot be resolved here (no connection store)",
-                              field="connectionCode")
         try:
-            conn = ctx.connection(code)
-        except ConfigError as exc:
-            raise ConfigError(str(exc), field="connectionCode") from None
+            conn = connection_of(ctx, code)
         except LookupError:
             raise ConfigError(f"unknown connection '{code}'", field="connectionCode") from None
         if str(conn.get("type", "HTTP")).upper() not in ("HTTP", "GRAPHQL", "CUSTOM"):

@@ -2,8 +2,8 @@
 
 Used by :mod:`pipelines.adapters.http_api` (the ``httpApi`` and ``graphql`` extractors) and
 :mod:`pipelines.adapters.rest` (``restPost``, ``restPostExport``, ``webhookExport``, ``webhook``);
-:mod:`pipelines.adapters.graphql_mutation` takes its backoff, Retry-After, URL check and credential
-header names from here.
+:mod:`pipelines.adapters.graphql_mutation` takes its backoff, Retry-After, connection lookup, URL check
+and credential header names from here.
 Every request goes through ``ctx.http`` (:class:`pipelines.http.HttpClient`): the private-address
 guard, the size cap and the timeouts are its job; this module adds what an adapter needs on top.
 
@@ -332,6 +332,17 @@ def check_url(url: str, field: str, *, hint: str = "") -> None:
 _PATH_HINT = " (or give connectionCode and a path)"
 
 
+def connection_of(ctx: AdapterContext, code: str) -> Mapping:
+    """The settings of connection ``code``; a ConfigError naming connectionCode when they cannot be had."""
+    if ctx.connection is None:
+        raise ConfigError(f"connection '{code}' cannot be resolved here (no connection store)",
+                          field="connectionCode")
+    try:
+        return ctx.connection(code)
+    except ConfigError as exc:
+        raise ConfigError(str(exc), field="connectionCode") from None
+
+
 def resolve_target(config: Mapping, ctx: AdapterContext, *, url_keys: tuple[str, ...] = ("url",),
                    hmac_allowed: bool = False) -> Target:
     """The URL, default headers and auth of a step: its own, or joined with its connection's."""
@@ -343,13 +354,7 @@ def resolve_target(config: Mapping, ctx: AdapterContext, *, url_keys: tuple[str,
     auth: AuthSpec | None = None
     code = config.get("connectionCode")
     if code:
-        if ctx.connection is None:
-            raise ConfigError(f"connection '{code}' cannot be resolved here (no connection store)",
-                              field="connectionCode")
-        try:
-            conn = ctx.connection(code)
-        except ConfigError as exc:
-            raise ConfigError(str(exc), field="connectionCode") from None
+        conn = connection_of(ctx, code)
         if str(conn.get("type", "HTTP")).upper() in ("POSTGRES", "MYSQL", "SQLITE", "REDIS"):
             raise ConfigError(f"connection '{code}' is a {conn.get('type')} connection; an HTTP one is needed",
                               field="connectionCode")
