@@ -13,7 +13,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Max
 
-from pipelines.definition import Definition, parse
+from pipelines.definition import Definition, EdgeSpec, StepSpec, parse
 from pipelines.errors import DefinitionError, Problem
 from pipelines.models import Edge, Pipeline, PipelineRevision, Step, code_validator
 
@@ -23,36 +23,17 @@ def definition_of(pipeline: Pipeline) -> dict:
     out: dict[str, Any] = {"version": 1, "code": pipeline.code, "name": pipeline.name}
     if pipeline.description:
         out["description"] = pipeline.description
-    steps = []
-    for s in pipeline.steps.order_by("position"):
-        step: dict[str, Any] = {"key": s.key, "type": s.type}
-        if s.adapter_code is not None:
-            step["adapterCode"] = s.adapter_code
-        if s.name is not None:
-            step["name"] = s.name
-        step["config"] = s.config
-        if s.disabled:
-            step["disabled"] = True
-        if s.retries:
-            step["retries"] = s.retries
-        if s.retry_delay_ms:
-            step["retryDelayMs"] = s.retry_delay_ms
-        if s.timeout_ms is not None:
-            step["timeoutMs"] = s.timeout_ms
-        if s.continue_on_error:
-            step["continueOnError"] = True
-        step.update(s.extra)
-        steps.append(step)
-    out["steps"] = steps
-    edges = []
-    for e in pipeline.edges.order_by("position"):
-        edge: dict[str, Any] = {"from": e.from_key, "to": e.to_key}
-        if e.branch is not None:
-            edge["branch"] = e.branch
-        if e.dependency_only:
-            edge["dependencyOnly"] = True
-        edges.append(edge)
-    out["edges"] = edges
+    # Serialized by the definition's own classes, so rows and parsed definitions leave out the same defaults.
+    out["steps"] = [
+        StepSpec(key=s.key, type=s.type, config=s.config, adapter_code=s.adapter_code, name=s.name,
+                 disabled=s.disabled, retries=s.retries, retry_delay_ms=s.retry_delay_ms, timeout_ms=s.timeout_ms,
+                 continue_on_error=s.continue_on_error, extra=s.extra).to_dict()
+        for s in pipeline.steps.order_by("position")
+    ]
+    out["edges"] = [
+        EdgeSpec(from_key=e.from_key, to_key=e.to_key, branch=e.branch, dependency_only=e.dependency_only).to_dict()
+        for e in pipeline.edges.order_by("position")
+    ]
     out["context"] = pipeline.context
     out.update(pipeline.extra)
     return out
