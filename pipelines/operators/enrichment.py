@@ -25,11 +25,6 @@ from pipelines.operators.base import OperatorContext, batch_operator, record_ope
 from pipelines.records import MISSING, Batch, Path, PathError, Record, deep_copy, dumps, path
 
 CATEGORY = "enrichment"
-_SCALARS = (str, int, float, bool, type(None))
-
-
-def _copy(value: Any) -> Any:
-    return value if type(value) in _SCALARS else deep_copy(value)
 
 
 def js_string(value: Any) -> str:
@@ -101,7 +96,7 @@ def lookup(args: dict, ctx: OperatorContext):
         hit = None
         if value is not MISSING and value is not None:
             hit = table.get(js_string(value))
-        target.set(record, _copy(default if hit is None else hit))
+        target.set(record, deep_copy(default if hit is None else hit))
         return record
 
     return fn
@@ -152,9 +147,9 @@ def enrich(args: dict, ctx: OperatorContext):
         for p, value in defaults:
             current = p.get(record)
             if current is MISSING or current is None:
-                p.set(record, _copy(value))
+                p.set(record, deep_copy(value))
         for p, value in overrides:
-            p.set(record, _copy(value))
+            p.set(record, deep_copy(value))
         return record
 
     return fn
@@ -196,9 +191,9 @@ def coalesce(args: dict, ctx: OperatorContext):
         for p in paths:
             value = p.get(record)
             if value is not MISSING and value is not None and value != "":
-                target.set(record, _copy(value))
+                target.set(record, deep_copy(value))
                 return record
-        target.set(record, _copy(default) if has_default else None)
+        target.set(record, deep_copy(default) if has_default else None)
         return record
 
     return fn
@@ -226,7 +221,7 @@ def default(args: dict, ctx: OperatorContext):
     def fn(record: Record) -> Record:
         current = target.get(record)
         if current is MISSING or current is None:
-            target.set(record, _copy(value))
+            target.set(record, deep_copy(value))
         return record
 
     return fn
@@ -741,6 +736,6 @@ def http_lookup(records: Batch, args: dict, ctx: OperatorContext) -> Batch:
                     f"httpLookup {requests_by_key[key].url}: {outcome.message}", retryable=False
                 )
             value = cfg.default
-        cfg.target.set(record, _copy(value))
+        cfg.target.set(record, deep_copy(value))
         out.append(record)
     return out

@@ -43,7 +43,6 @@ MAX_RIGHT_RECORDS = 10_000
 DEFAULT_MAX_OUTPUT_RECORDS = 10_000
 MAX_OUTPUT_RECORDS = 100_000
 STEP_OUTPUT_REF = re.compile(r"^\$\.steps\.([A-Za-z0-9][A-Za-z0-9_.-]{0,99})\.output$")
-_SCALARS = (str, int, float, bool, type(None))
 
 
 def scalar_key(value: Any) -> tuple | None:
@@ -201,10 +200,6 @@ def _union_keys(rows: list[Record]) -> list[str]:
     return list(seen)
 
 
-def _copy(value: Any) -> Any:
-    return value if type(value) in _SCALARS else deep_copy(value)
-
-
 @batch_operator(
     "multiJoin",
     name="Join records",
@@ -311,7 +306,7 @@ def multi_join(records: Batch, args: dict, ctx: OperatorContext) -> Batch:
                 # The left record is ours (the chain copied it); only extra pairs need a copy.
                 merged = left if n == last else deep_copy(left)
                 for target, name in targets:
-                    merged[target] = _copy(row.get(name))
+                    merged[target] = deep_copy(row.get(name))
                 emit(merged)
                 if matched is not None:
                     matched[i] = 1
@@ -326,6 +321,6 @@ def multi_join(records: Batch, args: dict, ctx: OperatorContext) -> Batch:
                 continue
             record = dict.fromkeys(left_fields)
             for target, name in targets:
-                record[target] = _copy(row.get(name))
+                record[target] = deep_copy(row.get(name))
             emit(record)
     return out
