@@ -60,6 +60,8 @@ class Run(models.Model):
                                    related_name="child_runs")
     # What a PAUSED run needs to continue on any worker (see runs.resume).
     resume_state = models.JSONField(null=True, blank=True)
+    # Paused steps released while the run was still running; applied when it pauses again.
+    pending_releases = models.JSONField(default=list, blank=True)
     # Checkpoints saved only if the run ends COMPLETED ({step key: data}; see runs.store).
     pending_checkpoints = models.JSONField(default=dict, blank=True)
     # A continuous run's progress (runs.cdc): {step, mode, batches, records, polls, lastCursor, lagSeconds, ...}.

@@ -108,12 +108,22 @@ def claim_resume(run_id: int) -> bool:
 
 def release_paused_step(run: Run, step_key: str) -> Run:
     """Mark a paused step completed (its held records go on) and hand the run to a worker to continue.
-    Raises RunConflict when the run is not paused at that step; the row lock makes two releases of the
-    same step impossible."""
+
+    While the run is RUNNING (continuing after another gate) and the step is still paused in it, the
+    release is queued on the run and applied the moment the run pauses again (see ``_pause``), so a
+    person can decide any waiting gate at any time. Raises RunConflict when the run does not wait at that
+    step; the row lock makes two releases of the same step impossible.
+    """
     from runs import resume
 
     with transaction.atomic():
         locked = Run.objects.select_for_update().get(pk=run.pk)
+        if locked.status == RunStatus.RUNNING and locked.step_runs.filter(step_key=step_key, status="PAUSED").exists():
+            if step_key in locked.pending_releases:
+                raise RunConflict(f"run {run.pk}: step '{step_key}' is released already")
+            locked.pending_releases = [*locked.pending_releases, step_key]
+            locked.save(update_fields=["pending_releases"])
+            return locked
         if locked.status != RunStatus.PAUSED or not locked.resume_state:
             raise RunConflict(f"run {run.pk} is not paused (it is {locked.status})")
         try:
@@ -124,6 +134,28 @@ def release_paused_step(run: Run, step_key: str) -> Run:
         locked.step_runs.filter(step_key=step_key).update(status="COMPLETED", finished_at=timezone.now())
         transaction.on_commit(lambda: enqueue_resume(locked.pk))
     return locked
+
+
+def _pause(run: Run, manifest: dict) -> None:
+    """PAUSED and everything needed to continue, written together (so nobody sees a paused run without
+    its state), with releases that arrived while the run was still running applied at once."""
+    from runs import resume
+
+    with transaction.atomic():
+        locked = Run.objects.select_for_update().get(pk=run.pk)
+        if locked.status != RunStatus.RUNNING:
+            log.warning("run %s was taken over (it is %s) before it could pause", run.pk, locked.status)
+            return
+        released = []
+        for step_key in locked.pending_releases:
+            if manifest["steps"].get(step_key, {}).get("status") == "PAUSED":
+                manifest = resume.release(manifest, step_key)
+                released.append(step_key)
+        Run.objects.filter(pk=run.pk).update(status=RunStatus.PAUSED, resume_state=manifest, pending_releases=[],
+                                             heartbeat_at=timezone.now())
+        if released:
+            locked.step_runs.filter(step_key__in=released).update(status="COMPLETED", finished_at=timezone.now())
+            transaction.on_commit(lambda: enqueue_resume(run.pk))
 
 
 def enqueue_resume(run_id: int) -> None:
@@ -193,7 +225,7 @@ def execute_claimed(run: Run, *, keep_outputs=False) -> Outcome:
             return _announce(Outcome(_reload(run), cdc.run_continuous(run, definition, continuous, options)))
         result = execute(definition, store, options)
         if result.status == RunStatus.PAUSED:
-            Run.objects.filter(pk=run.pk).update(resume_state=resume.save_state(run, result))
+            _pause(run, resume.save_state(run, result))
         elif run.resume_state:
             resume.delete_files(run)
             Run.objects.filter(pk=run.pk).update(resume_state=None)

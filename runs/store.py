@@ -13,6 +13,8 @@ run reads the same rows again: what the extractor emitted reached its loaders at
 
 from __future__ import annotations
 
+import logging
+
 import time
 from datetime import UTC, datetime
 
@@ -31,6 +33,8 @@ from runs.engine.events import (
     StepStarted,
 )
 from runs.models import Checkpoint, RecordAttempt, RecordError, Run, StepRun, StepStatus
+
+log = logging.getLogger(__name__)
 
 _FLUSH_EVERY = 500
 _CANCEL_CHECK_SECONDS = 1.0
@@ -112,12 +116,23 @@ class DjangoRunStore:
             self._run_finished(event, now)
 
     def _run_finished(self, event: RunFinished, now) -> None:
+        """Write the run's end, only while this worker still owns it (RUNNING): a worker that froze past
+        the heartbeat timeout and wakes up after the reaper failed its run changes nothing. A pause is
+        written by runs.services together with what the run needs to continue, in one transaction."""
         with transaction.atomic():
+            owned = Run.objects.select_for_update().filter(pk=self.run.pk, status="RUNNING").exists()
+            if not owned:
+                log.warning("run %s was taken over (reaped or cancelled) before it ended as %s; its end is "
+                            "not written", self.run.pk, event.status)
+                return
+            if event.status == "PAUSED":
+                Run.objects.filter(pk=self.run.pk).update(heartbeat_at=now)
+                return
             note = self.settle_checkpoints(event.status)
             Run.objects.filter(pk=self.run.pk).update(
                 status=event.status,
                 error="; ".join(e for e in (event.error, note) if e),
-                finished_at=None if event.status == "PAUSED" else now,
+                finished_at=now,
                 heartbeat_at=now,
             )
 

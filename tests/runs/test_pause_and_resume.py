@@ -75,3 +75,40 @@ def test_it_cancels_a_paused_run_and_drops_what_it_held(hold):
     assert not default_storage.exists(held_file)
     assert run.step_runs.get(step_key="after").status == "CANCELLED"
     assert services.resume_now(run).result is None
+
+
+def test_it_applies_a_release_that_arrives_while_the_run_is_still_running(hold):
+    from runs.models import StepRun
+
+    d = {**DEFINITION, "code": "two-gates",
+         "steps": [*DEFINITION["steps"], {"key": "gate2", "type": "GATE", "config": {}},
+                   {"key": "after2", "type": "SINK", "adapterCode": "records", "config": {}}],
+         "edges": [*DEFINITION["edges"], {"from": "side", "to": "gate2"}, {"from": "gate2", "to": "after2"}]}
+    run = services.run_now(services.create_run(save_definition(d))).run
+    assert run.status == RunStatus.PAUSED
+    services.release_paused_step(run, "gate")
+    assert services.claim_resume(run.pk)  # a worker picked the run up: it is RUNNING again
+    # Somebody approves the second gate while the run still runs after the first one.
+    services.release_paused_step(run, "gate2")
+    assert Run.objects.get(pk=run.pk).pending_releases == ["gate2"]
+    with pytest.raises(services.RunConflict, match="released already"):
+        services.release_paused_step(run, "gate2")
+
+    run = services.execute_claimed(Run.objects.get(pk=run.pk)).run
+    assert run.status == RunStatus.PAUSED  # paused once more, with gate2 released on the spot
+    assert run.pending_releases == [] and run.resume_state["steps"]["gate2"]["status"] == "COMPLETED"
+    assert StepRun.objects.get(run=run, step_key="gate2").status == "COMPLETED"
+
+    run = services.resume_now(run).run
+    assert run.status == RunStatus.COMPLETED
+    assert StepRun.objects.get(run=run, step_key="after2").records_in == 1
+
+
+def test_it_does_not_let_a_worker_that_woke_up_late_overwrite_the_reaper(hold):
+    run = services.create_run(save_definition({**DEFINITION, "code": "late"}))
+    assert services.claim(run.pk)
+    run = Run.objects.get(pk=run.pk)
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.FAILED, error="the worker stopped responding")
+    services.execute_claimed(run)  # the frozen worker finally runs to its end
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED and run.error == "the worker stopped responding"
