@@ -14,7 +14,6 @@ run reads the same rows again: what the extractor emitted reached its loaders at
 from __future__ import annotations
 
 import logging
-
 import time
 from datetime import UTC, datetime
 
