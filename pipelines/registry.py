@@ -19,6 +19,7 @@ import jsonschema
 
 from pipelines.errors import UnknownCode
 
+
 class RegistrationError(ValueError):
     """A plugin tried to register something broken or clashing."""
 

@@ -8,7 +8,7 @@ import re
 import uuid
 from collections.abc import Iterator
 
-from pipelines.adapters.base import Extractor, WriteResult, Writer
+from pipelines.adapters.base import Extractor, Writer, WriteResult
 from pipelines.errors import ConfigError
 from pipelines.records import Batch, chunked, deep_copy
 from pipelines.registry import extractors, sinks

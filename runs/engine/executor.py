@@ -60,6 +60,7 @@ from runs.engine.store import RunStore
 log = logging.getLogger(__name__)
 
 ENDED = frozenset({"COMPLETED", "FAILED", "SKIPPED", "CANCELLED"})
+NO_COUNTS = StepCounts()
 
 
 @dataclass
@@ -441,7 +442,7 @@ class _Execution:
             for other in self.in_flight.values():
                 other.ctx.cancelled.set()
 
-    def _end(self, key, status, *, counts=StepCounts(), attempt=None, error=None, checkpoint=None) -> None:
+    def _end(self, key, status, *, counts=NO_COUNTS, attempt=None, error=None, checkpoint=None) -> None:
         self.status[key] = status
         started = self.started_at.get(key)
         duration = int((time.monotonic() - started) * 1000) if started is not None else 0

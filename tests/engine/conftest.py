@@ -3,7 +3,7 @@ import time
 import pytest
 
 from pipelines import registry
-from pipelines.adapters.base import Extractor, WriteResult, Writer
+from pipelines.adapters.base import Extractor, Writer, WriteResult
 from pipelines.errors import StepError
 from pipelines.plugins import load_plugins
 
