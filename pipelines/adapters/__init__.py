@@ -13,5 +13,6 @@ from pipelines.adapters import (  # noqa: F401  (imported for their registration
     graphql_mutation,
     http_api,
     inline,
+    queues,
     rest,
 )
