@@ -71,6 +71,9 @@ class OperatorSpec:
     # When ``apply`` raises, find the records that cause it instead of failing the step (custom plugins:
     # one bad record must not fail its batch). Built-in batch operators raise only for bad config.
     narrow_failures: bool = False
+    # Records a per-record operator may process at once in threads: for work that waits on I/O or runs
+    # in C without the GIL (Pillow, WeasyPrint). 1 keeps the plain loop.
+    concurrency: int = 1
 
     @property
     def per_record(self) -> bool:
@@ -124,6 +127,7 @@ def record_operator(
     description: str,
     schema: dict,
     pure: bool = True,
+    concurrency: int = 1,
     builtin: bool = True,
     replace: bool = False,
     registry: Registry = operator_registry,
@@ -131,7 +135,7 @@ def record_operator(
     def register(factory: RecordFactory) -> RecordFactory:
         registry.register(
             code,
-            OperatorSpec(build=factory, pure=pure),
+            OperatorSpec(build=factory, pure=pure, concurrency=concurrency),
             name=name,
             category=category,
             description=description,

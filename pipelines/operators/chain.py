@@ -15,6 +15,7 @@ What is guaranteed:
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,32 +153,44 @@ class OperatorChain:
     def _run_records(
         self, segment: list[_Compiled], records: Batch, result: ChainResult, *, copy: bool, first: bool
     ) -> Batch:
-        out: Batch = []
-        append = out.append
         fns = [c.fn for c in segment]
         positions = result.positions if first and result.positions is not None else None
-        for position, original in enumerate(records):
+        threads = max(c.spec.concurrency for c in segment)
+
+        def one(position: int, original: Record):
+            """(record or None, failure or None) of one record through the segment."""
             record = deep_copy(original) if copy else original
-            current = None
+            current = 0
             try:
-                for current, fn in enumerate(fns):
+                for current, fn in enumerate(fns):  # noqa: B007  (current names the failing operator)
                     record = fn(record)
                     if record is None:
-                        result.dropped += 1
-                        break
-                else:
-                    append(record)
-                    if positions is not None:
-                        positions.append(position)
+                        return None, None
+                return record, None
             except Exception as exc:  # one bad record must not fail its batch
-                op = segment[current or 0]
+                op = segment[current]
                 message = str(exc) or type(exc).__name__
                 if op.fail_on_error:
                     raise OperatorFailed(op.index, op.code, message) from exc
-                result.failures.append(RecordFailure(
-                    original, message, op.index, op.code, getattr(exc, "retryable", True),
-                    position if first else None,
-                ))
+                return None, RecordFailure(original, message, op.index, op.code, getattr(exc, "retryable", True),
+                                           position if first else None)
+
+        if threads > 1 and len(records) > 1:
+            # Output order is input order: map returns results in the order records were given.
+            with ThreadPoolExecutor(max_workers=min(threads, len(records))) as pool:
+                outcomes = list(pool.map(one, range(len(records)), records))
+        else:
+            outcomes = (one(position, original) for position, original in enumerate(records))
+        out: Batch = []
+        for position, (record, failure) in enumerate(outcomes):
+            if failure is not None:
+                result.failures.append(failure)
+            elif record is None:
+                result.dropped += 1
+            else:
+                out.append(record)
+                if positions is not None:
+                    positions.append(position)
         return out
 
     def _run_batch(self, op: _Compiled, records: Batch, result: ChainResult) -> Batch:

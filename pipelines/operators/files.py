@@ -33,6 +33,7 @@ import html
 import io
 import math
 import re
+import threading
 import urllib.parse
 from collections import OrderedDict
 from collections.abc import Callable
@@ -302,6 +303,13 @@ class _Writer:
         self.url_field = _compile_path(args, "urlField")
         self.directory = directory
         self.dry_run = ctx.dry_run
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+
+    def lock(self, name: str) -> threading.Lock:
+        """One lock per stored name, so parallel records never make the same file twice."""
+        with self._locks_lock:
+            return self._locks.setdefault(name, threading.Lock())
 
     def stored_name(self, digest: str, ext: str) -> str:
         return f"{self.directory}{digest}.{ext}"
@@ -734,15 +742,17 @@ def _image_operator(args: dict, ctx: OperatorContext, *, code: str, resize: bool
         im = job.open(data)
         try:
             out_fmt = job.output_format(im)
-            name = None
-            if writer.mode == "storage":
-                name = writer.stored_name(_digest(data, job.options(out_fmt)), FORMATS[out_fmt].ext)
-                if writer.already_stored(record, name):
-                    return record
-            encoded = job.run(im, out_fmt)
+            if writer.mode != "storage":
+                encoded = job.run(im, out_fmt)
+                writer.write(record, encoded, FORMATS[out_fmt].mime, None)
+                return record
+            name = writer.stored_name(_digest(data, job.options(out_fmt)), FORMATS[out_fmt].ext)
+            # Records of one step run in parallel: the same image twice is made and stored once.
+            with writer.lock(name):
+                if not writer.already_stored(record, name):
+                    writer.write(record, job.run(im, out_fmt), FORMATS[out_fmt].mime, name)
         finally:
             im.close()
-        writer.write(record, encoded, FORMATS[out_fmt].mime, name)
         return record
 
     return apply
@@ -756,6 +766,8 @@ def _image_operator(args: dict, ctx: OperatorContext, *, code: str, resize: bool
     "(COVER, CONTAIN, FILL, INSIDE, OUTSIDE), applying its EXIF orientation; optionally re-encode it.",
     schema=IMAGE_RESIZE_SCHEMA,
     pure=False,
+    # Pillow decodes, resizes and encodes without holding the GIL: a step's images go in parallel.
+    concurrency=4,
 )
 def image_resize(args: dict, ctx: OperatorContext):
     return _image_operator(args, ctx, code="imageResize", resize=True)
@@ -769,6 +781,8 @@ def image_resize(args: dict, ctx: OperatorContext):
     "applying its EXIF orientation.",
     schema=IMAGE_CONVERT_SCHEMA,
     pure=False,
+    # Pillow decodes, resizes and encodes without holding the GIL: a step's images go in parallel.
+    concurrency=4,
 )
 def image_convert(args: dict, ctx: OperatorContext):
     return _image_operator(args, ctx, code="imageConvert", resize=False)
