@@ -40,7 +40,6 @@ VIEW_PERMISSIONS = ("runs.view_run", APPROVE_PERMISSION)
 MAX_REASON = 2000
 RECORDS_PER_PAGE = 25
 # When the timer fires while the run is busy continuing after another gate, it tries again this much later.
-TIMER_RETRY_SECONDS = 5
 
 
 class GateError(DatahubError):

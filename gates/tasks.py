@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from django.utils import timezone
 
 from gates import services
 from gates.models import GateRequest, GateStatus
-from runs.models import Run, RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +30,8 @@ def auto_approve(gate_id: int) -> str:
     try:
         services.approve_by_timeout(gate)
     except services.GateConflict as exc:
-        status = Run.objects.filter(pk=gate.run_id).values_list("status", flat=True).first()
-        if status == RunStatus.RUNNING and GateRequest.objects.filter(pk=gate_id, status=GateStatus.PENDING).exists():
-            # The run is busy continuing after another gate; try again once it has paused again.
-            services.schedule_timer(gate, when=now + timedelta(seconds=services.TIMER_RETRY_SECONDS))
-            return "retry later"
+        # A person decided first, or the run ended. (While the run is busy after another gate, the approval
+        # is queued on the run by runs.services.release_paused_step, so there is nothing to retry.)
         log.info("timeout of gate %s not applied: %s", gate_id, exc)
         return "conflict"
     return "approved"
