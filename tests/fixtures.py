@@ -1,4 +1,9 @@
-"""Definitions shared by the Django-level tests."""
+"""Definitions shared by the Django-level tests, and where the plugin's examples lie."""
+
+from pathlib import Path
+
+# shared/ lies beside the project (../shared from its root), in a checkout as in CI's clone.
+PLUGIN_EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "compat" / "plugin-examples"
 
 
 def simple_definition(code="simple", records=None, **context):

@@ -5,7 +5,6 @@ error the plugin raises. They run through the real parser and executor, exactly 
 """
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -14,8 +13,8 @@ from pipelines.errors import DefinitionError
 from runs.engine.context import RunOptions
 from runs.engine.executor import execute
 from runs.engine.store import InMemoryStore
+from tests.fixtures import PLUGIN_EXAMPLES as EXAMPLES
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "compat" / "plugin-examples"
 FILES = sorted(EXAMPLES.glob("*.json"))
 
 

@@ -7,7 +7,6 @@ applying the chain must fail with a message that contains it.
 """
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -15,8 +14,8 @@ import pipelines.operators  # noqa: F401  (registers the built-in operators)
 from pipelines.errors import ConfigError
 from pipelines.operators.chain import OperatorChain, OperatorFailed
 from pipelines.registry import operators as operator_registry
+from tests.fixtures import PLUGIN_EXAMPLES as EXAMPLES
 
-EXAMPLES = Path("/work/shared/compat/plugin-examples")
 CASES = (
     sorted(
         p.name

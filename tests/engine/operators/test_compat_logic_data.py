@@ -5,15 +5,14 @@ must equal ``expected`` (dict equality: key order does not matter, 20 == 20.0).
 """
 
 import json
-from pathlib import Path
 
 import pytest
 
 import pipelines.operators  # noqa: F401  (registers the built-in operators)
 from pipelines.operators.chain import OperatorChain
 from pipelines.registry import operators as operator_registry
+from tests.fixtures import PLUGIN_EXAMPLES as EXAMPLES
 
-EXAMPLES = Path("/work/shared/compat/plugin-examples")
 CASES = [
     "04-logic-operators.json",
     "05-json-operators.json",

@@ -9,15 +9,14 @@ category that is not registered yet is skipped, naming that operator.
 
 import json
 import math
-from pathlib import Path
 
 import pytest
 
 import pipelines.operators  # noqa: F401  (registers the built-in operators)
 from pipelines.operators.chain import OperatorChain
 from pipelines.registry import operators as operator_registry
+from tests.fixtures import PLUGIN_EXAMPLES as EXAMPLES
 
-EXAMPLES = Path("/work/shared/compat/plugin-examples")
 CASES = [
     "01-string-operators.json",
     "02-numeric-operators.json",
