@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django import forms
-from django.conf import settings
 
 from pipelines import registry, svg
 from pipelines.definition import ADAPTER_REQUIRED, CONTEXT_SCHEMA, STEP_TYPES
@@ -991,7 +990,3 @@ PREVIEW_MAX = 1000
 class PreviewForm(forms.Form):
     limit = forms.IntegerField(min_value=1, max_value=PREVIEW_MAX, initial=10, label="First N records",
                                help_text=f"The extract steps read at most this many records (1 to {PREVIEW_MAX}).")
-
-
-def max_upload() -> int:
-    return min(IMPORT_MAX_BYTES, settings.DATA_UPLOAD_MAX_MEMORY_SIZE)

@@ -149,10 +149,6 @@ def set_path(record: Record, text: str, value: Any) -> None:
     path(text).set(record, value)
 
 
-def delete_path(record: Record, text: str) -> bool:
-    return path(text).delete(record)
-
-
 def deep_copy(value: Any) -> Any:
     """A deep copy of JSON data; much faster than ``copy.deepcopy`` for dicts and lists of scalars."""
     t = type(value)

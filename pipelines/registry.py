@@ -151,9 +151,6 @@ class Registry:
             raise RegistrationError(f"{self.kind} '{entry.code}' schema must describe an object")
         self._entries[entry.code] = entry
 
-    def unregister(self, code: str) -> None:
-        self._entries.pop(code, None)
-
     def get(self, code: str) -> Entry:
         try:
             return self._entries[code]

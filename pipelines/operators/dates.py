@@ -25,6 +25,7 @@ from pipelines.errors import ConfigError
 from pipelines.operators._common import args_schema, path_prop
 from pipelines.operators.base import OperatorContext, record_operator
 from pipelines.operators.numbers import getter, js_number, setter
+from pipelines.records import MISSING
 
 MAX_FORMAT_LENGTH = 64
 MAX_DATE_VALUE_LENGTH = 100
@@ -255,11 +256,10 @@ def _memo(convert):
     The memo is per operator position and bounded; it starts over when full.
     """
     memo: dict[str, str | None] = {}
-    miss = object()
 
     def cached(text: str):
-        result = memo.get(text, miss)
-        if result is miss:
+        result = memo.get(text, MISSING)
+        if result is MISSING:
             if len(memo) >= MEMO_SIZE:
                 memo.clear()
             result = memo[text] = convert(text)

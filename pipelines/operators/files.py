@@ -915,10 +915,6 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def compile_template(text: str) -> Template:
-    return Template(text)
-
-
 # --------------------------------------------------------------------------------------------- PDF
 
 

@@ -172,9 +172,6 @@ class RouteHandler(StepHandler):
 class WriteHandler(StepHandler):
     """LOAD, EXPORT, FEED and SINK: a writer adapter. LOAD passes on what it loaded."""
 
-    def __init__(self, kind: str):
-        self.kind = kind
-
     def run(self, step, inputs, ctx):
         reg = registry.ADAPTER_REGISTRY_BY_STEP_TYPE[step.type]
         cls = reg.get(step.adapter_code).impl
@@ -300,10 +297,10 @@ STEP_TYPES = (
     ("VALIDATE", ValidateHandler(), VALIDATE_SCHEMA, "Checks records against field rules."),
     ("ENRICH", EnrichHandler(), ENRICH_SCHEMA, "Adds data to records: static values or an HTTP lookup."),
     ("ROUTE", RouteHandler(), ROUTE_SCHEMA, "Sends records down named branches by conditions."),
-    ("LOAD", WriteHandler("LOAD"), _PASS, "Writes records into a target with a loader."),
-    ("EXPORT", WriteHandler("EXPORT"), _PASS, "Writes records to a file or endpoint."),
-    ("FEED", WriteHandler("FEED"), _PASS, "Writes a product feed."),
-    ("SINK", WriteHandler("SINK"), _PASS, "Pushes records to a queue, index or webhook."),
+    ("LOAD", WriteHandler(), _PASS, "Writes records into a target with a loader."),
+    ("EXPORT", WriteHandler(), _PASS, "Writes records to a file or endpoint."),
+    ("FEED", WriteHandler(), _PASS, "Writes a product feed."),
+    ("SINK", WriteHandler(), _PASS, "Pushes records to a queue, index or webhook."),
 )
 
 # Checks beyond the JSON schema, run when a definition is validated: (field, message) per problem.
