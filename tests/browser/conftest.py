@@ -8,6 +8,7 @@ says why; scripts/test installs it.
 import os
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -15,6 +16,7 @@ CHROMIUM = "/usr/bin/chromium"
 # Flags for running as root in a container with a closed network (see the machine notes in the README).
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+LOOPBACK = {"127.0.0.1", "localhost"}  # pytest-django's live server answers at localhost
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 
 
@@ -54,6 +56,28 @@ def page(browser, live_server):
     yield page
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture
+def offline_page(page):
+    """``page`` as if the machine had no network: a request to any host but 127.0.0.1 is refused and
+    recorded (the live server is on localhost), and so is every console error; the test fails at the end if there was either."""
+    outside: list[str] = []
+    console_errors: list[str] = []
+
+    def route(route):
+        host = urlsplit(route.request.url).hostname
+        if route.request.url.startswith(("data:", "blob:")) or host in LOOPBACK:
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.context.route("**/*", route)
+    page.on("console", lambda msg: console_errors.append(msg.text) if msg.type == "error" else None)
+    yield page
+    assert not outside, f"requests left 127.0.0.1: {outside}"
+    assert not console_errors, f"console errors: {console_errors}"
 
 
 @pytest.fixture
