@@ -1,6 +1,7 @@
 """TIMEOUT: approved by itself timeoutSeconds after the gate parked, by a django-q2 schedule (a database row,
 so it survives restarts), unless a person decided first."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -97,3 +98,14 @@ def test_the_timer_does_nothing_before_the_timeout(counting):
     assert GateRequest.objects.get().status == GateStatus.PENDING
     assert Schedule.objects.get(name=services.timer_name(gate)).next_run == gate.timeout_at
     assert tasks.auto_approve(gate.pk + 1000) == "gone"
+
+
+def test_it_says_a_short_timeout_in_seconds_on_the_queue_and_the_review_page(client, counting, approver):
+    """Django's timeuntil rounds to whole minutes: a 30 s gate read '0 minutes'."""
+    run = paused(timed(30))
+    client.force_login(approver)
+    listing = client.get("/gates/").content.decode()
+    review = client.get(f"/gates/{run.pk}/gate/").content.decode()
+    for page in (listing, review):
+        assert re.search(r"\b\d+\s+seconds\s+from\s+now", page), page
+        assert "0 minutes" not in page
