@@ -11,6 +11,9 @@ Authentication, ``config.authentication`` (there is no default: a trigger withou
 * ``HMAC``: header ``hmacHeaderName`` (default ``x-datahub-signature``) = ``sha256=<hex>`` or bare hex of
   HMAC-SHA256 (``hmacAlgorithm`` SHA512: sha512) of the exact body with the secret ``secretCode``.
 * ``BASIC``: ``Authorization: Basic ...`` matching the secret ``basicSecretCode`` (``user:password``).
+* ``JWT``: ``Authorization: Bearer <token>``, checked by :mod:`runs.engine.webhook_jwt` (HS256 with the
+  secret ``jwtSecretCode``; RS256 or ES256 with the PEM ``jwtPublicKey``; ``exp`` required). Its 401 says
+  which check failed (expired, not yet valid, issuer, audience, signature, algorithm), never the token.
 * ``NONE``: anyone may call; only when written explicitly.
 
 Every comparison takes constant time. The trigger's secret is read in the web process (it has to be, to
@@ -41,6 +44,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
+import jwt
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
@@ -51,12 +55,13 @@ from django.views.decorators.csrf import csrf_exempt
 from pipelines.errors import ConfigError, DatahubError
 from pipelines.models import Pipeline
 from runs import services
+from runs.engine import webhook_jwt
 from runs.models import WebhookDelivery
 
 log = logging.getLogger(__name__)
 
 MAX_BYTES_DEFAULT = 10 * 1024 * 1024
-AUTH_KINDS = ("NONE", "API_KEY", "HMAC", "BASIC")
+AUTH_KINDS = ("NONE", "API_KEY", "HMAC", "BASIC", "JWT")
 DEFAULT_RATE_LIMIT = 100
 MAX_KEY_LENGTH = 200
 
@@ -166,6 +171,9 @@ def _authenticate(request: HttpRequest, config: dict, body: bytes) -> None:
                     "(use one of %s)", config.get("authentication"), ", ".join(AUTH_KINDS))
         raise Refusal(401, "this webhook trigger has no usable authentication configured")
     try:
+        if kind == "JWT":
+            _check_jwt(request, config)
+            return
         if kind == "API_KEY":
             expected = str(config.get("apiKeyPrefix") or "") + _secret(config.get("apiKeySecretCode"))
             given = request.headers.get(config.get("apiKeyHeaderName") or "x-api-key") or ""
@@ -189,6 +197,24 @@ def _authenticate(request: HttpRequest, config: dict, body: bytes) -> None:
     if not ok:
         headers = {"WWW-Authenticate": 'Basic realm="datahub"'} if kind == "BASIC" else None
         raise Refusal(401, "authentication failed", headers)
+
+
+def _check_jwt(request: HttpRequest, config: dict) -> None:
+    if config.get("jwtAlgorithm") == "HS256":
+        key = _secret(config.get("jwtSecretCode"))
+    else:
+        problem = webhook_jwt.public_key_problem(str(config.get("jwtAlgorithm")), config.get("jwtPublicKey"))
+        if problem:  # a definition stored before the check, or an unknown algorithm
+            raise ConfigError(problem)
+        key = config["jwtPublicKey"]
+    try:
+        webhook_jwt.verify(webhook_jwt.bearer_token(request.headers.get("Authorization") or ""), config, key)
+    except webhook_jwt.JwtRefused as refused:
+        raise Refusal(401, f"authentication failed: {refused}",
+                      {"WWW-Authenticate": f'Bearer realm="datahub", error="invalid_token", '
+                                           f'error_description="{refused}"'}) from None
+    except jwt.InvalidKeyError as exc:
+        raise ConfigError(f"the JWT key cannot be used: {exc}") from None
 
 
 def _basic_credentials(header: str) -> str | None:

@@ -18,6 +18,7 @@ from runs.engine.context import StepContext, StepHandler, StepInput, StepOutcome
 from runs.engine.retry import RETRY_SCHEMA, RetryPolicy, apply_with_retry
 from runs.engine.triggers import trigger_problems
 from runs.engine.validate import compile_rules
+from runs.engine.webhook_jwt import JWT_PROPERTIES
 
 _PASS = {"type": "object"}
 
@@ -214,7 +215,7 @@ TRIGGER_SCHEMA = {
         "catchUp": {"enum": ["ALL", "LAST", "NONE"], "default": "LAST",
                     "description": "SCHEDULE: after downtime, run every missed occurrence (at most 10), the "
                     "last one only, or none."},
-        "authentication": {"enum": ["NONE", "API_KEY", "HMAC", "BASIC"],
+        "authentication": {"enum": ["NONE", "API_KEY", "HMAC", "BASIC", "JWT"],
                            "description": "WEBHOOK: how a delivery proves who sent it (required; NONE only "
                            "when written explicitly)."},
         "apiKeySecretCode": {"type": "string", "description": "WEBHOOK API_KEY: the secret holding the key."},
@@ -227,6 +228,7 @@ TRIGGER_SCHEMA = {
         "hmacAlgorithm": {"enum": ["SHA256", "SHA512"], "default": "SHA256",
                           "description": "WEBHOOK HMAC: the hash."},
         "basicSecretCode": {"type": "string", "description": "WEBHOOK BASIC: the secret holding user:password."},
+        **JWT_PROPERTIES,
         "requireIdempotencyKey": {"type": "boolean", "default": False,
                                   "description": "WEBHOOK: refuse deliveries without an idempotency key."},
         "idempotencyKeyHeader": {"type": "string", "default": "X-Idempotency-Key",

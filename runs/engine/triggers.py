@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
+from runs.engine.webhook_jwt import jwt_problems
+
 CATCH_UP_POLICIES = ("ALL", "LAST", "NONE")
 
 
@@ -33,11 +35,25 @@ def schedule_problems(config: dict, *, default_timezone: str = "UTC") -> list[tu
     return []
 
 
+def webhook_problems(config: dict) -> list[tuple[str, str]]:
+    """(field, message) for a WEBHOOK trigger's config."""
+    if "authentication" not in config:
+        return [("authentication", "a WEBHOOK trigger needs authentication: API_KEY, HMAC, BASIC, JWT, or NONE "
+                 "written explicitly")]
+    if str(config["authentication"]).upper() == "JWT":
+        return jwt_problems(config)
+    return []
+
+
+# The semantic check of each trigger type (beyond the TRIGGER schema), in the type's own module where it
+# has one. A type not listed needs nothing beyond the schema.
+TRIGGER_CHECKS = {
+    "SCHEDULE": schedule_problems,
+    "WEBHOOK": webhook_problems,
+}
+
+
 def trigger_problems(config: dict) -> list[tuple[str, str]]:
     """The TRIGGER step type's semantic check (beyond its JSON schema)."""
-    if str(config.get("type", "MANUAL")).upper() == "SCHEDULE":
-        return schedule_problems(config)
-    if str(config.get("type", "")).upper() == "WEBHOOK" and "authentication" not in config:
-        return [("authentication", "a WEBHOOK trigger needs authentication: API_KEY, HMAC, BASIC, or NONE "
-                 "written explicitly")]
-    return []
+    check = TRIGGER_CHECKS.get(str(config.get("type", "MANUAL")).upper())
+    return check(config) if check is not None else []

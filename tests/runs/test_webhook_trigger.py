@@ -154,7 +154,7 @@ def test_it_accepts_anyone_only_when_none_is_written_out():
     with pytest.raises(DefinitionError, match="needs authentication"):
         pipeline("unset")
     with pytest.raises(DefinitionError, match="authentication"):
-        pipeline("jwt", authentication="JWT", jwtSecretCode="x")
+        pipeline("oauth", authentication="OAUTH")
     # A trigger stored before these checks existed is still refused at the door.
     stored = pipeline("stored", authentication="NONE")
     d = stored.current_revision.definition
