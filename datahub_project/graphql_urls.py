@@ -19,8 +19,9 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 from graphene_django.views import GraphQLView, HttpError
-from rest_framework.authentication import TokenAuthentication
-from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.exceptions import AuthenticationFailed, Throttled
+
+from datahub_project.lockout import LockoutTokenAuthentication, throttle_wait
 
 from pipelines.api import has_nul
 from pipelines.schema import ErrorMiddleware
@@ -51,7 +52,9 @@ class DatahubGraphQLView(GraphQLView):
 
     def dispatch(self, request, *args, **kwargs):
         try:
-            authenticated = TokenAuthentication().authenticate(request)
+            authenticated = LockoutTokenAuthentication().authenticate(request)
+        except Throttled as exc:
+            return _error(429, str(exc.detail), "LOCKED_OUT")
         except AuthenticationFailed as exc:
             return _error(401, str(exc.detail), "UNAUTHENTICATED", WWW_Authenticate="Token")
         if authenticated is not None:
@@ -65,6 +68,10 @@ class DatahubGraphQLView(GraphQLView):
             reason = csrf_failure(request)
             if reason is not None:
                 return _error(403, f"CSRF check failed: {reason}", "FORBIDDEN")
+        wait = throttle_wait(request)
+        if wait is not None:
+            return _error(429, f"too many requests: try again in {int(wait) + 1} s", "THROTTLED",
+                          Retry_After=str(int(wait) + 1))
         return super().dispatch(request, *args, **kwargs)
 
     @classmethod

@@ -8,6 +8,7 @@ PostgreSQL or MySQL/MariaDB, ``REDIS_URL`` the broker to Redis, ``EMAIL_URL`` ma
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -38,6 +39,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "graphene_django",
     "django_q",
+    "axes",
     "datahub_project",
     "pipelines",
     "runs",
@@ -53,6 +55,14 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last: turns a lock-out flagged during authentication into the lock-out page (datahub_project.lockout).
+    "axes.middleware.AxesMiddleware",
+]
+
+# django-axes first: it refuses a locked-out client before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "datahub_project.urls"
@@ -132,7 +142,12 @@ MEDIA_ROOT = Path(env_str("DATAHUB_MEDIA_ROOT", str(VAR_DIR / "media")))
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        # Token failures count toward the lock-out like wrong passwords (datahub_project.lockout).
+        "datahub_project.lockout.LockoutTokenAuthentication",
+    ],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "datahub_project.lockout.AnonRateThrottle",
+        "datahub_project.lockout.UserRateThrottle",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -151,6 +166,32 @@ SPECTACULAR_SETTINGS = {
 GRAPHENE = {"SCHEMA": "datahub_project.schema.schema"}
 # Request bodies larger than this are refused (API, forms, webhooks).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATAHUB_MAX_REQUEST_BYTES", 5 * 1024 * 1024, minimum=1024)
+
+# --- login lock-out and request throttling (datahub_project.lockout) ------------------------------------
+# After DATAHUB_LOGIN_FAILURE_LIMIT failed logins (login page, admin, wrong API tokens, webhook
+# authentication failures), the client is refused for DATAHUB_LOGIN_COOLOFF_MINUTES (0: until an admin
+# unlocks it). DATAHUB_LOCKOUT_BY says what is counted: "ip_address" (default), "username",
+# "username+ip_address" (both together), or several of these comma-separated (any one locks).
+AXES_ENABLED = env_bool("DATAHUB_LOGIN_LOCKOUT", True)
+AXES_FAILURE_LIMIT = env_int("DATAHUB_LOGIN_FAILURE_LIMIT", 10, minimum=1)
+_cooloff_minutes = env_int("DATAHUB_LOGIN_COOLOFF_MINUTES", 15, minimum=0)
+AXES_COOLOFF_TIME = timedelta(minutes=_cooloff_minutes) if _cooloff_minutes else None
+AXES_LOCKOUT_PARAMETERS = [
+    group.split("+") if "+" in group else group for group in env_list("DATAHUB_LOCKOUT_BY", ["ip_address"])
+]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "datahub_project.lockout.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "datahub_project.lockout.client_ip"
+# How many proxies in front of Datahub append to X-Forwarded-For (0: the client is REMOTE_ADDR). The
+# client address is then taken that many entries from the right, where a client cannot forge it.
+DATAHUB_PROXY_COUNT = env_int("DATAHUB_PROXY_COUNT", 0, minimum=0)
+# Request rates ("N/second|minute|hour|day"; empty: no limit) for the REST API, GraphQL and creating
+# API tokens; over them the answer is 429 with Retry-After.
+DATAHUB_RATE_LIMITS = {
+    "anon": env_str("DATAHUB_RATE_ANON", "60/minute") or None,
+    "user": env_str("DATAHUB_RATE_USER", "1200/minute") or None,
+    "token": env_str("DATAHUB_RATE_TOKEN_CREATE", "10/hour") or None,
+}
 
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"

@@ -29,7 +29,7 @@ from django.db.models import ProtectedError, Q
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import api_view, authentication_classes, parser_classes, permission_classes
 from rest_framework.exceptions import APIException, NotFound, ParseError, PermissionDenied
 from rest_framework.parsers import JSONParser
@@ -37,6 +37,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
+from datahub_project.lockout import LockoutTokenAuthentication
 from pipelines import registry, services
 from pipelines.definition import problems_of
 from pipelines.errors import DefinitionError, Problem
@@ -166,7 +167,8 @@ def needs(**by_method: str | tuple[str, ...] | any_of) -> type[BasePermission]:
 
 
 # Token first: its WWW-Authenticate header makes an anonymous request a 401 (DRF's session auth has none).
-AUTHENTICATION = [TokenAuthentication, SessionAuthentication]
+# Wrong tokens count toward the login lock-out.
+AUTHENTICATION = [LockoutTokenAuthentication, SessionAuthentication]
 
 
 def endpoint(methods: list[str], **perms):

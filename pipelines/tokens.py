@@ -15,6 +15,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 from rest_framework.authtoken.models import Token
 
+from datahub_project.lockout import TokenCreateThrottle
+
 
 @never_cache
 @login_required
@@ -25,6 +27,11 @@ def tokens(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         action = request.POST.get("action")
         if action == "create":
+            throttle = TokenCreateThrottle()
+            if not throttle.allow_request(request, None):
+                messages.error(request, f"Too many new tokens: try again in {int(throttle.wait() or 1) + 1} s.")
+                return render(request, "accounts/tokens.html", {
+                    "token": token, "new_key": None, "api_base": request.build_absolute_uri("/api/")}, status=429)
             with transaction.atomic():
                 Token.objects.filter(user=request.user).delete()
                 token = Token.objects.create(user=request.user)

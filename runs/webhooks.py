@@ -29,7 +29,8 @@ authentication failed; 404 no such pipeline or no enabled webhook trigger; 405 n
 disabled, another run active (unless it allows concurrent runs), or an idempotency key reused with
 another body; 413 body over ``DATAHUB_WEBHOOK_MAX_BYTES`` (10 MiB); 415 a compressed body; 429 over
 ``rateLimit`` requests per ``rateLimitWindow`` seconds from one address (default 100 per 60 s; 0 = no
-limit); 503 the trigger's secret cannot be read.
+limit), or from an address locked out after repeated authentication failures (they count toward the
+login lock-out, ``datahub_project.lockout``); 503 the trigger's secret cannot be read.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from datahub_project.lockout import is_locked_out, lockout_message, record_failure
 from pipelines.errors import ConfigError, DatahubError
 from pipelines.models import Pipeline
 from runs import services
@@ -83,6 +85,8 @@ class Refusal(Exception):
 def receive(request: HttpRequest, code: str, trigger_key: str | None = None) -> JsonResponse:
     if request.method != "POST":
         return Refusal(405, "only POST starts a run", {"Allow": "POST"}).response()
+    if is_locked_out(request):
+        return Refusal(429, lockout_message()).response()
     try:
         pipeline, trigger = _find_trigger(code, trigger_key)
         config = trigger.get("config") or {}
@@ -195,6 +199,7 @@ def _authenticate(request: HttpRequest, config: dict, body: bytes) -> None:
         log.error("webhook trigger cannot check a request: %s", exc)
         raise Refusal(503, "this webhook trigger's authentication is misconfigured on the server") from None
     if not ok:
+        record_failure(request, f"webhook authentication ({kind})")
         headers = {"WWW-Authenticate": 'Basic realm="datahub"'} if kind == "BASIC" else None
         raise Refusal(401, "authentication failed", headers)
 

@@ -19,6 +19,23 @@ PERMISSIONS = {
 PASSWORD = "correct-horse-battery"
 
 
+@pytest.fixture(autouse=True)
+def _no_lockout_or_rates(request, settings):
+    """Lock-out and request rates only where a test asks for them (``@pytest.mark.lockout``).
+
+    Elsewhere tests log in with ``client.login`` (which authenticates without a request, something
+    django-axes refuses) and send more requests than a person would; the rate counters also live in a
+    per-process cache that outlives each test's database.
+    """
+    if request.node.get_closest_marker("lockout") is None:
+        settings.AXES_ENABLED = False
+        settings.DATAHUB_RATE_LIMITS = {}
+    else:
+        from django.core.cache import cache
+
+        cache.clear()
+
+
 def _persona(django_user_model, name):
     from django.contrib.auth.models import Permission
 
