@@ -23,8 +23,15 @@ or an installed package's entry point in the group ``datahub.plugins`` (see :mod
 What is checked when it registers: the code is a non-empty identifier-like string and does not clash with
 any existing operator (pass ``replace=True`` to replace one on purpose); the schema is a valid JSON schema
 of an object; ``apply`` is callable with three arguments. Args are validated against the schema before a
-run starts. When ``apply`` raises, the executor narrows the failure down to the records that cause it
-and sends just those to the record-error list with the plugin's message.
+run starts.
+
+How it is called: with one record at a time (``[record]``), so that a raise fails that record alone (it
+goes to the record-error list with the plugin's message, as it entered the step) and no record is ever
+given to the operator twice to find out which one failed; per-record retry (``retryPerRecord``) calls it
+again only for the failing records, as often as the policy allows. It may return no record (a filter)
+or several (an expansion). An operator that needs to see the records together (a dedup, a total) passes
+``needs_all_records=True``: it then gets every record of the step in one call, a raise fails the step,
+and per-record retry is refused for its step.
 """
 
 from __future__ import annotations
@@ -51,7 +58,7 @@ def register_operator(
     replace: bool = False,
     needs_all_records: bool = False,
 ) -> Callable:
-    """Register a batch operator ``apply(records, args, helpers) -> records``; returns ``apply``."""
+    """Register an operator ``apply(records, args, helpers) -> records``; returns ``apply``."""
     if not isinstance(code, str) or not _CODE.match(code):
         raise RegistrationError(
             f"operator code {code!r} must start with a letter and use letters, digits, '_', '-' or '.'"
@@ -69,7 +76,7 @@ def register_operator(
         raise RegistrationError(f"operator '{code}': schema must be a JSON schema object")
     operator_registry.register(
         code,
-        OperatorSpec(apply=apply, needs_all_records=needs_all_records, pure=False, narrow_failures=True),
+        OperatorSpec(apply=apply, needs_all_records=needs_all_records, pure=False, per_record_calls=True),
         name=name or code,
         category=category,
         description=description or (apply.__doc__ or "").strip().split("\n")[0],

@@ -8,8 +8,13 @@ Two shapes, because most operators look at one record at a time and a few need t
   return it, return a new dict, or return ``None`` to drop it. Raising :class:`RecordError` (or any other
   exception) sends that one record to the record-error list; the rest of the batch goes on.
 * ``@batch_operator``: ``apply(records, args, ctx) -> records``. For operators whose result depends on
-  other records (aggregate, deduplicateRecords, multiJoin, deltaFilter, httpLookup). Raising fails the
-  step. ``needs_all_records=True`` makes the step collect every batch first (a dedup across batches).
+  other records (aggregate, deduplicateRecords, multiJoin, deltaFilter). Raising fails the step.
+  ``needs_all_records=True`` makes the step collect every batch first (a dedup across batches). A batch
+  operator that only wants the batch for speed (httpLookup runs its requests in parallel) gives ``each``:
+  ``each(records, args, ctx) -> [record | None | exception, ...]``, one entry per input record, so the
+  chain knows which input every output and every failure came from (per-record retry, dead letters).
+* Custom operators (:mod:`pipelines.custom`) keep the batch signature but are called with one record at a
+  time (``per_record_calls``): a raise pins that record, and each record is called once per attempt.
 
 Per the plugin, a per-record operator whose source is missing or of the wrong type leaves the record
 unchanged instead of failing; an impossible *config* is a :class:`ConfigError`.
@@ -33,6 +38,7 @@ from pipelines.registry import operators as operator_registry
 RecordFn = Callable[[Record], "Record | None"]
 RecordFactory = Callable[[dict, "OperatorContext"], RecordFn]
 BatchFn = Callable[[Batch, dict, "OperatorContext"], Batch]
+EachFn = Callable[[Batch, dict, "OperatorContext"], list]
 
 CATEGORIES = (
     "string",
@@ -68,9 +74,12 @@ class OperatorSpec:
     # Other steps whose output this operator reads (multiJoin's rightDataPath); the graph adds them as
     # dependencies of the operator's step, so a reference can never be read before it is written.
     references: Callable[[dict], list[str]] | None = None
-    # When ``apply`` raises, find the records that cause it instead of failing the step (custom plugins:
-    # one bad record must not fail its batch). Built-in batch operators raise only for bad config.
-    narrow_failures: bool = False
+    # One entry per input record: the record, None (dropped) or the exception that failed it. Set for
+    # batch operators whose output for a record depends on that record alone.
+    each: EachFn | None = None
+    # Call ``apply`` with one record at a time (custom plugins): a raise then fails that record alone,
+    # and no record is ever given to the operator twice to find out which one failed.
+    per_record_calls: bool = False
     # Records a per-record operator may process at once in threads: for work that waits on I/O or runs
     # in C without the GIL (Pillow, WeasyPrint). 1 keeps the plain loop.
     concurrency: int = 1
@@ -78,6 +87,12 @@ class OperatorSpec:
     @property
     def per_record(self) -> bool:
         return self.build is not None
+
+    @property
+    def record_wise(self) -> bool:
+        """Whether each output (and failure) can be traced to the one input record it came from."""
+        return self.build is not None or self.each is not None or (self.per_record_calls
+                                                                   and not self.needs_all_records)
 
 
 @dataclass
@@ -102,6 +117,9 @@ class OperatorContext:
     storage: Any = None
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     warnings: list[str] = field(default_factory=list)
+    # The step retries failing records (``retryPerRecord``): an operator that would otherwise swallow a
+    # record's failure (httpLookup writes its default) reports it as the record's failure instead.
+    retrying_records: bool = False
     cancelled: threading.Event = field(default_factory=threading.Event)
 
     def warn(self, message: str) -> None:
@@ -160,6 +178,7 @@ def batch_operator(
     pure: bool = True,
     needs_all_records: bool = False,
     references: Callable[[dict], list[str]] | None = None,
+    each: EachFn | None = None,
     builtin: bool = True,
     replace: bool = False,
     registry: Registry = operator_registry,
@@ -167,7 +186,8 @@ def batch_operator(
     def register(fn: BatchFn) -> BatchFn:
         registry.register(
             code,
-            OperatorSpec(apply=fn, needs_all_records=needs_all_records, pure=pure, references=references),
+            OperatorSpec(apply=fn, needs_all_records=needs_all_records, pure=pure, references=references,
+                         each=each),
             name=name,
             category=category,
             description=description,

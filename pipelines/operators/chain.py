@@ -2,13 +2,20 @@
 
 The chain is compiled once per step: every operator's args are checked against its schema and its
 factory is called, so a bad regex or a missing required arg fails before the first record. Consecutive
-per-record operators are fused into one loop per record (the hot path of a million-row run).
+per-record operators (and custom operators, called one record at a time) are fused into one loop per
+record (the hot path of a million-row run).
 
 What is guaranteed:
 * Input records are never changed: a record is deep-copied when it enters the chain, so a step that
   shares its input with another branch cannot see this step's edits.
-* A per-record failure keeps the record as it entered the failing segment (for the first segment, the
-  step's input record itself), so the dead-letter list holds what can be replayed.
+* While every operator so far is *record-wise* (per-record operators, custom operators, batch operators
+  with ``each`` such as httpLookup), each output and each failure knows the input record it came from:
+  a failure keeps that record exactly as it entered the step, so the dead-letter list holds what can be
+  replayed, and per-record retry can run it through the whole chain again.
+* After an operator that combines records (aggregate, deduplicateRecords, multiJoin, deltaFilter,
+  expand) there is no such input record: a later failure keeps the record as it entered the failing
+  operators. Per-record retry is refused for such chains (:func:`whole_batch_operators`).
+* An operator is given each record once per pass: failures are never located by calling it again.
 * ``failOnError`` on an operator turns its record failures into a failure of the whole step.
 """
 
@@ -33,8 +40,8 @@ class RecordFailure:
     op_index: int
     op: str
     retryable: bool = True
-    # Index of the record in the batch given to ``apply`` when it failed before any batch operator
-    # (then ``record`` is that input record itself, and it can be retried from its original value).
+    # Index of the record in the batch given to ``apply`` when every operator before the failing one is
+    # record-wise (then ``record`` is that input record itself, and it can be retried from it).
     position: int | None = None
 
 
@@ -43,12 +50,14 @@ class ChainResult:
     records: Batch
     failures: list[RecordFailure] = field(default_factory=list)
     dropped: int = 0
-    # For a chain of per-record operators only: each output record's index in the input batch.
+    # For a chain of record-wise operators only: each output record's index in the input batch (an input
+    # that became several records gives its index to each of them).
     positions: list[int] | None = None
 
 
 class OperatorFailed(Exception):
-    """A ``failOnError`` operator reported a record error, or a batch operator raised: the step fails."""
+    """A ``failOnError`` operator reported a record error, or a whole-batch operator raised: the step
+    fails."""
 
     def __init__(self, op_index: int, op: str, message: str):
         self.op_index = op_index
@@ -63,8 +72,41 @@ class _Compiled:
     spec: OperatorSpec
     args: dict
     ctx: OperatorContext
+    # Per-record operators: record -> record | None. Custom operators: record -> list of records.
     fn: Callable[[Record], Any] | None
     fail_on_error: bool
+    expands: bool = False
+
+
+# What one record became in a fused segment, besides a record (a dict) or None (dropped).
+class _Many(list):
+    """Several records out of one."""
+
+
+@dataclass(frozen=True)
+class _Failed:
+    op: _Compiled
+    error: BaseException
+
+
+def _one_record_at_a_time(op_apply: Callable, args: dict, ctx: OperatorContext) -> Callable[[Record], list]:
+    def call(record: Record) -> list:
+        out = op_apply([record], args, ctx)
+        if type(out) is not list:
+            raise TypeError("returned something that is not a list of records")
+        return out
+
+    return call
+
+
+def whole_batch_operators(items: list, registry: Registry = operator_registry) -> list[tuple[int, str]]:
+    """(index, code) of the operators in ``items`` whose outputs cannot be traced to one input record."""
+    found = []
+    for index, item in enumerate(items if isinstance(items, list) else []):
+        code = item.get("op") if isinstance(item, dict) else None
+        if isinstance(code, str) and code in registry and not registry.get(code).impl.record_wise:
+            found.append((index, code))
+    return found
 
 
 def check_operator(item: Any, index: int, registry: Registry = operator_registry) -> list[tuple[str, str]]:
@@ -113,6 +155,7 @@ class OperatorChain:
             args = dict(item.get("args") or {})
             ctx = context_for(index)
             fn = None
+            expands = False
             if spec.per_record:
                 try:
                     fn = spec.build(args, ctx)
@@ -120,122 +163,150 @@ class OperatorChain:
                     raise ConfigError(
                         str(exc), field=f"operators[{index}].args" + (f".{exc.field}" if exc.field else "")
                     ) from None
-            compiled.append(_Compiled(index, code, spec, args, ctx, fn, bool(args.get("failOnError", False))))
+            elif spec.record_wise and spec.each is None:
+                fn, expands = _one_record_at_a_time(spec.apply, args, ctx), True
+            compiled.append(_Compiled(index, code, spec, args, ctx, fn, bool(args.get("failOnError", False)),
+                                      expands))
         self.operators = compiled
         self.needs_all_records = any(c.spec.needs_all_records for c in compiled)
-        # Segments: runs of per-record operators, fused; batch operators stand alone.
+        # Segments: runs of operators called record by record, fused; batch operators stand alone.
         self._segments: list[list[_Compiled]] = []
         for c in compiled:
-            if c.spec.per_record and self._segments and self._segments[-1][0].spec.per_record:
+            if c.fn is not None and self._segments and self._segments[-1][0].fn is not None:
                 self._segments[-1].append(c)
             else:
                 self._segments.append([c])
-        # Output positions can be tracked only while every operator maps one record to at most one.
-        self.positional = all(c.spec.per_record for c in compiled)
+        self.record_wise = all(c.spec.record_wise for c in compiled)
 
     def apply(self, batch: Batch) -> ChainResult:
         result = ChainResult(records=batch)
-        if self.positional:
-            result.positions = []
         records = batch
+        # Each current record's index in ``batch``; None once an operator has combined records.
+        positions: list[int] | None = list(range(len(batch)))
         copied = False
-        for n, segment in enumerate(self._segments):
-            if segment[0].spec.per_record:
-                records = self._run_records(segment, records, result, copy=not copied, first=n == 0)
+        for segment in self._segments:
+            op = segment[0]
+            if op.fn is not None:
+                # Once records are combined there is no input record to fall back on: a fused segment
+                # then copies its records on entry, so that a failure keeps each as it entered.
+                records, positions = self._run_records(segment, records, positions, batch, result,
+                                                       copy=not copied or positions is None)
             else:
                 if not copied:
                     records = [deep_copy(r) for r in records]
-                records = self._run_batch(segment[0], records, result)
+                if op.spec.each is not None:
+                    records, positions = self._run_each(op, records, positions, batch, result)
+                else:
+                    records = self._run_batch(op, records, result)
+                    positions = None
             copied = True
         result.records = records
+        result.positions = positions
         return result
 
-    def _run_records(
-        self, segment: list[_Compiled], records: Batch, result: ChainResult, *, copy: bool, first: bool
-    ) -> Batch:
-        fns = [c.fn for c in segment]
-        positions = result.positions if first and result.positions is not None else None
-        threads = max(c.spec.concurrency for c in segment)
+    def _failure(self, op: _Compiled, error: BaseException, record: Record, position: int | None) -> RecordFailure:
+        message = str(error) or type(error).__name__
+        if op.fail_on_error:
+            raise OperatorFailed(op.index, op.code, message) from error
+        return RecordFailure(record, message, op.index, op.code, getattr(error, "retryable", True), position)
 
-        def one(position: int, original: Record):
-            """(record or None, failure or None) of one record through the segment."""
-            record = deep_copy(original) if copy else original
-            current = 0
-            try:
-                for current, fn in enumerate(fns):  # noqa: B007  (current names the failing operator)
-                    record = fn(record)
-                    if record is None:
-                        return None, None
-                return record, None
-            except Exception as exc:  # one bad record must not fail its batch
-                op = segment[current]
-                message = str(exc) or type(exc).__name__
-                if op.fail_on_error:
-                    raise OperatorFailed(op.index, op.code, message) from exc
-                return None, RecordFailure(original, message, op.index, op.code, getattr(exc, "retryable", True),
-                                           position if first else None)
+    def _run_records(self, segment: list[_Compiled], records: Batch, positions: list[int] | None, batch: Batch,
+                     result: ChainResult, *, copy: bool) -> tuple[Batch, list[int] | None]:
+        threads = max(c.spec.concurrency for c in segment)
+        if any(c.expands for c in segment):
+            steps = [(c.fn, c.expands) for c in segment]
+
+            def one(original: Record):
+                """A record, None, _Many or _Failed: what ``original`` became through the segment."""
+                current = [deep_copy(original) if copy else original]
+                index = 0
+                try:
+                    for index, (fn, expands) in enumerate(steps):  # noqa: B007  (index names the failing operator)
+                        following = []
+                        for record in current:
+                            if expands:
+                                following.extend(fn(record))
+                            else:
+                                record = fn(record)
+                                if record is not None:
+                                    following.append(record)
+                        current = following
+                        if not current:
+                            return None
+                except Exception as exc:  # one bad record must not fail its batch
+                    return _Failed(segment[index], exc)
+                return current[0] if len(current) == 1 else _Many(current)
+        else:
+            fns = [c.fn for c in segment]
+
+            def one(original: Record):
+                record = deep_copy(original) if copy else original
+                index = 0
+                try:
+                    for index, fn in enumerate(fns):  # noqa: B007  (index names the failing operator)
+                        record = fn(record)
+                        if record is None:
+                            return None
+                except Exception as exc:  # one bad record must not fail its batch
+                    return _Failed(segment[index], exc)
+                return record
 
         if threads > 1 and len(records) > 1:
             # Output order is input order: map returns results in the order records were given.
             with ThreadPoolExecutor(max_workers=min(threads, len(records))) as pool:
-                outcomes = list(pool.map(one, range(len(records)), records))
+                outcomes = pool.map(one, records)
         else:
-            outcomes = (one(position, original) for position, original in enumerate(records))
+            outcomes = map(one, records)
         out: Batch = []
-        for position, (record, failure) in enumerate(outcomes):
-            if failure is not None:
-                result.failures.append(failure)
-            elif record is None:
+        out_positions: list[int] | None = [] if positions is not None else None
+        for i, outcome in enumerate(outcomes):
+            kind = type(outcome)
+            if kind is _Failed:
+                position = positions[i] if positions is not None else None
+                original = batch[position] if position is not None else records[i]
+                result.failures.append(self._failure(outcome.op, outcome.error, original, position))
+            elif outcome is None:
+                result.dropped += 1
+            elif kind is _Many:
+                out.extend(outcome)
+                if out_positions is not None:
+                    out_positions.extend([positions[i]] * len(outcome))
+            else:
+                out.append(outcome)
+                if out_positions is not None:
+                    out_positions.append(positions[i])
+        return out, out_positions
+
+    def _run_each(self, op: _Compiled, records: Batch, positions: list[int] | None, batch: Batch,
+                  result: ChainResult) -> tuple[Batch, list[int] | None]:
+        try:
+            outcomes = op.spec.each(records, op.args, op.ctx)
+        except Exception as exc:
+            raise OperatorFailed(op.index, op.code, str(exc) or type(exc).__name__) from exc
+        if not isinstance(outcomes, list) or len(outcomes) != len(records):
+            raise OperatorFailed(op.index, op.code, "did not return one outcome per record")
+        out: Batch = []
+        out_positions: list[int] | None = [] if positions is not None else None
+        for i, outcome in enumerate(outcomes):
+            if isinstance(outcome, BaseException):
+                position = positions[i] if positions is not None else None
+                original = batch[position] if position is not None else records[i]
+                result.failures.append(self._failure(op, outcome, original, position))
+            elif outcome is None:
                 result.dropped += 1
             else:
-                out.append(record)
-                if positions is not None:
-                    positions.append(position)
-        return out
+                out.append(outcome)
+                if out_positions is not None:
+                    out_positions.append(positions[i])
+        return out, out_positions
 
     def _run_batch(self, op: _Compiled, records: Batch, result: ChainResult) -> Batch:
-        try:
-            out = self._call_batch(op, records)
-        except OperatorFailed:
-            if not op.spec.narrow_failures or len(records) == 0:
-                raise
-            return self._narrow(op, records, result)
-        if len(out) < len(records):
-            result.dropped += len(records) - len(out)
-        return out
-
-    def _call_batch(self, op: _Compiled, records: Batch) -> Batch:
         try:
             out = op.spec.apply(records, op.args, op.ctx)
         except Exception as exc:
             raise OperatorFailed(op.index, op.code, str(exc) or type(exc).__name__) from exc
         if not isinstance(out, list):
             raise OperatorFailed(op.index, op.code, "returned something that is not a list of records")
-        return out
-
-    def _narrow(self, op: _Compiled, records: Batch, result: ChainResult) -> Batch:
-        """Find the records a failing batch operator chokes on by bisection; the rest go on.
-
-        A batch of n records with k bad ones costs O(k log n) calls. A half that works is kept as the
-        operator returned it, so the output keeps the input's order. Records are deep-copied before each
-        call because a failing call may have changed them half way.
-        """
-        if len(records) == 1:
-            try:
-                return self._call_batch(op, [deep_copy(records[0])])
-            except OperatorFailed as exc:
-                message = str(exc.__cause__ or exc)
-                result.failures.append(RecordFailure(records[0], message, op.index, op.code))
-                return []
-        middle = len(records) // 2
-        out: Batch = []
-        for half in (records[:middle], records[middle:]):
-            try:
-                got = self._call_batch(op, [deep_copy(r) for r in half])
-            except OperatorFailed:
-                got = self._narrow(op, half, result)
-            else:
-                if len(got) < len(half):
-                    result.dropped += len(half) - len(got)
-            out.extend(got)
+        if len(out) < len(records):
+            result.dropped += len(records) - len(out)
         return out

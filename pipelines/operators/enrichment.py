@@ -435,6 +435,7 @@ class _Outcome:
     kind: str  # "ok", "not_found" or "error"
     value: Any = None  # for "ok": the value to write (MISSING: responsePath not found, write the default)
     message: str = ""
+    retryable: bool = True  # for "error": whether asking again later may help (a timeout, a 503)
 
 
 class _LookupState:
@@ -541,7 +542,7 @@ def _fetch(client: Any, cfg: _LookupConfig, request: _Request, state: _LookupSta
                 # origin's circuit; a 400 or a refused address says nothing about its health.
                 if exc.retryable:
                     state.record(origin, healthy=False)
-                return _Outcome("error", message=str(exc))
+                return _Outcome("error", message=str(exc), retryable=exc.retryable)
             delay = exc.retry_after if exc.retry_after is not None else BACKOFF_BASE_SECONDS * 2**attempt
             if ctx.cancelled.wait(min(delay, MAX_BACKOFF_SECONDS)):
                 return _Outcome("error", message="cancelled")
@@ -552,12 +553,79 @@ def _fetch(client: Any, cfg: _LookupConfig, request: _Request, state: _LookupSta
     return _Outcome("error", message="HTTP lookup failed")  # pragma: no cover - the loop always returns
 
 
+def lookup_each(records: Batch, args: dict, ctx: OperatorContext) -> list:
+    """httpLookup, one outcome per input record: the record, None (dropped on a 404) or its RecordError."""
+    if ctx.http is None:
+        raise ConfigError("outbound HTTP is not available here", field="url")
+    cfg = _LookupConfig.from_args(args)
+    state = _state_for(ctx)
+
+    requests_by_key: dict[Any, _Request] = {}
+    record_keys: list[Any] = []
+    for record in records:
+        request = _Request(cfg.url_for(record), cfg.body_for(record))
+        body_key = None if request.body is MISSING else dumps(request.body)
+        extra = None
+        if cfg.key_field is not None:
+            value = cfg.key_field.get(record)
+            extra = js_string(None if value is MISSING else value)
+        key = (request.url, body_key, extra)
+        requests_by_key.setdefault(key, request)
+        record_keys.append(key)
+
+    outcomes: dict[Any, _Outcome] = {}
+    pending: list[Any] = []
+    for key in requests_by_key:
+        hit = state.cached(key) if cfg.cache_ttl > 0 else None
+        if hit is not None:
+            outcomes[key] = hit
+        else:
+            pending.append(key)
+
+    if pending:
+        workers = min(cfg.batch_size, len(pending))
+        if workers == 1:
+            results = [_fetch(ctx.http, cfg, requests_by_key[k], state, ctx) for k in pending]
+        else:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="httpLookup") as pool:
+                results = list(
+                    pool.map(lambda k: _fetch(ctx.http, cfg, requests_by_key[k], state, ctx), pending)
+                )
+        for key, outcome in zip(pending, results, strict=True):
+            outcomes[key] = outcome
+            if outcome.kind == "ok" and cfg.cache_ttl > 0:
+                state.store(key, outcome, cfg.cache_ttl)
+            elif outcome.kind == "error" and not (cfg.fail_on_error or ctx.retrying_records):
+                ctx.warn(f"httpLookup {requests_by_key[key].url}: {outcome.message}; wrote the default")
+
+    out: list = []
+    for record, key in zip(records, record_keys, strict=True):
+        outcome = outcomes[key]
+        if outcome.kind == "ok":
+            value = cfg.default if outcome.value is MISSING else outcome.value
+        elif outcome.kind == "not_found":
+            if cfg.skip_on_404:
+                out.append(None)
+                continue
+            value = cfg.default
+        else:
+            if cfg.fail_on_error or ctx.retrying_records:
+                out.append(RecordError(f"httpLookup {requests_by_key[key].url}: {outcome.message}",
+                                       retryable=outcome.retryable))
+                continue
+            value = cfg.default
+        cfg.target.set(record, deep_copy(value))
+        out.append(record)
+    return out
+
+
 @batch_operator(
     "httpLookup",
     name="HTTP lookup",
     category=CATEGORY,
     description="Fetch a value per record from an HTTP endpoint (URL template, cache, retries) into a field.",
     pure=False,
+    each=lookup_each,
     schema={
         "type": "object",
         "properties": {
@@ -667,8 +735,10 @@ def http_lookup(records: Batch, args: dict, ctx: OperatorContext) -> Batch:
     * 404: the record is dropped with ``skipOn404``, else ``default`` (or null) is written.
     * Anything else after the retries (timeouts, connection errors, 429 and 5xx are retried with
       exponential backoff or the server's Retry-After; other statuses and refused addresses are not):
-      with ``failOnError`` the step fails (the error names the URL); without it ``default`` is written and
-      the failure is reported with ``ctx.warn``, as in the plugin, where such errors are only logged.
+      with ``failOnError`` the step fails (the error names the URL); when the step retries records
+      (``retryPerRecord``) the record fails, is retried in the step's rounds and, after its last attempt,
+      goes to the record errors; otherwise ``default`` is written and the failure is reported with
+      ``ctx.warn``, as in the plugin, where such errors are only logged.
     * Responses are cached for ``cacheTtlSec`` for the rest of the step run (across its batches), keyed
       by method, URL, body and ``keyField``'s value. Five failures of one origin within a minute open a
       circuit breaker for 30 s: lookups to it then fail at once instead of waiting for timeouts.
@@ -678,64 +748,10 @@ def http_lookup(records: Batch, args: dict, ctx: OperatorContext) -> Batch:
     the step run rather than the process; secret codes and saved connections are refused until Datahub
     resolves them (static credential headers are refused for good).
     """
-    if ctx.http is None:
-        raise ConfigError("outbound HTTP is not available here", field="url")
-    cfg = _LookupConfig.from_args(args)
-    state = _state_for(ctx)
-
-    requests_by_key: dict[Any, _Request] = {}
-    record_keys: list[Any] = []
-    for record in records:
-        request = _Request(cfg.url_for(record), cfg.body_for(record))
-        body_key = None if request.body is MISSING else dumps(request.body)
-        extra = None
-        if cfg.key_field is not None:
-            value = cfg.key_field.get(record)
-            extra = js_string(None if value is MISSING else value)
-        key = (request.url, body_key, extra)
-        requests_by_key.setdefault(key, request)
-        record_keys.append(key)
-
-    outcomes: dict[Any, _Outcome] = {}
-    pending: list[Any] = []
-    for key in requests_by_key:
-        hit = state.cached(key) if cfg.cache_ttl > 0 else None
-        if hit is not None:
-            outcomes[key] = hit
-        else:
-            pending.append(key)
-
-    if pending:
-        workers = min(cfg.batch_size, len(pending))
-        if workers == 1:
-            results = [_fetch(ctx.http, cfg, requests_by_key[k], state, ctx) for k in pending]
-        else:
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="httpLookup") as pool:
-                results = list(
-                    pool.map(lambda k: _fetch(ctx.http, cfg, requests_by_key[k], state, ctx), pending)
-                )
-        for key, outcome in zip(pending, results, strict=True):
-            outcomes[key] = outcome
-            if outcome.kind == "ok" and cfg.cache_ttl > 0:
-                state.store(key, outcome, cfg.cache_ttl)
-            elif outcome.kind == "error" and not cfg.fail_on_error:
-                ctx.warn(f"httpLookup {requests_by_key[key].url}: {outcome.message}; wrote the default")
-
     out: Batch = []
-    for record, key in zip(records, record_keys, strict=True):
-        outcome = outcomes[key]
-        if outcome.kind == "ok":
-            value = cfg.default if outcome.value is MISSING else outcome.value
-        elif outcome.kind == "not_found":
-            if cfg.skip_on_404:
-                continue
-            value = cfg.default
-        else:
-            if cfg.fail_on_error:
-                raise RecordError(
-                    f"httpLookup {requests_by_key[key].url}: {outcome.message}", retryable=False
-                )
-            value = cfg.default
-        cfg.target.set(record, deep_copy(value))
-        out.append(record)
+    for outcome in lookup_each(records, args, ctx):
+        if isinstance(outcome, RecordError):
+            raise outcome
+        if outcome is not None:
+            out.append(outcome)
     return out

@@ -15,7 +15,7 @@ from pipelines.definition import StepSpec
 from pipelines.errors import ConfigError, StepCancelled
 from pipelines.operators.chain import OperatorChain
 from runs.engine.context import StepContext, StepHandler, StepInput, StepOutcome
-from runs.engine.retry import RETRY_SCHEMA, RetryPolicy, apply_with_retry
+from runs.engine.retry import RETRY_SCHEMA, RetryPolicy, apply_with_retry, retry_problems
 from runs.engine.triggers import trigger_problems
 from runs.engine.validate import compile_rules
 from runs.engine.webhook_jwt import JWT_PROPERTIES
@@ -69,8 +69,17 @@ def operator_items(step: StepSpec) -> list[dict]:
 
 class TransformHandler(StepHandler):
     def run(self, step, inputs, ctx):
-        chain = OperatorChain(operator_items(step), context_for=ctx.operator_context)
         policy = None if step.adapter_code else RetryPolicy.from_config(step.config.get("retryPerRecord"))
+        if policy is not None:
+            for field_path, message in retry_problems(dict(step.config)):
+                raise ConfigError(message, field=field_path)
+
+        def context_for(index: int):
+            context = ctx.operator_context(index)
+            context.retrying_records = policy is not None
+            return context
+
+        chain = OperatorChain(operator_items(step), context_for=context_for)
         return run_chain(chain, inputs, ctx, policy)
 
 
@@ -306,7 +315,7 @@ STEP_TYPES = (
 )
 
 # Checks beyond the JSON schema, run when a definition is validated: (field, message) per problem.
-STEP_CHECKS = {"TRIGGER": trigger_problems}
+STEP_CHECKS = {"TRIGGER": trigger_problems, "TRANSFORM": retry_problems}
 
 for _code, _handler, _schema, _description in STEP_TYPES:
     registry.step_types.register(

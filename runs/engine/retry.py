@@ -3,9 +3,14 @@
 A record that fails is processed again from its original value through the step's whole operator chain,
 up to ``maxRetries`` more times; after the last attempt it goes to the record-error list with its attempt
 count, and the step goes on. Retries run in *rounds*: every record that failed in round n is retried
-together in round n+1 after one delay, so a thousand records failing once with a 100 ms delay cost about
-100 ms of waiting, not 100 s. Records keep their input order in the output (for chains of per-record
-operators; after a batch operator such as aggregate, retried records are appended after the others).
+in round n+1 after one delay, without the records that passed, so a thousand records failing once with a
+100 ms delay cost about 100 ms of waiting, not 100 s. Records keep their input order in the output.
+
+Every operator kind takes part: per-record operators, custom operators (called one record at a time) and
+batch operators that trace each output to its input (httpLookup, whose failed lookups then fail the
+record instead of writing the default). A chain with an operator that combines records (aggregate,
+deduplicateRecords, multiJoin, deltaFilter, expand) cannot retry one record alone: such a definition is
+refused (:func:`retry_problems`) rather than retrying silently nothing.
 
 ``retryableErrors`` lists message patterns (regular expressions, matched with search); an error that
 matches none is not retried. Empty means every error is retried, except errors an operator marks as not
@@ -20,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipelines.errors import ConfigError
-from pipelines.operators.chain import ChainResult, OperatorChain, RecordFailure
+from pipelines.operators.chain import ChainResult, OperatorChain, RecordFailure, whole_batch_operators
 from pipelines.records import Batch, Record
 
 MAX_RETRIES = 20
@@ -78,6 +83,17 @@ class RetryPolicy:
         if not failure.retryable or failure.position is None:
             return False
         return not self.patterns or any(p.search(failure.message) for p in self.patterns)
+
+
+def retry_problems(config: dict) -> list[tuple[str, str]]:
+    """(field, message) when a TRANSFORM config asks for per-record retry over an operator that works on
+    the whole batch: its outputs have no single input record to retry from."""
+    retry = config.get("retryPerRecord")
+    if not isinstance(retry, dict) or not isinstance(retry.get("maxRetries"), int) or retry["maxRetries"] <= 0:
+        return []
+    return [("retryPerRecord", f"operators[{index}] ('{code}') works on the whole batch, so a failing record "
+             "cannot be retried on its own; put it in a TRANSFORM step of its own, without retryPerRecord")
+            for index, code in whole_batch_operators(config.get("operators"))]
 
 
 @dataclass(frozen=True)

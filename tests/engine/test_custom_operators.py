@@ -53,7 +53,7 @@ def test_it_registers_with_the_decorator(registries):
     assert "double" in registries.operators
 
 
-def test_it_narrows_a_batch_failure_down_to_the_bad_records(registries):
+def test_it_fails_only_the_records_the_operator_raises_on(registries):
     register_operator(code="double", schema=SCHEMA, apply=double)
     records = [{"n": i} for i in range(50)]
     records[7] = {"n": "boom"}
