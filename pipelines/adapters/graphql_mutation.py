@@ -27,8 +27,10 @@ written in order.)
 What counts as a failure, per request:
 
 * A response with an ``errors`` array is a failure for the records it concerns, whatever its HTTP status.
-  In batch mode an error is matched to its record by the alias in ``path[0]``; an error without such a
-  path fails every record of the request.
+  In batch mode an error is matched to its record by the alias in ``path[0]``. An error without such a
+  path concerns no record in particular: it fails the records the server returned no data for, while a
+  record whose mutation returned data was executed (written there) and counts as written, so a replay
+  of the record errors does not write it twice.
 * An error before execution (no ``data``, no path), such as a record whose value does not fit the
   variable's type, means nothing was written; in batch mode the request's records are then sent again
   one by one, so the bad one fails alone and the others are written.
@@ -338,14 +340,17 @@ class GraphqlMutationLoader(Writer):
             (mine.setdefault(index, []) if index is not None else common).append(error)
         outcomes: list[tuple[Any, str | None]] = []
         for i in range(n):
-            own = common + mine.get(i, [])
+            index = i if aliased else None
+            own = mine.get(i, [])
             if own:
-                outcomes.append((None, f"GraphQL error: {_messages(own)}"))
-            elif data is None:
+                outcomes.append((None, f"GraphQL error: {_messages(own + common)}"))
+            elif data is None and not common:
                 # A non-null root field failed and took the whole data with it; this record's result is lost.
                 outcomes.append((None, f"no result: another mutation of the request failed ({_messages(errors)})"))
+            elif common and (data is None or not self.plan.answered(data, index)):
+                outcomes.append((None, f"GraphQL error: {_messages(common)}"))
             else:
-                outcomes.append((self.plan.result(data, i if aliased else None), None))
+                outcomes.append((self.plan.result(data, index), None))
         return outcomes
 
     # -- records ---------------------------------------------------------------------------------
@@ -392,6 +397,17 @@ class MutationPlan:
         if self.single_field:
             return data.get(f"m{index}")
         return {key: data.get(f"m{index}_{key}") for key in self.root_keys}
+
+    def answered(self, data: dict, index: int | None) -> bool:
+        """Whether ``data`` holds a result for record ``index`` (None: a plain request): then its mutation
+        was executed, whatever other errors the response carries."""
+        if index is None:
+            keys = self.root_keys
+        elif self.single_field:
+            keys = (f"m{index}",)
+        else:
+            keys = tuple(f"m{index}_{key}" for key in self.root_keys)
+        return any(data.get(key) is not None for key in keys)
 
     def batch_document(self, n: int) -> str:
         """The document with ``n`` aliased copies of the operation's fields (cached per ``n``)."""

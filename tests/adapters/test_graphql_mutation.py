@@ -75,6 +75,8 @@ class Backend:
         self.retry_after: str | None = None
         self.hang = False
         self.released = threading.Event()
+        # Errors without a `path` added to every executed response (a server's throttling or cost notice).
+        self.pathless_errors: list[str] = []
 
     def __call__(self, request: Request) -> Response:
         self.headers.append(dict(request.headers))
@@ -89,7 +91,10 @@ class Backend:
             return Response("busy", status=self.fail_status, headers=headers)
         result = SCHEMA.execute(body["query"], variables=body.get("variables"),
                                 context_value={"backend": self, "request": request})
-        return Response(json.dumps(result.formatted), status=200, content_type="application/json")
+        formatted = result.formatted
+        if self.pathless_errors:
+            formatted["errors"] = formatted.get("errors", []) + [{"message": m} for m in self.pathless_errors]
+        return Response(json.dumps(formatted), status=200, content_type="application/json")
 
 
 @pytest.fixture(scope="module")
@@ -222,6 +227,37 @@ def test_it_treats_an_errors_array_in_a_200_as_a_failure(backend, endpoint):
     assert result.failed == [({"sku": "bad"}, "GraphQL error: sku 'bad' is refused")]
     assert result.output == [{"sku": "A-2"}]
     assert result.written == 1
+
+
+def test_it_loads_the_records_answered_with_data_despite_an_error_without_a_path(backend, endpoint):
+    backend.pathless_errors = ["query cost 980 of 1000"]
+    records = [{"sku": "A-1"}, {"sku": "bad"}, {"sku": "A-3"}]
+    result = loader(endpoint, batchMode="batch", resultMapping={"id": "productId"}).write(records)
+    assert backend.created == ["A-1", "A-3"]
+    assert result.written == 2
+    assert result.output == [{"sku": "A-1", "productId": "P-A-1"}, {"sku": "A-3", "productId": "P-A-3"}]
+    assert result.failed == [({"sku": "bad"}, "GraphQL error: sku 'bad' is refused; query cost 980 of 1000")]
+
+
+def test_it_fails_only_the_records_without_data_when_an_error_has_no_path(server, endpoint):
+    # A server that executed the first mutation, then stopped (throttled) before the second one.
+    server.clear()
+    answer = {"data": {"m0": {"id": "P-A-1", "sku": "A-1"}, "m1": None},
+              "errors": [{"message": "throttled: try again in 2 s"}]}
+    server.expect_request("/graphql", method="POST").respond_with_json(answer)
+    result = loader(endpoint, batchMode="batch", resultMapping={"id": "productId"}).write(
+        [{"sku": "A-1"}, {"sku": "A-2"}])
+    assert result.written == 1
+    assert result.output == [{"sku": "A-1", "productId": "P-A-1"}]
+    assert result.failed == [({"sku": "A-2"}, "GraphQL error: throttled: try again in 2 s")]
+
+
+def test_it_fails_a_single_record_without_data_on_an_error_without_a_path(server, endpoint):
+    server.clear()
+    server.expect_request("/graphql", method="POST").respond_with_json(
+        {"data": {"createProduct": None}, "errors": [{"message": "throttled"}]})
+    result = loader(endpoint).write([{"sku": "A-1"}])
+    assert (result.written, result.failed) == (0, [({"sku": "A-1"}, "GraphQL error: throttled")])
 
 
 def test_it_does_not_retry_a_validation_error_and_sends_no_more(backend, endpoint):
@@ -406,6 +442,17 @@ def test_it_runs_in_a_pipeline_and_sends_failures_to_the_record_errors(backend, 
     errors = store.record_errors()
     assert [(e.step_key, e.record, e.message) for e in errors] == [
         ("load", {"sku": "bad"}, "GraphQL error: sku 'bad' is refused")]
+
+
+def test_it_counts_records_answered_with_data_as_written_in_a_run(backend, endpoint):
+    backend.pathless_errors = ["query cost 980 of 1000"]
+    records = [{"sku": "A-1"}, {"sku": "bad"}, {"sku": "A-3"}]
+    result, store = run(definition(endpoint, records, batchMode="batch"))
+    assert result.status == "COMPLETED"
+    counts = store.finished()["load"].counts
+    assert (counts.records_in, counts.records_out, counts.errors) == (3, 2, 1)
+    assert store.record_errors()[0].record == {"sku": "bad"}
+    assert backend.created == ["A-1", "A-3"]
 
 
 def test_a_dry_run_sends_nothing(backend, endpoint):
