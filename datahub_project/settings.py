@@ -242,6 +242,9 @@ DEFAULT_FROM_EMAIL = env_str("DATAHUB_FROM_EMAIL", "datahub@localhost")
 DATAHUB_PLUGIN_MODULES = ["runs.engine.handlers", "gates.step", *env_list("DATAHUB_PLUGIN_MODULES", [])]
 # A run whose worker has not written a heartbeat for this long is marked FAILED by the reaper.
 DATAHUB_HEARTBEAT_TIMEOUT = env_int("DATAHUB_HEARTBEAT_TIMEOUT", 120, minimum=10)
+# A `manage.py consume` process that has not renewed its hold on a MESSAGE consumer for this long is taken
+# to be dead: another consume process takes the consumer over.
+DATAHUB_CONSUMER_LEASE_SECONDS = env_int("DATAHUB_CONSUMER_LEASE_SECONDS", 30, minimum=2)
 # Step outputs larger than this many records spill from memory to a temporary file.
 DATAHUB_SPILL_RECORDS = env_int("DATAHUB_SPILL_RECORDS", 50_000, minimum=1)
 # Outbound HTTP: private, loopback and link-local targets are refused unless listed here (host or CIDR).

@@ -241,3 +241,7 @@ class ScheduleState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.pipeline.code}/{self.trigger_key} until {self.handled_until:%Y-%m-%d %H:%M}"
+
+
+# The MESSAGE trigger's tables live beside their code; imported here so Django finds them in the app.
+from runs.consumers.models import Consumer, DeadLetter, MessageDelivery  # noqa: E402, F401

@@ -233,7 +233,7 @@ def amqp_parameters(conn: Mapping, ctx: AdapterContext, *, timeout_s: float = 10
     return params
 
 
-def _connection(ctx: AdapterContext, code: str, types: tuple[str, ...], queue_type: str) -> Mapping:
+def broker_connection(ctx: AdapterContext, code: str, types: tuple[str, ...], queue_type: str) -> Mapping:
     conn = connection_of(ctx, code)
     kind = str(conn.get("type", "")).upper()
     if kind not in types:
@@ -338,7 +338,7 @@ class _RedisStream(_Backend):
     def open(self) -> None:
         import redis
 
-        conn = _connection(self.ctx, self.config["connectionCode"], ("REDIS",), "REDIS_STREAMS")
+        conn = broker_connection(self.ctx, self.config["connectionCode"], ("REDIS",), "REDIS_STREAMS")
         options = redis_options(conn, self.ctx, timeout_s=self.timeout_s)
         self.where = f"Redis {options.get('host', options.get('path', '?'))}:{options.get('port', '')}"
         self.pool = redis.ConnectionPool(**options)
@@ -408,7 +408,7 @@ class _Amqp(_Backend):
         self.persistent = cfg.get("persistent", True) is not False
         self.priority = cfg.get("priority")
         self.ttl = cfg.get("ttlMs")
-        conn = _connection(self.ctx, cfg["connectionCode"], ("CUSTOM", "RABBITMQ"), "RABBITMQ_AMQP")
+        conn = broker_connection(self.ctx, cfg["connectionCode"], ("CUSTOM", "RABBITMQ"), "RABBITMQ_AMQP")
         params = amqp_parameters(conn, self.ctx, timeout_s=self.timeout_s)
         self.where = f"RabbitMQ {params.host}:{params.port}"
         self.pika = pika

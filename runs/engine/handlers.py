@@ -14,6 +14,7 @@ from pipelines import registry
 from pipelines.definition import StepSpec
 from pipelines.errors import ConfigError, StepCancelled
 from pipelines.operators.chain import OperatorChain
+from runs.consumers.config import MESSAGE_PROPERTIES
 from runs.engine.context import StepContext, StepHandler, StepInput, StepOutcome
 from runs.engine.retry import RETRY_SCHEMA, RetryPolicy, apply_with_retry, retry_problems
 from runs.engine.triggers import trigger_problems
@@ -248,6 +249,7 @@ TRIGGER_SCHEMA = {
                       "description": "WEBHOOK: deliveries per window per address (0: unlimited)."},
         "rateLimitWindow": {"type": "integer", "minimum": 1, "default": 60,
                             "description": "WEBHOOK: the rate-limit window in seconds."},
+        **MESSAGE_PROPERTIES,
     },
     "additionalProperties": False,
 }

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
+from runs.consumers.config import message_problems
 from runs.engine.webhook_jwt import jwt_problems
 
 CATCH_UP_POLICIES = ("ALL", "LAST", "NONE")
@@ -50,6 +51,7 @@ def webhook_problems(config: dict) -> list[tuple[str, str]]:
 TRIGGER_CHECKS = {
     "SCHEDULE": schedule_problems,
     "WEBHOOK": webhook_problems,
+    "MESSAGE": message_problems,
 }
 
 
