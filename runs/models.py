@@ -186,6 +186,26 @@ class WebhookDelivery(models.Model):
         return f"{self.pipeline.code} key {self.key}"
 
 
+class WebhookRateCount(models.Model):
+    """Deliveries to one webhook trigger from one client in one fixed window (runs.webhook_rate). In the
+    database so that every web process counts into the same row; the unique constraint lets two processes
+    opening a window at once end up with one row."""
+
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="+")
+    trigger_key = models.CharField(max_length=100)
+    client = models.CharField(max_length=100)
+    window = models.BigIntegerField(help_text="Seconds since the epoch // the window length.")
+    count = models.PositiveIntegerField(default=0)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["pipeline", "trigger_key", "client", "window"],
+                                               name="webhook_rate_one_row_per_window")]
+
+    def __str__(self) -> str:
+        return f"{self.trigger_key} {self.client} #{self.window}: {self.count}"
+
+
 class HookStatus(models.TextChoices):
     PENDING = "PENDING"
     SENDING = "SENDING"

@@ -27,10 +27,11 @@ Answers: 202 ``{"accepted": true, "duplicate": false, "runId": N}``; 200 for a d
 JSON (with line, column and position) or a body that is not an object or an array of objects; 401
 authentication failed; 404 no such pipeline or no enabled webhook trigger; 405 not a POST; 409 pipeline
 disabled, another run active (unless it allows concurrent runs), or an idempotency key reused with
-another body; 413 body over ``DATAHUB_WEBHOOK_MAX_BYTES`` (10 MiB); 415 a compressed body; 429 over
-``rateLimit`` requests per ``rateLimitWindow`` seconds from one address (default 100 per 60 s; 0 = no
-limit), or from an address locked out after repeated authentication failures (they count toward the
-login lock-out, ``datahub_project.lockout``); 503 the trigger's secret cannot be read.
+another body; 413 body over ``DATAHUB_WEBHOOK_MAX_BYTES`` (10 MiB); 415 a compressed body; 429 with
+``Retry-After`` over ``rateLimit`` requests per ``rateLimitWindow`` seconds from one client to one trigger
+(default 100 per 60 s; 0 = no limit; counted in the database, see :mod:`runs.webhook_rate`), or from an
+address locked out after repeated authentication failures (they count toward the login lock-out,
+``datahub_project.lockout``); 503 the trigger's secret cannot be read.
 """
 
 from __future__ import annotations
@@ -41,13 +42,11 @@ import hashlib
 import hmac
 import json
 import logging
-import time
 from dataclasses import dataclass
 from datetime import timedelta
 
 import jwt
 from django.conf import settings
-from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
@@ -56,7 +55,7 @@ from django.views.decorators.csrf import csrf_exempt
 from datahub_project.lockout import is_locked_out, lockout_message, record_failure
 from pipelines.errors import ConfigError, DatahubError
 from pipelines.models import Pipeline
-from runs import services
+from runs import services, webhook_rate
 from runs.engine import webhook_jwt
 from runs.models import WebhookDelivery
 
@@ -64,7 +63,6 @@ log = logging.getLogger(__name__)
 
 MAX_BYTES_DEFAULT = 10 * 1024 * 1024
 AUTH_KINDS = ("NONE", "API_KEY", "HMAC", "BASIC", "JWT")
-DEFAULT_RATE_LIMIT = 100
 MAX_KEY_LENGTH = 200
 
 
@@ -90,7 +88,7 @@ def receive(request: HttpRequest, code: str, trigger_key: str | None = None) -> 
     try:
         pipeline, trigger = _find_trigger(code, trigger_key)
         config = trigger.get("config") or {}
-        _rate_limit(request, pipeline, config)
+        _rate_limit(request, pipeline, trigger["key"], config)
         body = _read_body(request)
         _authenticate(request, config, body)
         if not pipeline.enabled:
@@ -121,23 +119,12 @@ def _find_trigger(code: str, trigger_key: str | None) -> tuple[Pipeline, dict]:
     return pipeline, triggers[0]
 
 
-def _rate_limit(request: HttpRequest, pipeline: Pipeline, config: dict) -> None:
-    limit = config.get("rateLimit", DEFAULT_RATE_LIMIT)
-    if not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0:
-        return
-    window = config.get("rateLimitWindow") or 60
-    window = window if isinstance(window, int) and not isinstance(window, bool) and window > 0 else 60
-    slot = int(time.time() // window)
-    # Counted per process cache (LocMem by default): a brake on floods and guessing, not an exact quota.
-    key = f"datahub:webhook-rate:{pipeline.pk}:{request.META.get('REMOTE_ADDR')}:{slot}"
-    cache.add(key, 0, timeout=window + 1)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        count = 1
-    if count > limit:
-        retry = int(window - time.time() % window) + 1
-        raise Refusal(429, f"too many requests: at most {limit} per {window} s", {"Retry-After": str(retry)})
+def _rate_limit(request: HttpRequest, pipeline: Pipeline, trigger_key: str, config: dict) -> None:
+    retry = webhook_rate.count_delivery(pipeline.pk, trigger_key, webhook_rate.client_of(request), config)
+    if retry is not None:
+        limit, window = webhook_rate.limits(config)
+        raise Refusal(429, f"too many requests: at most {limit} per {window} s from one client; retry in {retry} s",
+                      {"Retry-After": str(retry)})
 
 
 def _read_body(request: HttpRequest) -> bytes:
@@ -215,6 +202,7 @@ def _check_jwt(request: HttpRequest, config: dict) -> None:
     try:
         webhook_jwt.verify(webhook_jwt.bearer_token(request.headers.get("Authorization") or ""), config, key)
     except webhook_jwt.JwtRefused as refused:
+        record_failure(request, "webhook authentication (JWT)")
         raise Refusal(401, f"authentication failed: {refused}",
                       {"WWW-Authenticate": f'Bearer realm="datahub", error="invalid_token", '
                                            f'error_description="{refused}"'}) from None

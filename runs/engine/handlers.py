@@ -246,7 +246,8 @@ TRIGGER_SCHEMA = {
         "idempotencyTtlSec": {"type": "integer", "minimum": 1,
                               "description": "WEBHOOK: how long a key is remembered."},
         "rateLimit": {"type": "integer", "minimum": 0, "default": 100,
-                      "description": "WEBHOOK: deliveries per window per address (0: unlimited)."},
+                      "description": "WEBHOOK: deliveries per window per client address to this trigger "
+                      "(0: unlimited); beyond it 429 with Retry-After."},
         "rateLimitWindow": {"type": "integer", "minimum": 1, "default": 60,
                             "description": "WEBHOOK: the rate-limit window in seconds."},
         **MESSAGE_PROPERTIES,

@@ -10,7 +10,6 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from django.core.cache import cache
 
 from pipelines.errors import DefinitionError
 from pipelines.models import PipelineRevision
@@ -20,13 +19,6 @@ from tests.runs.test_webhook_trigger import pipeline, post, secret
 pytestmark = pytest.mark.django_db
 
 HS_SECRET = "a-shared-secret-of-at-least-32-bytes!"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_rate_limits():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture(scope="module")

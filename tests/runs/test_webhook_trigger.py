@@ -6,7 +6,6 @@ import hmac
 import json
 
 import pytest
-from django.core.cache import cache
 from django.test import Client
 
 from pipelines.models import Pipeline, Secret
@@ -16,13 +15,6 @@ from runs import services
 from runs.models import Run, RunStatus, WebhookDelivery
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fresh_rate_limits():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 def secret(code, value):
