@@ -51,19 +51,21 @@ def count_delivery(pipeline_id: int, trigger_key: str, client: str, config: dict
     now = time.time() if now is None else now
     slot = int(now // window)
     row = WebhookRateCount.objects.filter(pipeline_id=pipeline_id, trigger_key=trigger_key, client=client, window=slot)
-    # One UPDATE ... SET count = count + 1: concurrent deliveries each add their one, whatever the order.
-    if not row.update(count=F("count") + 1):
-        now_dt = datetime.fromtimestamp(now, UTC)
-        try:
-            with transaction.atomic():
-                WebhookRateCount.objects.create(
-                    pipeline_id=pipeline_id, trigger_key=trigger_key, client=client, window=slot, count=1,
-                    expires_at=datetime.fromtimestamp((slot + 1) * window, UTC))
-        except IntegrityError:  # another process opened the window first: count into its row
-            row.update(count=F("count") + 1)
-        # Opening a window is rare enough to sweep out every ended one here.
-        WebhookRateCount.objects.filter(expires_at__lte=now_dt).delete()
-    count = row.values_list("count", flat=True).first() or 0
+    # UPDATE ... SET count = count + 1 and the read of the count in one transaction: the update's row lock
+    # keeps every other delivery out until this one has read its own number, so each delivery gets a
+    # distinct number and exactly ``limit`` of them pass.
+    with transaction.atomic():
+        if not row.update(count=F("count") + 1):
+            try:
+                with transaction.atomic():
+                    WebhookRateCount.objects.create(
+                        pipeline_id=pipeline_id, trigger_key=trigger_key, client=client, window=slot, count=1,
+                        expires_at=datetime.fromtimestamp((slot + 1) * window, UTC))
+            except IntegrityError:  # another process opened the window first: count into its row
+                row.update(count=F("count") + 1)
+            # Opening a window is rare enough to sweep out every ended one here.
+            WebhookRateCount.objects.filter(expires_at__lte=datetime.fromtimestamp(now, UTC)).delete()
+        count = row.values_list("count", flat=True).first() or 0
     if count <= limit:
         return None
     return max(1, int((slot + 1) * window - now + 0.999))
