@@ -39,8 +39,9 @@ import orjson
 from pipelines import registry
 from pipelines.adapters.base import Extractor
 from pipelines.definition import parse
+from pipelines.js import WHITESPACE as JS_WHITESPACE
+from pipelines.js import WHITESPACE_CLASS as JS_WHITESPACE_CLASS
 from pipelines.operators.chain import OperatorChain
-from pipelines.operators.numbers import JS_WHITESPACE, JS_WHITESPACE_CLASS
 from runs.engine.buffers import RecordBuffer
 from runs.engine.context import RunOptions
 from runs.engine.executor import execute

@@ -27,22 +27,17 @@ Where we differ from the plugin, on purpose (it fails silently where we can say 
   the plugin ``eq`` against a list or object is always false).
 * ``exists``/``notExists`` mean what they say (the plugin's DSL helper emits them inverted).
 
-Regular expressions in configs are written for JavaScript; :func:`js_regex` compiles them with JavaScript's
-meaning (``$`` is the end of the text, ``\\d``/``\\w``/``\\b`` are ASCII, ``.`` stops at any line break)
-after the plugin's ReDoS checks (:func:`regex_problem`).
+Regular expressions in configs are written for JavaScript and compiled by :func:`pipelines.js.regex`.
 """
 
 from __future__ import annotations
 
 import difflib
-import math
 import operator
-import re
 from collections.abc import Callable
-from decimal import Decimal
-from functools import lru_cache
 from typing import Any
 
+from pipelines import js
 from pipelines.errors import ConfigError
 from pipelines.records import MISSING, PathError, Record, path
 
@@ -80,198 +75,6 @@ def strict_equal(a: Any, b: Any) -> bool:
     if (ta is int or ta is float) and (tb is int or tb is float):
         return a == b
     return False
-
-
-def js_number(value: float | int) -> str:
-    """``String(n)`` in JavaScript: ``1.0`` -> ``"1"``, ``1e-7`` -> ``"1e-7"``, ``1e21`` -> ``"1e+21"``."""
-    if type(value) is int:
-        if abs(value) < 10**21:
-            return str(value)
-        value = float(value)
-    if value != value:
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    if value == 0:
-        return "0"
-    sign, digits_t, exponent = Decimal(repr(value)).normalize().as_tuple()
-    digits = "".join(map(str, digits_t))
-    k = len(digits)
-    n = int(exponent) + k  # the decimal point sits after the n-th digit
-    if k <= n <= 21:
-        text = digits + "0" * (n - k)
-    elif 0 < n <= 21:
-        text = digits[:n] + "." + digits[n:]
-    elif -6 < n <= 0:
-        text = "0." + "0" * (-n) + digits
-    else:
-        e = n - 1
-        mantissa = digits if k == 1 else digits[0] + "." + digits[1:]
-        text = f"{mantissa}e{'+' if e >= 0 else '-'}{abs(e)}"
-    return "-" + text if sign else text
-
-
-def js_string(value: Any) -> str:
-    """``String(value)`` in JavaScript for JSON values (what the plugin's templates and ids use)."""
-    t = type(value)
-    if t is str:
-        return value
-    if t is bool:
-        return "true" if value else "false"
-    if t is int or t is float:
-        return js_number(value)
-    if value is None:
-        return "null"
-    if value is MISSING:
-        return "undefined"
-    if t is list:
-        return ",".join("" if v is None or v is MISSING else js_string(v) for v in value)
-    if t is dict:
-        return "[object Object]"
-    return str(value)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Regular expressions written for JavaScript
-# ---------------------------------------------------------------------------------------------------------
-
-MAX_PATTERN_LENGTH = 256
-_NESTED_QUANTIFIER = re.compile(r"\([^)]*[+*][^)]*\)[+*{]")
-_ADJACENT_QUANTIFIER = re.compile(r"[+*}][+*]")
-_BACKREF_QUANTIFIER = re.compile(r"\\[1-9]\d*[+*{]")
-
-_JS_SPACE = r"\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
-_WORD = "A-Za-z0-9_"
-_OUTSIDE_CLASS = {
-    "d": "[0-9]",
-    "D": "[^0-9]",
-    "w": f"[{_WORD}]",
-    "W": f"[^{_WORD}]",
-    "s": f"[{_JS_SPACE}]",
-    "S": f"[^{_JS_SPACE}]",
-    "b": f"(?:(?<=[{_WORD}])(?![{_WORD}])|(?<![{_WORD}])(?=[{_WORD}]))",
-    "B": f"(?:(?<=[{_WORD}])(?=[{_WORD}])|(?<![{_WORD}])(?![{_WORD}]))",
-}
-_INSIDE_CLASS = {"d": "0-9", "w": _WORD, "s": _JS_SPACE, "b": r"\x08"}
-# Escapes that mean the same in both dialects; any other escaped letter is that letter in JavaScript.
-_SAME_ESCAPES = set("fnrtv")
-
-
-def regex_problem(pattern: Any) -> str | None:
-    """Why the plugin would refuse ``pattern`` (too long, or shaped for catastrophic backtracking), or None."""
-    if not isinstance(pattern, str) or not pattern:
-        return "the pattern must be a non-empty string"
-    if len(pattern) > MAX_PATTERN_LENGTH:
-        return f"the pattern is longer than {MAX_PATTERN_LENGTH} characters"
-    if _NESTED_QUANTIFIER.search(pattern):
-        return "the pattern nests quantifiers like (a+)+, which can backtrack catastrophically"
-    if _ADJACENT_QUANTIFIER.search(pattern):
-        return "the pattern has adjacent quantifiers like a*+, which can backtrack catastrophically"
-    if _BACKREF_QUANTIFIER.search(pattern):
-        return "the pattern repeats a backreference like \\1+, which can backtrack exponentially"
-    return None
-
-
-def _translate_js_regex(pattern: str, multiline: bool, dotall: bool) -> str:
-    out: list[str] = []
-    i = 0
-    n = len(pattern)
-    in_class = False
-    line_breaks = r"\n\r\u2028\u2029"
-    while i < n:
-        c = pattern[i]
-        if c == "\\" and i + 1 < n:
-            e = pattern[i + 1]
-            i += 2
-            if in_class:
-                if e in _INSIDE_CLASS:
-                    out.append(_INSIDE_CLASS[e])
-                elif e in "DWS" or e in _SAME_ESCAPES or e in "xuc" or not e.isascii() or not e.isalnum():
-                    out.append("\\" + e)
-                elif e == "0":
-                    out.append(r"\x00")
-                else:
-                    out.append(re.escape(e))
-                continue
-            if e in _OUTSIDE_CLASS:
-                out.append(_OUTSIDE_CLASS[e])
-            elif e == "k" and i < n and pattern[i] == "<":
-                end = pattern.find(">", i)
-                if end == -1:
-                    raise re.error("unterminated group name")
-                out.append(f"(?P={pattern[i + 1 : end]})")
-                i = end + 1
-            elif e == "0" and not (i < n and pattern[i].isdigit()):
-                out.append(r"\x00")
-            elif e.isdigit() or e in _SAME_ESCAPES or e in "xuc" or not e.isascii() or not e.isalnum():
-                out.append("\\" + e)
-            else:
-                out.append(re.escape(e))  # \e, \a, \A, \Z, ... are plain letters in JavaScript
-            continue
-        if in_class:
-            if c == "]":
-                in_class = False
-            elif c == "[":
-                c = r"\["
-            out.append(c)
-        elif c == "[":
-            if pattern.startswith("[]", i):
-                out.append("(?!)")  # an empty class matches nothing
-                i += 2
-                continue
-            if pattern.startswith("[^]", i):
-                out.append(r"[\s\S]")  # any character
-                i += 3
-                continue
-            in_class = True
-            out.append("[")
-            if i + 1 < n and pattern[i + 1] == "^":
-                out.append("^")
-                i += 1
-        elif c == "$":
-            out.append(f"(?=[{line_breaks}]|\\Z)" if multiline else r"\Z")
-        elif c == "^" and multiline:
-            out.append(f"(?:(?<=[{line_breaks}])|\\A)")
-        elif c == ".":
-            out.append(r"[\s\S]" if dotall else f"[^{line_breaks}]")
-        elif c == "(" and pattern.startswith("(?<", i) and not pattern.startswith(("(?<=", "(?<!"), i):
-            out.append("(?P<")
-            i += 3
-            continue
-        else:
-            out.append(c)
-        i += 1
-    return "".join(out)
-
-
-@lru_cache(maxsize=1024)
-def js_regex(pattern: str, flags: str = "") -> re.Pattern[str]:
-    """Compile a JavaScript regular expression (flags ``i``, ``m``, ``s``; ``g``, ``u``, ``y`` ignored).
-
-    Raises ``ValueError`` with a readable reason for an unsafe or invalid pattern.
-    """
-    problem = regex_problem(pattern)
-    if problem:
-        raise ValueError(problem)
-    unknown = set(flags) - set("gimsuy")
-    if unknown:
-        raise ValueError(f"unknown regex flag(s) {''.join(sorted(unknown))!r}; use g, i, m, s, u or y")
-    try:
-        return re.compile(
-            _translate_js_regex(pattern, "m" in flags, "s" in flags),
-            re.IGNORECASE if "i" in flags else 0,
-        )
-    except re.error as exc:
-        raise ValueError(f"the pattern does not compile: {exc}") from None
-
-
-@lru_cache(maxsize=1024)
-def glob_regex(pattern: str) -> re.Pattern[str]:
-    """A glob (``*`` any run of characters, ``?`` one character, the rest literal) matched whole."""
-    parts = []
-    for c in pattern:
-        parts.append(".*" if c == "*" else "." if c == "?" else re.escape(c))
-    return re.compile("".join(parts), re.DOTALL)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -347,14 +150,14 @@ def _regex(a: Any, b: Any) -> bool:
     if not _strings(a, b):
         return False
     try:
-        compiled = js_regex(b)
+        compiled = js.regex(b)
     except ValueError:
         return False
     return compiled.search(a) is not None
 
 
 def _matches(a: Any, b: Any) -> bool:
-    return _strings(a, b) and glob_regex(b).fullmatch(a) is not None
+    return _strings(a, b) and js.glob_regex(b).fullmatch(a) is not None
 
 
 def _exists(a: Any, b: Any = None) -> bool:
@@ -477,7 +280,7 @@ def _check_value(cmp: str, value: Any, where: str) -> None:
         raise ConfigError(f"'{cmp}' compares strings, so value must be a string, got {value!r}", field=where)
     if cmp == "regex":
         try:
-            js_regex(value)
+            js.regex(value)
         except ValueError as exc:
             raise ConfigError(f"regex {value!r} cannot be used: {exc}", field=where) from None
 
@@ -589,10 +392,10 @@ def _specialise(p: Any, cmp: str, value: Any) -> Callable[[Record], bool]:
         fn = COMPARATORS[cmp]
         return lambda r: fn(get(r, None), value)
     if cmp == "regex":
-        search = js_regex(value).search
+        search = js.regex(value).search
         return lambda r: type(v := get(r, None)) is str and search(v) is not None
     if cmp == "matches":
-        full = glob_regex(value).fullmatch
+        full = js.glob_regex(value).fullmatch
         return lambda r: type(v := get(r, None)) is str and full(v) is not None
     if cmp == "exists":
         return lambda r: get(r, None) is not None

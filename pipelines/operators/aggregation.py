@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from pipelines import js
 from pipelines.errors import ConfigError, StepError
 from pipelines.operators._common import field_path
 from pipelines.operators.base import OperatorContext, batch_operator, record_operator
@@ -36,11 +37,7 @@ def _is_number(value: Any) -> bool:
     return t is int or (t is float and math.isfinite(value))
 
 
-def _js_number(value: Any) -> Any:
-    """An integral float as an int (JSON has one number type; ``20.0`` prints as ``20`` in the plugin)."""
-    if type(value) is float and value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    return value
+
 
 
 def canonical(value: Any) -> Any:
@@ -69,17 +66,17 @@ def compute_aggregate(op: str, values: list) -> Any:
         return len(values)
     # Plain left-to-right sums, as the plugin's reduce (fsum would round differently in the last digit).
     if op == "sum":
-        return _js_number(sum(values))
+        return js.normal_number(sum(values))
     if op == "avg":
-        return _js_number(sum(values) / len(values))
+        return js.normal_number(sum(values) / len(values))
     if op == "min":
-        return _js_number(min(values))
+        return js.normal_number(min(values))
     if op == "max":
-        return _js_number(max(values))
+        return js.normal_number(max(values))
     if op == "first":
-        return _js_number(values[0])
+        return js.normal_number(values[0])
     if op == "last":
-        return _js_number(values[-1])
+        return js.normal_number(values[-1])
     raise ConfigError(f"unknown aggregate op '{op}'", field="op")
 
 

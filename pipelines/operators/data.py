@@ -13,7 +13,7 @@ import uuid as uuid_lib
 from collections.abc import Callable
 from typing import Any
 
-from pipelines.conditions import js_string
+from pipelines import js
 from pipelines.errors import ConfigError
 from pipelines.operators.base import record_operator
 from pipelines.operators.json_ops import compile_path, js_json, single_key
@@ -272,7 +272,7 @@ def build_template(args: dict, ctx: Any):
             elif value is None or value is MISSING:
                 append(when_missing)
             else:
-                append(js_string(value))
+                append(js.string(value))
         append(tail)
         put(record, "".join(out))
         return record
@@ -445,7 +445,7 @@ def build_uuid(args: dict, ctx: Any):
         if name is None or name is MISSING:
             put(record, None)
         else:
-            put(record, str(uuid5(ns, name if type(name) is str else js_string(name))))
+            put(record, str(uuid5(ns, name if type(name) is str else js.string(name))))
         return record
 
     return uuid_v5

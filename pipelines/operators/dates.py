@@ -21,10 +21,11 @@ import re
 from datetime import UTC, date, datetime
 from operator import itemgetter
 
+from pipelines import js
 from pipelines.errors import ConfigError
 from pipelines.operators._common import args_schema, path_prop
 from pipelines.operators.base import OperatorContext, record_operator
-from pipelines.operators.numbers import getter, js_number, setter
+from pipelines.operators.numbers import getter, setter
 from pipelines.records import MISSING
 
 MAX_FORMAT_LENGTH = 64
@@ -519,7 +520,7 @@ def build_date_diff(args: dict, ctx: OperatorContext):
         diff = end - start
         if absolute and diff < 0:
             diff = -diff
-        put(record, js_number(diff / divisor))
+        put(record, js.normal_number(diff / divisor))
         return record
 
     return fn

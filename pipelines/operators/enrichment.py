@@ -7,7 +7,6 @@ plugin, is described on :func:`http_lookup`.
 
 from __future__ import annotations
 
-import math
 import re
 import threading
 import time
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from pipelines import js
 from pipelines.errors import ConfigError, RecordError
 from pipelines.http import HttpError
 from pipelines.operators._common import field_path
@@ -27,35 +27,7 @@ from pipelines.records import MISSING, Batch, Path, PathError, Record, deep_copy
 CATEGORY = "enrichment"
 
 
-def js_string(value: Any) -> str:
-    """JavaScript's ``String(value)`` for JSON values: the plugin's lookup keys and URL template values."""
-    t = type(value)
-    if t is str:
-        return value
-    if t is bool:
-        return "true" if value else "false"
-    if t is int:
-        return str(value)
-    if t is float:
-        if math.isnan(value):
-            return "NaN"
-        if math.isinf(value):
-            return "Infinity" if value > 0 else "-Infinity"
-        if value.is_integer() and abs(value) < 1e21:
-            return str(int(value))
-        text = repr(value)
-        if "e" in text:  # 1e-07 -> 1e-7, as JavaScript writes it
-            mantissa, exponent = text.split("e")
-            n = int(exponent)
-            text = f"{mantissa}e{'+' if n > 0 else '-'}{abs(n)}"
-        return text
-    if value is None:
-        return "null"
-    if t is list:
-        return ",".join("" if v is None else js_string(v) for v in value)
-    if t is dict:
-        return "[object Object]"
-    return str(value)
+
 
 
 # -- lookup, enrich, coalesce, default -----------------------------------------------------------
@@ -95,7 +67,7 @@ def lookup(args: dict, ctx: OperatorContext):
         value = source.get(record)
         hit = None
         if value is not MISSING and value is not None:
-            hit = table.get(js_string(value))
+            hit = table.get(js.string(value))
         target.set(record, deep_copy(default if hit is None else hit))
         return record
 
@@ -413,7 +385,7 @@ class _LookupConfig:
             else:
                 value = part.get(record)
                 if value is not MISSING and value is not None:
-                    out.append(quote(js_string(value), safe=_URI_SAFE))
+                    out.append(quote(js.string(value), safe=_URI_SAFE))
         return "".join(out)
 
     def body_for(self, record: Record) -> Any:
@@ -568,7 +540,7 @@ def lookup_each(records: Batch, args: dict, ctx: OperatorContext) -> list:
         extra = None
         if cfg.key_field is not None:
             value = cfg.key_field.get(record)
-            extra = js_string(None if value is MISSING else value)
+            extra = js.string(None if value is MISSING else value)
         key = (request.url, body_key, extra)
         requests_by_key.setdefault(key, request)
         record_keys.append(key)

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from pipelines.conditions import js_number
+from pipelines import js
 from pipelines.errors import ConfigError
 from pipelines.operators.base import record_operator
 from pipelines.records import MISSING, Path, PathError, path
@@ -46,9 +46,9 @@ def _scalar(value: Any) -> str | None:
     if t is bool:
         return "true" if value else "false"
     if t is int:
-        return js_number(value)
+        return js.number_text(value)
     if t is float:
-        return js_number(value) if value == value and value not in (float("inf"), float("-inf")) else "null"
+        return js.number_text(value) if value == value and value not in (float("inf"), float("-inf")) else "null"
     return None
 
 

@@ -18,11 +18,11 @@ from typing import Any
 
 import orjson
 
+from pipelines import js
 from pipelines.conditions import (
     CONDITION_SCHEMA,
     compile_condition,
     compile_conditions,
-    js_string,
     strict_equal,
 )
 from pipelines.errors import ConfigError
@@ -167,7 +167,7 @@ def build_switch(args: dict, ctx: Any):
     by_text: dict[str, int] = {}
     for i, v in enumerate(values):
         if v is not None:
-            by_text.setdefault(js_string(v), i)
+            by_text.setdefault(js.string(v), i)
 
     def pick(value: Any) -> int | None:
         if value is None or value is MISSING:
@@ -176,7 +176,7 @@ def build_switch(args: dict, ctx: Any):
         if t is str:
             return by_text.get(value)
         if t is not list and t is not dict:
-            return by_text.get(js_string(value))
+            return by_text.get(js.string(value))
         text = None
         for i, case in enumerate(values):
             tc = type(case)
@@ -185,8 +185,8 @@ def build_switch(args: dict, ctx: Any):
                     return i
             elif case is not None:
                 if text is None:
-                    text = js_string(value)
-                if js_string(case) == text:
+                    text = js.string(value)
+                if js.string(case) == text:
                     return i
         return None
 
@@ -291,7 +291,7 @@ def delta_filter(records: Batch, args: dict, ctx: OperatorContext) -> Batch:
                 p.delete(data)
         else:
             data = record
-        key = rid if type(rid) is str else js_string(rid)
+        key = rid if type(rid) is str else js.string(rid)
         digest = record_hash(data)
         current[key] = digest
         if previous.get(key) != digest:

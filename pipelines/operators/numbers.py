@@ -18,19 +18,18 @@ JavaScript numbers. What that means here:
 currency placement and symbols) in place of ICU; unknown locales fall back to their language, then to
 en-US, as ``Intl`` falls back to the runtime default.
 
-The helpers here (``js_string``, ``js_parse_float``, ``js_number``, ``getter``, ``setter``, ``plain_key``,
-``numeric_fn``) are shared with :mod:`pipelines.operators.strings` and :mod:`pipelines.operators.dates`.
+The helpers here (``getter``, ``setter``, ``plain_key``, ``numeric_fn``) are shared with :mod:`pipelines.operators.strings` and :mod:`pipelines.operators.dates`.
 """
 
 from __future__ import annotations
 
 import math
 import operator
-import re
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Any
 
+from pipelines import js
 from pipelines.errors import ConfigError
 from pipelines.operators._common import args_schema, path_prop
 from pipelines.operators.base import OperatorContext, record_operator
@@ -39,18 +38,8 @@ from pipelines.records import MISSING, Path, PathError, path
 # ---------------------------------------------------------------------------------------------------------
 # Shared helpers: argument paths and JavaScript value semantics.
 
-MAX_SAFE_INTEGER = 9007199254740991.0
 MAX_DECIMALS = 20  # the plugin's TRANSFORM_LIMITS.MAX_DECIMAL_PLACES
 
-# JavaScript's WhiteSpace + LineTerminator (what String.prototype.trim and regex \s use).
-JS_WHITESPACE = (
-    "\t\n\x0b\x0c\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
-    "\u2028\u2029\u202f\u205f\u3000\ufeff"
-)
-# The same set as the body of a regex character class.
-JS_WHITESPACE_CLASS = (
-    "\\t\\n\\x0b\\x0c\\r \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff"
-)
 
 
 def arg_path(args: dict, name: str, *, default: str | None = None) -> Path | None:
@@ -136,103 +125,6 @@ def is_number(value: Any) -> bool:
     return t is int or t is float
 
 
-def js_number(value: float | int) -> float | int:
-    """A float with no fractional part (within the safe-integer range) as an int; -0.0 becomes 0."""
-    if type(value) is float and value.is_integer() and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
-        return int(value)
-    return value
-
-
-def js_number_to_string(x: float) -> str:
-    """JavaScript's ``Number.prototype.toString()`` for a float (shortest round-trip digits)."""
-    if x != x:
-        return "NaN"
-    if x == math.inf:
-        return "Infinity"
-    if x == -math.inf:
-        return "-Infinity"
-    if x == 0:
-        return "0"
-    if x.is_integer() and -1e21 < x < 1e21:
-        return str(int(x))
-    sign = "-" if x < 0 else ""
-    mantissa, _, exp_text = repr(abs(x)).partition("e")
-    exponent = int(exp_text) if exp_text else 0
-    int_part, _, frac_part = mantissa.partition(".")
-    digits = (int_part + frac_part).lstrip("0")
-    stripped = digits.rstrip("0")
-    # value = int(stripped) * 10 ** (n - k): k digits, decimal point after the n-th.
-    k = len(stripped)
-    n = exponent - len(frac_part) + (len(digits) - k) + k
-    if k <= n <= 21:
-        return sign + stripped + "0" * (n - k)
-    if 0 < n <= 21:
-        return sign + stripped[:n] + "." + stripped[n:]
-    if -6 < n <= 0:
-        return sign + "0." + "0" * (-n) + stripped
-    e = n - 1
-    exp_str = ("e+" if e >= 0 else "e-") + str(abs(e))
-    if k == 1:
-        return sign + stripped + exp_str
-    return sign + stripped[0] + "." + stripped[1:] + exp_str
-
-
-def js_string(value: Any) -> str:
-    """JavaScript's ``String(value)`` for JSON values."""
-    t = type(value)
-    if t is str:
-        return value
-    if t is bool:
-        return "true" if value else "false"
-    if t is int:
-        return str(value) if -(10**21) < value < 10**21 else js_number_to_string(float(value))
-    if t is float:
-        return js_number_to_string(value)
-    if value is None:
-        return "null"
-    if value is MISSING:
-        return "undefined"
-    if t is list:
-        return ",".join("" if v is None or v is MISSING else js_string(v) for v in value)
-    if t is dict:
-        return "[object Object]"
-    return str(value)
-
-
-_PARSE_FLOAT = re.compile(
-    f"[{JS_WHITESPACE_CLASS}]*([+-]?(?:[0-9]+(?:\\.[0-9]*)?|\\.[0-9]+)(?:[eE][+-]?[0-9]+)?)"
-)
-
-
-_FLOAT_START = frozenset("0123456789+-. \t\n\r\x0b\x0c")
-
-
-def js_parse_float(text: str) -> float | int | None:
-    """JavaScript's ``parseFloat``: the leading decimal number of ``text``, or None.
-
-    ``Infinity`` (and overflowing exponents) give None: a JSON record cannot hold a non-finite number.
-    """
-    # Fast path: Python's float() agrees with parseFloat on plain ASCII numbers ('_' and the \x1c-\x1f
-    # "whitespace" are Python-only, and inf/nan fall through to the check below).
-    if text[:1] in _FLOAT_START and text.isascii() and "_" not in text:
-        try:
-            value = float(text)
-        except ValueError:
-            pass
-        else:
-            if value - value == 0:  # finite
-                if value.is_integer() and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
-                    return int(value)
-                return value
-    m = _PARSE_FLOAT.match(text)
-    if m is None:
-        return None
-    value = float(m.group(1))
-    if value - value != 0:  # inf
-        return None
-    return js_number(value)
-
-
 def js_round(x: float) -> int:
     """JavaScript's ``Math.round``: nearest integer, halves towards +infinity."""
     r = math.floor(x)
@@ -253,7 +145,7 @@ def make_rounder(decimals: int, mode: str = "round"):
         def round_whole(value):
             # Past 2**53 a float is already whole; keeping it a float keeps it JSON-serialisable as a
             # 64-bit-safe value (an int from floor(1e300) would not be).
-            if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            if -js.MAX_SAFE_INTEGER <= value <= js.MAX_SAFE_INTEGER:
                 return base(value)
             return value
 
@@ -272,7 +164,7 @@ def make_rounder(decimals: int, mode: str = "round"):
             if scaled - whole >= 0.5:
                 whole += 1
             result = whole / factor
-            if result.is_integer() and -MAX_SAFE_INTEGER <= result <= MAX_SAFE_INTEGER:
+            if result.is_integer() and -js.MAX_SAFE_INTEGER <= result <= js.MAX_SAFE_INTEGER:
                 return int(result)
             return result
 
@@ -283,7 +175,7 @@ def make_rounder(decimals: int, mode: str = "round"):
             result = base(value * factor) / factor
         except (OverflowError, ValueError):
             return value
-        if result.is_integer() and -MAX_SAFE_INTEGER <= result <= MAX_SAFE_INTEGER:
+        if result.is_integer() and -js.MAX_SAFE_INTEGER <= result <= js.MAX_SAFE_INTEGER:
             return int(result)
         return result
 
@@ -376,7 +268,7 @@ def build_math(args: dict, ctx: OperatorContext):
     decimals = None if decimals is None or decimals < 0 else min(int(decimals), MAX_DECIMALS)
     if operation in ("round", "floor", "ceil"):
         return numeric_fn(args, make_rounder(decimals or 0, operation))
-    finish = js_number if decimals is None else make_rounder(decimals)
+    finish = js.normal_number if decimals is None else make_rounder(decimals)
     if operation == "abs":
         return numeric_fn(args, lambda value: finish(abs(value)))
 
@@ -405,7 +297,7 @@ def build_math(args: dict, ctx: OperatorContext):
     elif is_number(operand):
         constant = operand
     else:
-        constant = js_parse_float(operand)
+        constant = js.parse_float(operand)
         if constant is None:
             raise ConfigError(
                 f"'{operand}' is not a number; write a number like '2.5' or a field as '$price'",
@@ -418,7 +310,7 @@ def build_math(args: dict, ctx: OperatorContext):
 
     def compute(value):
         result = op(value, constant)
-        if type(result) is float and result.is_integer() and -MAX_SAFE_INTEGER <= result <= MAX_SAFE_INTEGER:
+        if type(result) is float and result.is_integer() and -js.MAX_SAFE_INTEGER <= result <= js.MAX_SAFE_INTEGER:
             return int(result)
         return result
 
@@ -476,7 +368,7 @@ def _minor_units(args: dict, factor: float, mode: str):
 
     def convert(value):
         scaled = value * factor
-        if -MAX_SAFE_INTEGER <= scaled <= MAX_SAFE_INTEGER:
+        if -js.MAX_SAFE_INTEGER <= scaled <= js.MAX_SAFE_INTEGER:
             return rounder(scaled)
         return scaled  # already whole (or infinite); kept a float, as JavaScript would
 
@@ -562,7 +454,7 @@ def build_unit(args: dict, ctx: OperatorContext):
             field="to",
         )
     factor = _UNIT_FACTORS[unit_from][unit_to]
-    return numeric_fn(args, lambda value: js_number(value * factor))
+    return numeric_fn(args, lambda value: js.normal_number(value * factor))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -594,7 +486,7 @@ def build_to_number(args: dict, ctx: OperatorContext):
         if t is int or t is float:
             return value
         if t is str:
-            number = js_parse_float(value)
+            number = js.parse_float(value)
         elif t is bool:
             number = 1 if value else 0
         else:
@@ -642,7 +534,7 @@ def build_to_string(args: dict, ctx: OperatorContext):
         elif value is None or value is MISSING:
             put(record, "")
         else:
-            put(record, js_string(value))
+            put(record, js.string(value))
         return record
 
     return fn
@@ -789,7 +681,7 @@ def build_parse_number(args: dict, ctx: OperatorContext):
         removed, decimal = (",",), "."
 
     def clean(text: str) -> str:
-        text = text.strip(JS_WHITESPACE)
+        text = text.strip(js.WHITESPACE)
         for sep in removed:
             text = text.replace(sep, "")
         if decimal != ".":
@@ -802,7 +694,7 @@ def build_parse_number(args: dict, ctx: OperatorContext):
         if t is int or t is float:
             number = value
         elif t is str:
-            number = js_parse_float(clean(value))
+            number = js.parse_float(clean(value))
         else:
             number = None
         put(record, default if number is None else number)
@@ -845,7 +737,7 @@ def format_number(
 ) -> str:
     """``Intl.NumberFormat`` for one number: half-away-from-zero rounding of its shortest decimal form."""
     if not math.isfinite(value):
-        return js_string(value)
+        return js.string(value)
     number = Decimal(repr(value)) if type(value) is float else Decimal(value)
     negative = number < 0 or (number == 0 and math.copysign(1.0, value) < 0)
     number = abs(number)

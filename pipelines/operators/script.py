@@ -32,7 +32,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from pipelines.conditions import js_string, strict_equal
+from pipelines import js
+from pipelines.conditions import strict_equal
 from pipelines.errors import ConfigError, RecordError
 from pipelines.operators.base import record_operator
 from pipelines.operators.json_ops import js_json
@@ -73,7 +74,7 @@ def _text(value: Any) -> str:
         return value
     if t is list or t is dict:
         return js_json(value)
-    return js_string(value)
+    return js.string(value)
 
 
 def _type_name(value: Any) -> str:

@@ -22,21 +22,18 @@ import re
 import unicodedata
 from typing import Any
 
+from pipelines import js
 from pipelines.errors import ConfigError, RecordError
 from pipelines.operators._common import args_schema, path_prop
 from pipelines.operators.base import OperatorContext, record_operator
 from pipelines.operators.numbers import (
-    JS_WHITESPACE,
-    JS_WHITESPACE_CLASS,
     arg_path,
     getter,
-    js_string,
     plain_key,
     setter,
 )
 from pipelines.records import MISSING
 
-MAX_PATTERN_LENGTH = 1000
 MAX_REGEX_INPUT = 100_000
 SLUG_MAX_LENGTH = 200  # the plugin's TRANSFORM_LIMITS.SLUG_MAX_LENGTH
 
@@ -84,7 +81,7 @@ def build_split(args: dict, ctx: OperatorContext):
         def fn(record):
             value = get(record)
             if type(value) is str:
-                put(record, [part.strip(JS_WHITESPACE) for part in value.split(delimiter)])
+                put(record, [part.strip(js.WHITESPACE) for part in value.split(delimiter)])
             return record
     else:
 
@@ -127,7 +124,7 @@ def build_join(args: dict, ctx: OperatorContext):
                 record,
                 delimiter.join(
                     [
-                        item if type(item) is str else ("" if item is None else js_string(item))
+                        item if type(item) is str else ("" if item is None else js.string(item))
                         for item in value
                     ]
                 ),
@@ -162,7 +159,7 @@ def build_join(args: dict, ctx: OperatorContext):
 def build_trim(args: dict, ctx: OperatorContext):
     mode = args.get("mode") or "both"
     strip = {"both": str.strip, "start": str.lstrip, "end": str.rstrip}[mode]
-    return _in_place(args, lambda value: strip(value, JS_WHITESPACE))
+    return _in_place(args, lambda value: strip(value, js.WHITESPACE))
 
 
 @record_operator(
@@ -214,8 +211,8 @@ def _in_place(args: dict, change):
 # ---------------------------------------------------------------------------------------------------------
 # slugify
 
-_NOT_SLUG = re.compile(f"[^a-z0-9{JS_WHITESPACE_CLASS}]+")
-_WHITESPACE_RUN = re.compile(f"[{JS_WHITESPACE_CLASS}]+")
+_NOT_SLUG = re.compile(f"[^a-z0-9{js.WHITESPACE_CLASS}]+")
+_WHITESPACE_RUN = re.compile(f"[{js.WHITESPACE_CLASS}]+")
 _SLUG_CHAR = re.compile("[a-z0-9]")
 
 
@@ -258,7 +255,7 @@ def build_slugify(args: dict, ctx: OperatorContext):
             value = value.lower()
             if not value.isascii():
                 value = normalize("NFD", value)
-            slug = whitespace_run(replacement, not_slug("", value).strip(JS_WHITESPACE))
+            slug = whitespace_run(replacement, not_slug("", value).strip(js.WHITESPACE))
             if edges is not None:
                 slug = edges.sub("", slug)
             put(record, slug[:SLUG_MAX_LENGTH])
@@ -305,7 +302,7 @@ def build_concat(args: dict, ctx: OperatorContext):
                 if value is None:
                     continue
                 if type(value) is not str:
-                    value = js_string(value)
+                    value = js.string(value)
                 if value:
                     parts.append(value)
             record[target] = separator.join(parts)
@@ -319,7 +316,7 @@ def build_concat(args: dict, ctx: OperatorContext):
             value = get(record)
             if value is None or value is MISSING:
                 continue
-            text = value if type(value) is str else js_string(value)
+            text = value if type(value) is str else js.string(value)
             if text:
                 parts.append(text)
         put(record, separator.join(parts))
@@ -361,132 +358,13 @@ def build_replace(args: dict, ctx: OperatorContext):
 # ---------------------------------------------------------------------------------------------------------
 # Regular expressions
 
-_FLAG_BITS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "u": 0, "g": 0}
-_BOUNDED_REPEAT = re.compile(r"\{(\d+)(,(\d*))?\}")
-_BIG_REPEAT = 10
-
-
-def _regex_flags(flags: str) -> tuple[int, bool]:
-    bits, seen = 0, set()
-    for letter in flags:
-        if letter in seen:
-            raise ConfigError(f"flag '{letter}' is given twice", field="flags")
-        if letter not in _FLAG_BITS:
-            raise ConfigError(f"unsupported regex flag '{letter}'; use g, i, m, s or u", field="flags")
-        seen.add(letter)
-        bits |= _FLAG_BITS[letter]
-    return bits, "g" in seen
-
-
-def _quantifier_at(pattern: str, i: int) -> tuple[int, bool, bool]:
-    """(length, repeats: may match more than once, unbounded or big) of the quantifier at ``i``."""
-    if i >= len(pattern):
-        return 0, False, False
-    ch = pattern[i]
-    if ch in "*+":
-        return 1, True, True
-    if ch == "?":
-        return 1, False, False
-    if ch == "{":
-        m = _BOUNDED_REPEAT.match(pattern, i)
-        if m:
-            low = int(m.group(1))
-            if m.group(2) is None:
-                high = low
-            else:
-                high = int(m.group(3)) if m.group(3) else None
-            repeats = high is None or high > 1
-            return m.end() - i, repeats, high is None or high > _BIG_REPEAT
-    return 0, False, False
-
-
-def check_pattern(pattern: str, field: str = "pattern") -> str:
-    """Refuse clearly catastrophic patterns; return the pattern with ``(?<name>`` turned into ``(?P<name>``.
-
-    Catastrophic here means exponential backtracking: a group repeated by an unbounded (or large)
-    quantifier whose body can itself repeat without bound (``(a+)+``, ``(\\w*x)*``, ``((ab)+c){50}``),
-    or a quantified backreference (``(.+)\\1+``).
-    """
-    if len(pattern) > MAX_PATTERN_LENGTH:
-        raise ConfigError(f"pattern is longer than {MAX_PATTERN_LENGTH} characters", field=field)
-    out: list[str] = []
-    stack: list[bool] = [False]  # per open group: does its body contain an unbounded quantifier?
-    i, n = 0, len(pattern)
-    while i < n:
-        ch = pattern[i]
-        if ch == "\\":
-            escape = pattern[i : i + 2]
-            out.append(escape)
-            i += 2
-            if escape[1:].isdigit() and escape[1:] != "0":
-                while i < n and pattern[i].isdigit():
-                    out.append(pattern[i])
-                    i += 1
-                if _quantifier_at(pattern, i)[1]:
-                    raise ConfigError(
-                        "pattern repeats a backreference (like (.+)\\1+), which can backtrack "
-                        "catastrophically",
-                        field=field,
-                    )
-            continue
-        if ch == "[":
-            j = i + 1
-            if j < n and pattern[j] == "^":
-                j += 1
-            if j < n and pattern[j] == "]":
-                j += 1
-            while j < n and pattern[j] != "]":
-                j += 2 if pattern[j] == "\\" else 1
-            out.append(pattern[i : j + 1])
-            i = j + 1
-            continue
-        if ch == "(":
-            if pattern.startswith("(?<", i) and i + 3 < n and pattern[i + 3] not in "=!":
-                out.append("(?P<")
-                i += 3
-            else:
-                out.append(ch)
-                i += 1
-            stack.append(False)
-            continue
-        if ch == ")" and len(stack) > 1:
-            inner_unbounded = stack.pop()
-            out.append(ch)
-            i += 1
-            length, repeats, unbounded = _quantifier_at(pattern, i)
-            if length and repeats and unbounded and inner_unbounded:
-                raise ConfigError(
-                    "pattern repeats a group that itself contains an unbounded quantifier (like (a+)+), "
-                    "which can backtrack catastrophically; rewrite it without the nesting",
-                    field=field,
-                )
-            if inner_unbounded or (length and unbounded):
-                stack[-1] = True
-            out.append(pattern[i : i + length])
-            i += length
-            continue
-        length, _repeats, unbounded = _quantifier_at(pattern, i)
-        if length:
-            if unbounded:
-                stack[-1] = True
-            out.append(pattern[i : i + length])
-            i += length
-            continue
-        out.append(ch)
-        i += 1
-    return "".join(out)
-
 
 def compile_regex(pattern: str, flags: str = "", field: str = "pattern") -> tuple[re.Pattern, bool]:
-    """(compiled pattern, global flag) for a user pattern with JavaScript-style flag letters."""
-    bits, is_global = _regex_flags(flags)
-    translated = check_pattern(pattern, field)
+    """(compiled pattern, global flag) for a pattern written for JavaScript (:func:`pipelines.js.regex`)."""
     try:
-        return re.compile(translated, bits), is_global
-    except re.error as exc:
-        raise ConfigError(f"invalid regular expression: {exc}", field=field) from None
-    except (OverflowError, RecursionError):
-        raise ConfigError("regular expression is too complex", field=field) from None
+        return js.regex(pattern, flags), "g" in flags
+    except js.RegexError as exc:
+        raise ConfigError(str(exc), field="flags" if exc.part == "flags" else field) from None
 
 
 def _too_long(value: str) -> RecordError:

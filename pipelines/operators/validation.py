@@ -9,19 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipelines.conditions import js_regex
+from pipelines import js
 from pipelines.errors import ConfigError
 from pipelines.operators.base import record_operator
 from pipelines.operators.json_ops import compile_path, compile_paths
 from pipelines.records import MISSING, Path
 
 DEFAULT_ERROR_FIELD = "_validationErrors"
-# What JavaScript's String.prototype.trim() removes.
-_JS_WHITESPACE = (
-    "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
-    "\u2028\u2029\u202f\u205f\u3000\ufeff"
-)
-_JS_WHITESPACE_SET = frozenset(_JS_WHITESPACE)
+
+
+_WHITESPACE_SET = frozenset(js.WHITESPACE)
 
 
 def is_blank(value: Any) -> bool:
@@ -31,7 +28,7 @@ def is_blank(value: Any) -> bool:
     t = type(value)
     if t is str:
         # Most values start with a visible character: no need to strip them.
-        return not value or (value[0] in _JS_WHITESPACE_SET and not value.strip(_JS_WHITESPACE))
+        return not value or (value[0] in _WHITESPACE_SET and not value.strip(js.WHITESPACE))
     if t is list or t is dict:
         return not value
     return False
@@ -126,7 +123,7 @@ def build_validate_format(args: dict, ctx: Any):
     pattern = args.get("pattern")
     # The plugin reports a bad pattern on every record; it cannot work, so it is refused before the run.
     try:
-        search = js_regex(pattern).search
+        search = js.regex(pattern).search
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"pattern {pattern!r} cannot be used: {exc}", field="pattern") from None
     error_path = compile_path(args, "errorField", default=DEFAULT_ERROR_FIELD)

@@ -7,14 +7,13 @@ from pipelines.conditions import (
     CONDITION_SCHEMA,
     compile_condition,
     compile_conditions,
-    glob_regex,
-    js_number,
-    js_regex,
-    js_string,
-    regex_problem,
     strict_equal,
 )
 from pipelines.errors import ConfigError
+from pipelines.js import glob_regex, regex_problem
+from pipelines.js import number_text as js_number
+from pipelines.js import regex as js_regex
+from pipelines.js import string as js_string
 from pipelines.records import MISSING
 from pipelines.registry import schema_problems
 

@@ -7,6 +7,7 @@ import pytest
 from werkzeug import Response
 
 import pipelines.operators  # noqa: F401  (registers the built-in operators)
+from pipelines import js as js_module
 from pipelines.errors import ConfigError
 from pipelines.http import HttpClient, HttpPolicy
 from pipelines.operators import enrichment
@@ -113,7 +114,7 @@ def test_it_requires_a_default_value(apply_ops):
 
 
 def test_it_writes_javascript_strings():
-    js = enrichment.js_string
+    js = js_module.string
     assert [js(True), js(1.0), js(1.5), js(1e-7), js(1e21), js([1, None, "a"]), js({"a": 1})] == [
         "true",
         "1",

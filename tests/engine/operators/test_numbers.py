@@ -4,8 +4,9 @@ parseNumber, formatNumber, toCents, round. Numbers follow JavaScript's rules (se
 import orjson
 import pytest
 
+from pipelines.js import number_text as js_number_to_string
 from pipelines.operators.chain import OperatorChain
-from pipelines.operators.numbers import js_number_to_string, js_round
+from pipelines.operators.numbers import js_round
 from tests.engine.operators.helpers import one, refused
 
 NBSP, NNBSP = "\u00a0", "\u202f"
