@@ -35,3 +35,34 @@ def check_registries(app_configs, **kwargs):
         if not len(registry.ALL[kind]):
             errors.append(Error(f"no {kind} is registered", hint="Check DATAHUB_PLUGIN_MODULES.", id="datahub.E003"))
     return errors
+
+
+# Checked against each active superuser's hash: the passwords first tried by anyone guessing an admin
+# login. Short on purpose: every candidate costs one slow hash per superuser at each start.
+WEAK_PASSWORDS = ("admin", "password", "changeme", "datahub", "123456", "12345678", "qwerty", "letmein",
+                  "admin123", "password1", "secret")
+
+
+@register(Tags.security)
+def check_weak_superuser_passwords(app_configs, databases=None, **kwargs):
+    """datahub.E010: a superuser whose password is the user name or a well-known weak one."""
+    if not getattr(settings, "DATAHUB_REFUSE_WEAK_SUPERUSER_PASSWORDS", False):
+        return []
+    from django.contrib.auth import get_user_model
+    from django.db import DatabaseError
+
+    try:
+        superusers = list(get_user_model().objects.filter(is_superuser=True, is_active=True))
+    except DatabaseError:  # not migrated yet: nobody to check
+        return []
+    errors = []
+    for user in superusers:
+        if not user.has_usable_password():
+            continue
+        if any(user.check_password(candidate) for candidate in (user.get_username(), *WEAK_PASSWORDS)):
+            errors.append(Error(
+                f"superuser '{user.get_username()}' has a weak password (a well-known one or the user name)",
+                hint=f"Set a strong one: manage.py changepassword {user.get_username()}",
+                id="datahub.E010",
+            ))
+    return errors

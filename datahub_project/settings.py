@@ -24,6 +24,9 @@ ALLOWED_HOSTS = env_list("DATAHUB_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[:
 CSRF_TRUSTED_ORIGINS = env_list("DATAHUB_CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
+    # First, so that its createsuperuser (which checks the password validators also with --noinput)
+    # takes the place of django.contrib.auth's.
+    "datahub_project",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -40,7 +43,6 @@ INSTALLED_APPS = [
     "graphene_django",
     "django_q",
     "axes",
-    "datahub_project",
     "pipelines",
     "runs",
     "gates",
@@ -124,9 +126,18 @@ except ImportError:  # pragma: no cover
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Every path that sets a password checks these: the login-protected password change and the one-time
+# setup/reset link, the admin, createsuperuser, changepassword and ensure_admin.
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+     "OPTIONS": {"min_length": env_int("DATAHUB_PASSWORD_MIN_LENGTH", 10, minimum=8)}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# The production profile refuses to start while an active superuser's password is one of these (or
+# their user name): datahub_project.checks.check_weak_superuser_passwords.
+DATAHUB_REFUSE_WEAK_SUPERUSER_PASSWORDS = False
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("DATAHUB_TIME_ZONE", "UTC")

@@ -44,6 +44,10 @@ ALLOWED_HOSTS = env_list("DATAHUB_ALLOWED_HOSTS", [])
 if not ALLOWED_HOSTS:
     raise ImproperlyConfigured("DATAHUB_ALLOWED_HOSTS must list the host names this Datahub answers to")
 
+# Refuse to start (system check datahub.E010: migrate, qcluster and gunicorn's start run the checks)
+# while a superuser's password is a well-known weak one.
+DATAHUB_REFUSE_WEAK_SUPERUSER_PASSWORDS = True
+
 # --- https ---------------------------------------------------------------------------------------------
 if env_bool("DATAHUB_PROXY_SSL_HEADER", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
