@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('pipelines', '0001_initial'),
-        ('runs', '0007_pending_releases'),
+        ('runs', '0008_message_consumers'),
     ]
 
     operations = [
