@@ -83,15 +83,16 @@ def _require_decider(user) -> None:
 
 
 def on_step_paused(sender, run: Run, step_key: str, info: dict, **kwargs) -> None:
-    """A run paused at a step: if it is a GATE, open its request, start its timer and send its notices.
-    Sent once per pause; a repeated delivery finds the request and does nothing."""
+    """A run paused at a step: if it is a GATE, open its request and start its timer in the transaction
+    that saves the pause (see runs.signals), and send its notices once that has committed. A repeated
+    delivery finds the request and does nothing."""
     if _step_type(run, step_key) != "GATE":
         return
     gate, created = open_gate(run, step_key, info or {})
     if created:
         from gates import notifications
 
-        notifications.notify(gate)
+        transaction.on_commit(lambda: notifications.notify(gate), robust=True)
 
 
 def _step_type(run: Run, step_key: str) -> str | None:

@@ -136,10 +136,20 @@ def release_paused_step(run: Run, step_key: str) -> Run:
     return locked
 
 
-def _pause(run: Run, manifest: dict) -> None:
+class PauseNotSaved(Exception):
+    """A ``step_paused`` listener could not save what the pause needs (a gate request): the pause is undone
+    and the run fails with this reason rather than wait for something that will never come."""
+
+
+def _pause(run: Run, manifest: dict, pauses: dict[str, dict]) -> None:
     """PAUSED and everything needed to continue, written together (so nobody sees a paused run without
-    its state), with releases that arrived while the run was still running applied at once."""
+    its state), with releases that arrived while the run was still running applied at once.
+
+    The ``step_paused`` listeners run inside the same transaction: the gates app's request (and its timer)
+    commits with the pause or not at all. A worker that dies at any point before the commit leaves the run
+    RUNNING, as it was, for the dead-worker handling; never a PAUSED run without its gate request."""
     from runs import resume
+    from runs.signals import step_paused
 
     with transaction.atomic():
         locked = Run.objects.select_for_update().get(pk=run.pk)
@@ -156,6 +166,13 @@ def _pause(run: Run, manifest: dict) -> None:
         if released:
             locked.step_runs.filter(step_key__in=released).update(status="COMPLETED", finished_at=timezone.now())
             transaction.on_commit(lambda: enqueue_resume(run.pk))
+        paused = Run.objects.get(pk=run.pk)
+        for step_key, info in pauses.items():
+            try:
+                step_paused.send(Run, run=paused, step_key=step_key, info=info)
+            except Exception as exc:
+                raise PauseNotSaved(f"the run paused at step '{step_key}', but what the pause needs could not "
+                                    f"be saved: {type(exc).__name__}: {exc}") from exc
 
 
 def enqueue_resume(run_id: int) -> None:
@@ -225,12 +242,16 @@ def execute_claimed(run: Run, *, keep_outputs=False) -> Outcome:
             return _announce(Outcome(_reload(run), cdc.run_continuous(run, definition, continuous, options)))
         result = execute(definition, store, options)
         if result.status == RunStatus.PAUSED:
-            _pause(run, resume.save_state(run, result))
+            _pause(run, resume.save_state(run, result), result.pauses)
         elif run.resume_state:
             resume.delete_files(run)
             Run.objects.filter(pk=run.pk).update(resume_state=None)
     except DatahubError as exc:
         _fail(run, f"the pipeline cannot run: {exc}")
+        return _announce(Outcome(_reload(run), None))
+    except PauseNotSaved as exc:
+        log.exception("run %s could not pause", run.pk)
+        _fail(run, str(exc))
         return _announce(Outcome(_reload(run), None))
     except Exception as exc:  # the run must never stay RUNNING because of a bug
         log.exception("run %s crashed", run.pk)
@@ -240,17 +261,12 @@ def execute_claimed(run: Run, *, keep_outputs=False) -> Outcome:
 
 
 def _announce(outcome: Outcome) -> Outcome:
-    """Tell the other apps (gates, notifications) what happened; a listener's failure is logged, never
-    turned into a failure of the run."""
-    from runs.signals import run_ended, step_paused
+    """Tell the other apps (notifications) that a run ended; a listener's failure is logged, never turned
+    into a failure of the run. (A pause is told inside its own transaction, by :func:`_pause`.)"""
+    from runs.signals import run_ended
 
     run = outcome.run
-    if run.status == RunStatus.PAUSED and outcome.result is not None:
-        for step_key, info in outcome.result.pauses.items():
-            for receiver, response in step_paused.send_robust(Run, run=run, step_key=step_key, info=info):
-                if isinstance(response, Exception):
-                    log.error("step_paused listener %s failed for run %s: %r", receiver, run.pk, response)
-    elif run.status in (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED):
+    if run.status in (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED):
         for receiver, response in run_ended.send_robust(Run, run=run):
             if isinstance(response, Exception):
                 log.error("run_ended listener %s failed for run %s: %r", receiver, run.pk, response)

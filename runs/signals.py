@@ -1,8 +1,10 @@
 """Signals other apps listen to (gates, notifications), and the reaper's schedule.
 
-``step_paused(run, step_key, info)`` is sent after a run paused at a step and everything it needs to
-continue was saved: the gates app turns it into a gate request. ``run_ended(run)`` is sent when a run
-reached COMPLETED, FAILED or CANCELLED. Both are sent outside the executor, from runs.services.
+``step_paused(run, step_key, info)`` is sent when a run pauses at a step, inside the transaction that saves
+the pause (after the step's held records are in storage): the gates app turns it into a gate request, which
+so commits with the pause or not at all. A listener that raises undoes the pause and fails the run; side
+effects outside the database (notices) belong in ``transaction.on_commit``. ``run_ended(run)`` is sent
+after a run reached COMPLETED, FAILED or CANCELLED. Both are sent outside the executor, from runs.services.
 """
 
 from __future__ import annotations
