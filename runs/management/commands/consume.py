@@ -3,7 +3,7 @@
 import logging
 import signal
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from runs.consumers.supervisor import Supervisor
 
@@ -16,11 +16,15 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--pipeline", action="append", default=[], metavar="CODE",
                             help="only the consumers of this pipeline (repeat for several)")
+        parser.add_argument("--tick", type=float, default=2.0, metavar="SECONDS",
+                            help="how often to follow starts, stops and config changes, and renew the lease (2)")
 
-    def handle(self, *args, pipeline, **options):
+    def handle(self, *args, pipeline, tick, **options):
+        if not 0.1 <= tick <= 60:
+            raise CommandError("--tick must be between 0.1 and 60 seconds")
         if not logging.getLogger().handlers:
             logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        supervisor = Supervisor(pipeline_codes=pipeline)
+        supervisor = Supervisor(pipeline_codes=pipeline, tick_s=tick)
 
         def stop(signum, frame):
             supervisor.stop.set()
