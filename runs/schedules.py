@@ -6,7 +6,9 @@ A TRIGGER step ``{"type": "TRIGGER", "config": {"type": "SCHEDULE", "cron": "0 6
 pipeline: :func:`sync_pipeline` runs after every save of a pipeline or a revision (and after ``migrate``);
 it creates, changes or removes the schedules so they match the current revision's enabled SCHEDULE
 triggers of an enabled pipeline. A scheduled run is a plain run of the whole pipeline (trigger
-``schedule``); when the pipeline already has an active run it is skipped and logged (under ``ALL`` it waits).
+``schedule``); in a pipeline with several enabled triggers it is seeded at its own trigger, so only that
+trigger and what follows it run (the rest is SKIPPED). When the pipeline already has an active run it is
+skipped and logged (under ``ALL`` it waits).
 
 Rules:
 
@@ -239,7 +241,7 @@ def fire(pipeline_id: int, trigger_key: str, planned: str | None = None, *, now:
         ScheduleState.objects.filter(pk=state.pk, backlog__gt=CATCH_UP_CAP).update(backlog=CATCH_UP_CAP)
         started = drain(pipeline_id)
         return f"{owed} run(s) owed, {started} started"
-    run = _start(pipeline)
+    run = _start(pipeline, trigger_key)
     return f"started run {run.pk}" if run else "skipped: a run is active"
 
 
@@ -253,7 +255,7 @@ def drain(pipeline_id: int) -> int:
             return 0
         if not ScheduleState.objects.filter(pk=state.pk, backlog=state.backlog).update(backlog=F("backlog") - 1):
             continue  # somebody else took it
-        if _start(pipeline) is None:
+        if _start(pipeline, state.trigger_key) is None:
             ScheduleState.objects.filter(pk=state.pk).update(backlog=F("backlog") + 1)
             return 0
         return 1
@@ -266,14 +268,19 @@ def on_run_ended(sender, run, **kwargs) -> None:
         drain(run.pipeline_id)
 
 
-def _start(pipeline: Pipeline):
+def _start(pipeline: Pipeline, trigger_key: str):
     from runs import services
 
     try:
-        return services.start_run(pipeline, trigger="schedule")
+        return services.start_run(pipeline, trigger="schedule",
+                                  seed_step=services.seed_for_trigger(_definition(pipeline), trigger_key))
     except DatahubError as exc:
         log.info("scheduled run of %s skipped: %s", pipeline.code, exc)
         return None
+
+
+def _definition(pipeline: Pipeline) -> dict:
+    return pipeline.current_revision.definition if pipeline.current_revision is not None else {}
 
 
 def _plan_next(pipeline_id: int, spec: Spec, state: ScheduleState, now: datetime) -> None:

@@ -64,6 +64,15 @@ def create_run(
     )
 
 
+def seed_for_trigger(definition: dict, trigger_key: str) -> str:
+    """The step a run started by ``trigger_key`` is seeded at: the trigger itself when the pipeline has
+    several enabled triggers, so that only what that trigger reaches runs; "" (the whole pipeline) when it
+    is the only one."""
+    triggers = [s.get("key") for s in definition.get("steps") or []
+                if isinstance(s, dict) and s.get("type") == "TRIGGER" and not s.get("disabled")]
+    return trigger_key if len(triggers) > 1 and trigger_key in triggers else ""
+
+
 def replay_record_errors(run: Run, step_key: str, error_ids: list[int] | None = None, *, user=None) -> Run:
     """A new run of the same revision that feeds the failed records of ``step_key`` back into that step
     (and runs what follows it). The replayed errors are marked, so a record is not replayed twice by
