@@ -9,7 +9,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from pipelines import api as pipelines_api
-from pipelines import tokens
+from pipelines import credential_api, tokens
 from runs import api as runs_api
 
 urlpatterns = [
@@ -28,6 +28,11 @@ urlpatterns = [
     path("runs/<int:run_id>/rerun/", runs_api.rerun, name="api-run-rerun"),
     path("runs/<int:run_id>/record-errors/", runs_api.record_errors, name="api-run-record-errors"),
     path("runs/<int:run_id>/record-errors/replay/", runs_api.replay, name="api-run-replay"),
+    path("connections/", credential_api.connections, name="api-connections"),
+    path("connections/<str:code>/", credential_api.connection, name="api-connection"),
+    path("connections/<str:code>/test/", credential_api.connection_test, name="api-connection-test"),
+    path("secrets/", credential_api.secrets, name="api-secrets"),
+    path("secrets/<str:code>/", credential_api.secret, name="api-secret"),
     path("adapters/", pipelines_api.adapters, name="api-adapters"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -15,6 +15,7 @@ from types import ModuleType
 import graphene
 from graphene.types.generic import GenericScalar
 
+from pipelines import credential_schema
 from pipelines import schema as pipelines_schema
 from pipelines.schema import error, require
 from runs import schema as runs_schema
@@ -159,11 +160,12 @@ class GateMutation(graphene.ObjectType):
     reject_gate = RejectGate.Field()
 
 
-class Query(pipelines_schema.Query, runs_schema.Query, GateQuery, graphene.ObjectType):
+class Query(pipelines_schema.Query, credential_schema.Query, runs_schema.Query, GateQuery, graphene.ObjectType):
     pass
 
 
-class Mutation(pipelines_schema.Mutation, runs_schema.Mutation, GateMutation, graphene.ObjectType):
+class Mutation(pipelines_schema.Mutation, credential_schema.Mutation, runs_schema.Mutation, GateMutation,
+               graphene.ObjectType):
     pass
 
 

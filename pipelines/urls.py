@@ -1,8 +1,9 @@
-"""The pipeline pages: list, create, import, and the editor with its one-change-at-a-time actions."""
+"""The pipeline pages: list, create, import, and the editor with its one-change-at-a-time actions;
+the connection and secret pages."""
 
 from django.urls import path
 
-from pipelines import views
+from pipelines import credential_views, views
 
 urlpatterns = [
     path("pipelines/", views.pipeline_list, name="pipeline-list"),
@@ -23,4 +24,13 @@ urlpatterns = [
     path("pipelines/<slug:code>/edges/<int:index>/remove/", views.edge_remove, name="edge-remove"),
     path("pipelines/<slug:code>/revisions/<int:number>/", views.revision_detail, name="revision-detail"),
     path("pipelines/<slug:code>/revisions/<int:number>/restore/", views.revision_restore, name="revision-restore"),
+    path("connections/", credential_views.connection_list, name="connection-list"),
+    path("connections/new/", credential_views.connection_new, name="connection-new"),
+    path("connections/<slug:code>/", credential_views.connection_edit, name="connection-edit"),
+    path("connections/<slug:code>/test/", credential_views.connection_test, name="connection-test"),
+    path("connections/<slug:code>/delete/", credential_views.connection_delete, name="connection-delete"),
+    path("secrets/", credential_views.secret_list, name="secret-list"),
+    path("secrets/new/", credential_views.secret_new, name="secret-new"),
+    path("secrets/<slug:code>/", credential_views.secret_edit, name="secret-edit"),
+    path("secrets/<slug:code>/delete/", credential_views.secret_delete, name="secret-delete"),
 ]

@@ -74,7 +74,7 @@ def offline_page(page):
             route.abort()
 
     page.context.route("**/*", route)
-    page.on("console", lambda msg: console_errors.append(msg.text) if msg.type == "error" else None)
+    page.on("console", lambda msg: console_errors.append(f"{msg.text} ({page.url})") if msg.type == "error" else None)
     yield page
     assert not outside, f"requests left 127.0.0.1: {outside}"
     assert not console_errors, f"console errors: {console_errors}"
