@@ -148,6 +148,9 @@ class Connection(models.Model):
         ("MYSQL", "MySQL / MariaDB"),
         ("SQLITE", "SQLite"),
         ("REDIS", "Redis"),
+        ("FOLDER", "Folder on the worker's disk"),
+        ("SFTP", "SFTP server"),
+        ("FTP", "FTP / FTPS server"),
         ("CUSTOM", "Custom"),
     ]
     code = models.CharField(max_length=100, unique=True, validators=[code_validator])

@@ -10,6 +10,7 @@ class RunsConfig(AppConfig):
 
         from pipelines.models import Pipeline, PipelineRevision
         from runs import (
+            file_triggers,
             notifications,
             schedules,
             signals,  # noqa: F401  (connects post_migrate: the reaper schedule)
@@ -23,3 +24,10 @@ class RunsConfig(AppConfig):
                           dispatch_uid="datahub-schedules-revision")
         post_delete.connect(schedules.on_pipeline_deleted, sender=Pipeline, dispatch_uid="datahub-schedules-delete")
         post_migrate.connect(schedules.on_migrated, dispatch_uid="datahub-schedules-migrate")
+        # FILE triggers: their poll schedules follow the pipeline too; a file's run that ends moves the cursor.
+        signals.run_ended.connect(file_triggers.on_run_ended, dispatch_uid="datahub-file-cursor")
+        post_save.connect(file_triggers.on_pipeline_saved, sender=Pipeline, dispatch_uid="datahub-files-pipeline")
+        post_save.connect(file_triggers.on_pipeline_saved, sender=PipelineRevision,
+                          dispatch_uid="datahub-files-revision")
+        post_delete.connect(file_triggers.on_pipeline_deleted, sender=Pipeline, dispatch_uid="datahub-files-delete")
+        post_migrate.connect(file_triggers.on_migrated, dispatch_uid="datahub-files-migrate")

@@ -263,5 +263,43 @@ class ScheduleState(models.Model):
         return f"{self.pipeline.code}/{self.trigger_key} until {self.handled_until:%Y-%m-%d %H:%M}"
 
 
+class SeenFileStatus(models.TextChoices):
+    RUNNING = "RUNNING"  # a run was started for this version of the file and has not succeeded yet
+    DONE = "DONE"  # its run succeeded: the cursor moved past it
+    FAILED = "FAILED"  # given up: maxAttempts runs failed, or its run was cancelled
+    REFUSED = "REFUSED"  # never run: larger than DATAHUB_MAX_FILE_BYTES
+
+
+class SeenFile(models.Model):
+    """A FILE trigger's cursor: one row per version of a file (path + size and mtime, or its checksum).
+
+    The row is created in the same transaction as the file's run, and the unique constraint makes a second
+    run for the same version impossible, whoever polls at the same time. It becomes DONE only when that run
+    succeeds (runs.file_triggers.on_run_ended, or the next poll if the worker died before it could say so);
+    a failed run leaves it RUNNING and the next poll starts another, up to maxAttempts. A changed file is a
+    new version: a new row, a new run."""
+
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="seen_files")
+    trigger_key = models.CharField(max_length=100)
+    path = models.CharField(max_length=500)
+    fingerprint = models.CharField(max_length=100)
+    size = models.PositiveBigIntegerField()
+    modified_at = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=SeenFileStatus.choices, default=SeenFileStatus.RUNNING)
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["pipeline", "trigger_key", "path", "-created_at"]
+        constraints = [models.UniqueConstraint(fields=["pipeline", "trigger_key", "path", "fingerprint"],
+                                               name="seen_file_version_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.pipeline.code}/{self.trigger_key}: {self.path} ({self.status})"
+
+
 # The MESSAGE trigger's tables live beside their code; imported here so Django finds them in the app.
 from runs.consumers.models import Consumer, DeadLetter, MessageDelivery  # noqa: E402, F401

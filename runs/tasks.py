@@ -43,3 +43,12 @@ def run_scheduled(pipeline_id: int, trigger_key: str, planned: str | None = None
     result = schedules.fire(pipeline_id, trigger_key, planned)
     log.info("schedule %s/%s (planned %s): %s", pipeline_id, trigger_key, planned, result)
     return result
+
+
+def poll_file_trigger(pipeline_id: int, trigger_key: str) -> str:
+    """A FILE trigger's poll (its schedule); see runs.file_triggers for the rules."""
+    from runs import file_triggers
+
+    result = file_triggers.poll(pipeline_id, trigger_key)
+    log.info("files %s/%s: %s", pipeline_id, trigger_key, result)
+    return str(result)

@@ -37,6 +37,8 @@ class AdapterContext:
     secret: Callable[[str], str] | None = None
     connection: Callable[[str], dict] | None = None
     cancelled: threading.Event = field(default_factory=threading.Event)
+    # An extractor's input: the batches its predecessors passed on (a FILE trigger's files), read on demand.
+    upstream: Callable[[], Iterator[Batch]] | None = None
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     warnings: list[str] = field(default_factory=list)
 

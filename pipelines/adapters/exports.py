@@ -1,7 +1,9 @@
 """File exporters: ``csvExport``, ``jsonExport`` (JSON array or NDJSON) and ``xmlExport``. [pure]
 
-Each writes one file into the run's Django storage (``ctx.storage``): rows stream into a temporary file
-batch by batch in ``write()``, and ``finish()`` saves it under ``path`` (a folder inside the storage;
+Each writes one file into the run's Django storage (``ctx.storage``), or with ``connectionCode`` onto a
+FOLDER, SFTP or FTP connection (:mod:`pipelines.filestores`; uploaded under a temporary name and renamed,
+so a reader there never sees half a file): rows stream into a temporary file batch by batch in
+``write()``, and ``finish()`` saves it under ``path`` (a folder inside the storage or the connection's root;
 no ``..``, not absolute) and ``filenamePattern`` (default ``<step key>-${timestamp}.<ext>``; placeholders
 ``${date:YYYY-MM-DD}`` (tokens YYYY YY MM DD HH mm ss SSS), ``${timestamp}`` (milliseconds since the
 epoch) and ``${uuid}``). Memory stays at about one batch. The stored name (the storage may add a suffix
@@ -33,6 +35,7 @@ import orjson
 
 from pipelines.adapters.base import Writer, WriteResult
 from pipelines.errors import ConfigError, StepError
+from pipelines.filestores import open_store
 from pipelines.records import Batch, Record
 from pipelines.registry import exporters
 
@@ -133,8 +136,12 @@ LOCALISATION_PROPERTIES = {
 }
 
 OUTPUT_PROPERTIES = {
+    "connectionCode": {"type": "string", "minLength": 1,
+                       "description": "Write to this FOLDER, SFTP or FTP connection (under its root) instead of "
+                       "the file storage; uploaded under a temporary name and renamed, replacing a file there."},
     "path": {"type": "string", "default": ".",
-             "description": "Folder inside the file storage ('.' = its top); relative, without '..'."},
+             "description": "Folder inside the file storage, or under the connection's root ('.' = its top); "
+             "relative, without '..'."},
     "filenamePattern": {"type": "string", "minLength": 1,
                         "description": "File name with placeholders ${date:YYYY-MM-DD}, ${timestamp}, ${uuid}; "
                         "default '<step key>-${timestamp}.<ext>'."},
@@ -355,7 +362,8 @@ class FileExportWriter(Writer):
     def __init__(self, config: dict, ctx):
         super().__init__(config, ctx)
         self.configure()
-        if ctx.storage is None:
+        self.connection_code = config.get("connectionCode")
+        if self.connection_code is None and ctx.storage is None:
             raise ConfigError("this run has no file storage to write the file into")
         self.target = output_name(config, ctx, self.extension)
         if config.get("channelCode"):
@@ -387,12 +395,22 @@ class FileExportWriter(Writer):
         self.format.end()
         self.out.flush()
         self._tmp.seek(0)
+        if self.connection_code is not None:
+            self._upload()
+            return
         try:
             name = self.ctx.storage.save(self.target, File(self._tmp, name=posixpath.basename(self.target)))
         except OSError as exc:
             raise StepError(f"could not save {self.target}: {exc}", retryable=True) from exc
         self.saved_name = name
         self.ctx.warn(f"wrote {name} ({self.count} records)")
+
+    def _upload(self) -> None:
+        """The file goes to a connection instead of the storage: the same name, under the connection's root."""
+        with open_store(self.connection_code, self.ctx.connection, self.ctx.secret) as store:
+            store.write(self.target, self._tmp)
+        self.saved_name = self.target
+        self.ctx.warn(f"wrote {self.target} on connection '{self.connection_code}' ({self.count} records)")
 
     def close(self) -> None:
         tmp = getattr(self, "out", None)

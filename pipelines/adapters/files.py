@@ -54,53 +54,14 @@ import orjson
 
 from pipelines.adapters.base import Extractor
 from pipelines.errors import ConfigError, StepError
+from pipelines.filestores import FileStore, open_store
+from pipelines.filestores.limits import allowed_roots, max_file_bytes
+from pipelines.filestores.limits import human_size as _human
 from pipelines.records import MISSING, Batch, PathError, Record, deep_copy
 from pipelines.records import path as field_path
 from pipelines.registry import extractors
 
-DEFAULT_MAX_FILE_BYTES = 100 * 1024 * 1024
 _READ_CHUNK = 64 * 1024
-
-
-# --- settings, read lazily (the engine runs without Django too) ---------------------------------------
-
-
-def _setting(name: str, default: Any) -> Any:
-    try:
-        from django.conf import settings
-    except ImportError:  # pragma: no cover - Django is a dependency, but the engine does not need it
-        return default
-    if not settings.configured:
-        return default
-    return getattr(settings, name, default)
-
-
-def allowed_roots() -> list[Path]:
-    """The folders ``path`` sources may read from (setting ``DATAHUB_FILE_ROOTS``), resolved; [] without
-    Django settings or without the setting."""
-    roots = _setting("DATAHUB_FILE_ROOTS", None) or []
-    if isinstance(roots, str | os.PathLike):
-        roots = [roots]
-    out = []
-    for root in roots:
-        text = os.fspath(root).strip()
-        if text:
-            out.append(Path(text).expanduser().resolve())
-    return out
-
-
-def max_file_bytes() -> int:
-    """The largest file an extractor reads (setting ``DATAHUB_MAX_FILE_BYTES``, default 100 MiB)."""
-    value = _setting("DATAHUB_MAX_FILE_BYTES", None)
-    return int(value) if value else DEFAULT_MAX_FILE_BYTES
-
-
-def _human(n: int) -> str:
-    if n >= 1024 * 1024 and n % (1024 * 1024) == 0:
-        return f"{n // (1024 * 1024)} MiB ({n} bytes)"
-    if n >= 1024 and n % 1024 == 0:
-        return f"{n // 1024} KiB ({n} bytes)"
-    return f"{n} bytes"
 
 
 def _too_big(label: str, limit: int, size: int | None = None) -> ConfigError:
@@ -283,6 +244,17 @@ def _disk_source(raw: str, limit: int) -> Source:
 # --- schema pieces ----------------------------------------------------------------------------------------
 
 
+def _split_glob(glob: Any) -> tuple[str, str]:
+    """``in/*.csv`` -> folder ``in``, pattern ``*.csv``: the folder part is listed, the last part matched."""
+    if not isinstance(glob, str) or not glob.strip():
+        raise ConfigError("glob must be a non-empty pattern such as 'incoming/*.csv'", field="glob")
+    folder, _, pattern = glob.strip().rpartition("/")
+    if any(ch in folder for ch in "*?["):
+        raise ConfigError("only the last part of glob may hold wildcards ('in/*.csv'; use recursive for "
+                          "subfolders)", field="glob")
+    return folder or ".", pattern
+
+
 def _source_properties(inline: dict) -> dict:
     return {
         **inline,
@@ -292,7 +264,16 @@ def _source_properties(inline: dict) -> dict:
                         "description": "A file's name in the file storage (same as fileId)."},
         "path": {"type": "string", "minLength": 1,
                  "description": "A file on the worker's disk; it must resolve (after symlinks) inside one of "
-                 "the folders of the setting DATAHUB_FILE_ROOTS. A relative path is tried under each folder."},
+                 "the folders of the setting DATAHUB_FILE_ROOTS. A relative path is tried under each folder. "
+                 "With connectionCode: a file under the connection's root."},
+        "connectionCode": {"type": "string", "minLength": 1,
+                           "description": "Read from a FOLDER, SFTP or FTP connection: the file at path, every "
+                           "file matching glob, or (with neither) the files a FILE trigger passed in."},
+        "glob": {"type": "string", "minLength": 1,
+                 "description": "With connectionCode: every file matching this pattern, read in path order "
+                 "('incoming/*.csv'; wildcards in the last part only)."},
+        "recursive": {"type": "boolean", "default": False,
+                      "description": "With glob: match in subfolders too."},
         "resumable": {"type": "boolean", "default": False,
                       "description": "Keep checkpoint.offset (records already read) and skip them on the next "
                       "run, to read only records appended since."},
@@ -326,12 +307,81 @@ _JSON_TYPES = {dict: "object", list: "array", str: "string", int: "number", floa
 
 
 class FileExtractor(Extractor):
+    """Resolves where the file(s) come from, then hands each to ``read(key, source)``, the format's own."""
+
     kind = ""
 
     def __init__(self, config: dict, ctx):
         super().__init__(config, ctx)
         self._closers: list[Callable[[], None]] = []
         self.skipped = 0
+
+    def read(self, key: str, source: Source | None) -> Iterator[Batch]:
+        raise NotImplementedError
+
+    def batches(self) -> Iterator[Batch]:
+        if self.config.get("connectionCode") is None:
+            key, source = resolve_source(self.config, self.ctx, self.kind)
+            yield from self.read(key, source)
+            return
+        for source in self._connection_sources():
+            yield from self.read("connectionCode", source)
+
+    def _connection_sources(self) -> Iterator[Source]:
+        """The files of a connection (a folder, an SFTP or FTP server): ``path`` (one file under its root),
+        ``glob`` (every match, by path; ``recursive`` for subfolders) or, with neither, the files named by
+        the step's input records, as a FILE trigger seeds them (``{"path": ...}``)."""
+        config, code = self.config, self.config["connectionCode"]
+        other = [k for k in (*INLINE_SOURCES[self.kind], "fileId", "storagePath") if config.get(k) is not None]
+        if other:
+            raise ConfigError(f"connectionCode reads files from a connection; {other[0]} cannot be given with it",
+                              field=other[0])
+        if config.get("path") is not None and config.get("glob") is not None:
+            raise ConfigError("give path or glob, not both", field="glob")
+        if config.get("resumable") and config.get("path") is None:
+            raise ConfigError("resumable needs one file (path), not a glob or the trigger's files", field="resumable")
+        store = open_store(code, self.ctx.connection, self.ctx.secret)
+        self._closers.append(store.close)
+        if config.get("path") is not None:
+            yield self._remote_source(store, config["path"])
+        elif config.get("glob") is not None:
+            folder, pattern = _split_glob(config["glob"])
+            for info in store.list(folder, pattern, bool(config.get("recursive"))):
+                yield self._remote_source(store, info.path, info.size)
+        else:
+            yield from self._input_sources(store, code)
+
+    def _input_sources(self, store: FileStore, code: str) -> Iterator[Source]:
+        if self.ctx.upstream is None:
+            raise ConfigError("with connectionCode, give path or glob (or put the step after a FILE trigger, "
+                              "whose files it then reads)", field="path")
+        found = False
+        for batch in self.ctx.upstream():
+            for record in batch:
+                path = record.get("path") if isinstance(record, dict) else None
+                if not isinstance(path, str) or not path:
+                    raise ConfigError("an input record has no 'path' naming the file to read (give path or glob "
+                                      "to read fixed files)", field="path")
+                if record.get("connectionCode") not in (None, code):
+                    raise ConfigError(f"the file '{path}' is on connection '{record['connectionCode']}', not on "
+                                      f"'{code}'", field="connectionCode")
+                found = True
+                yield self._remote_source(store, path)
+        if not found:
+            self.ctx.warn("no input record names a file: nothing read")
+
+    def _remote_source(self, store: FileStore, path: str, size: int | None = None) -> Source:
+        if not isinstance(path, str) or not path.strip():
+            raise ConfigError("path must be a non-empty string", field="path")
+        if size is None:
+            size = store.stat(path).size
+        label = f"file '{path}' on connection '{store.code}'"
+        limit = max_file_bytes()
+        if size > limit:
+            raise _too_big(label, limit, size)
+        clean = store.path(path)
+        return Source(label=label, identity=f"connection:{store.code}:{clean}", name=clean, size=size,
+                      _open=lambda: store.open_read(clean))
 
     def close(self) -> None:
         while self._closers:
@@ -463,8 +513,7 @@ class CsvExtractor(FileExtractor):
 
     kind = "csv"
 
-    def batches(self) -> Iterator[Batch]:
-        key, source = resolve_source(self.config, self.ctx, "csv")
+    def read(self, key: str, source: Source | None) -> Iterator[Batch]:
         delimiter, quote = self._dialect(source)
         skip_top = self._header_skip()
         if key == "rows":
@@ -601,8 +650,7 @@ class CsvExtractor(FileExtractor):
 class JsonExtractor(FileExtractor):
     kind = "json"
 
-    def batches(self) -> Iterator[Batch]:
-        _, source = resolve_source(self.config, self.ctx, "json")
+    def read(self, key: str, source: Source | None) -> Iterator[Batch]:
         fmt = self.config.get("format")
         if fmt is None:
             fmt = "NDJSON" if source.name.lower().endswith((".ndjson", ".jsonl")) else "JSON"
@@ -726,8 +774,7 @@ class XmlExtractor(FileExtractor):
 
     kind = "xml"
 
-    def batches(self) -> Iterator[Batch]:
-        _, source = resolve_source(self.config, self.ctx, "xml")
+    def read(self, key: str, source: Source | None) -> Iterator[Batch]:
         self.prefix = self.config.get("attributePrefix", "@")
         self.match = self._matcher(self.config.get("recordPath"))
         if source.text is not None:
@@ -864,8 +911,7 @@ class XlsxExtractor(FileExtractor):
 
     kind = "xlsx"
 
-    def batches(self) -> Iterator[Batch]:
-        _, source = resolve_source(self.config, self.ctx, "xlsx")
+    def read(self, key: str, source: Source | None) -> Iterator[Batch]:
         skip_top = self._header_skip()
         workbook = self._open(source)
         sheet = self._sheet(workbook)

@@ -16,6 +16,7 @@ from pipelines.errors import ConfigError, StepCancelled
 from pipelines.operators.chain import OperatorChain
 from runs.consumers.config import MESSAGE_PROPERTIES
 from runs.engine.context import StepContext, StepHandler, StepInput, StepOutcome
+from runs.engine.file_trigger import FILE_TRIGGER_PROPERTIES
 from runs.engine.retry import RETRY_SCHEMA, RetryPolicy, apply_with_retry, retry_problems
 from runs.engine.triggers import trigger_problems
 from runs.engine.validate import compile_rules
@@ -43,7 +44,9 @@ class ExtractHandler(StepHandler):
     def run(self, step, inputs, ctx):
         cls = registry.extractors.get(step.adapter_code).impl
         out = ctx.new_buffer()
-        extractor = cls(dict(step.config), ctx.adapter_context())
+        adapter_ctx = ctx.adapter_context()
+        adapter_ctx.upstream = lambda: inputs.batches(ctx.batch_size)
+        extractor = cls(dict(step.config), adapter_ctx)
         limit = ctx.options.record_limit
         try:
             for batch in extractor.batches():
@@ -251,6 +254,11 @@ TRIGGER_SCHEMA = {
         "rateLimitWindow": {"type": "integer", "minimum": 1, "default": 60,
                             "description": "WEBHOOK: the rate-limit window in seconds."},
         **MESSAGE_PROPERTIES,
+        **FILE_TRIGGER_PROPERTIES,
+        # MESSAGE and FILE triggers both name a connection: one property, both meanings.
+        "connectionCode": {"type": "string", "minLength": 1,
+                           "description": f"{MESSAGE_PROPERTIES['connectionCode']['description']} "
+                           f"{FILE_TRIGGER_PROPERTIES['connectionCode']['description']}"},
     },
     "additionalProperties": False,
 }

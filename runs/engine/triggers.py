@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 
 from runs.consumers.config import message_problems
+from runs.engine.file_trigger import file_trigger_problems
 from runs.engine.webhook_jwt import jwt_problems
 
 CATCH_UP_POLICIES = ("ALL", "LAST", "NONE")
@@ -52,6 +53,7 @@ TRIGGER_CHECKS = {
     "SCHEDULE": schedule_problems,
     "WEBHOOK": webhook_problems,
     "MESSAGE": message_problems,
+    "FILE": file_trigger_problems,
 }
 
 
