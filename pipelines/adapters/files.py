@@ -325,7 +325,12 @@ class FileExtractor(Extractor):
             yield from self.read(key, source)
             return
         for source in self._connection_sources():
+            mark = len(self._closers)
             yield from self.read("connectionCode", source)
+            # Done with this file: close its streams before the next one (an FTP connection carries one
+            # transfer at a time).
+            while len(self._closers) > mark:
+                self._closers.pop()()
 
     def _connection_sources(self) -> Iterator[Source]:
         """The files of a connection (a folder, an SFTP or FTP server): ``path`` (one file under its root),
@@ -368,7 +373,8 @@ class FileExtractor(Extractor):
                 found = True
                 yield self._remote_source(store, path)
         if not found:
-            self.ctx.warn("no input record names a file: nothing read")
+            raise ConfigError("no file to read: give path or glob, or let a FILE trigger start the run (its "
+                              "files are read then)", field="path")
 
     def _remote_source(self, store: FileStore, path: str, size: int | None = None) -> Source:
         if not isinstance(path, str) or not path.strip():

@@ -221,6 +221,7 @@ class FtpStore(FileStore):
     def open_read(self, path: str) -> IO[bytes]:
         rel = self.path(path)
         try:
+            self.ftp.voidcmd("TYPE I")  # bytes as they are: ASCII mode would rewrite line ends
             conn = self.ftp.transfercmd(f"RETR {self._remote(rel)}")
         except (ftplib.Error, OSError, EOFError) as exc:
             raise self._error(exc, "reading", rel) from None

@@ -37,12 +37,12 @@ def ftp_server(tmp_path):
 
     root = tmp_path / "ftp-root"
     root.mkdir()
-    (root / "readonly").mkdir()
     authorizer = DummyAuthorizer()
     authorizer.add_user(FTP_USER, FTP_PASSWORD, str(root), perm="elradfmwMT")
     authorizer.add_user("reader", "reader-secret", str(root), perm="elr")
-    handler = type("Handler", (FTPHandler,), {"authorizer": authorizer, "banner": "datahub test ftp"})
-    logging.getLogger("pyftpdlib").setLevel(logging.WARNING)  # one line per command otherwise
+    handler = type("Handler", (FTPHandler,), {"authorizer": authorizer, "banner": "datahub test ftp",
+                                              "auth_failed_timeout": 0})
+    logging.getLogger("pyftpdlib").setLevel(logging.WARNING)  # a log line per command otherwise
     server = FTPServer(("127.0.0.1", 0), handler)
     port = server.socket.getsockname()[1]
     stop = threading.Event()
@@ -65,6 +65,7 @@ def ftp_server(tmp_path):
 def sftp_server(tmp_path):
     asyncssh = pytest.importorskip("asyncssh", reason="asyncssh (a test dependency) runs the SFTP server these "
                                    "tests use")
+    logging.getLogger("asyncssh").setLevel(logging.WARNING)  # a log line per channel event otherwise
     root = tmp_path / "sftp-root"
     root.mkdir()
     host_key = asyncssh.generate_private_key("ssh-ed25519")
@@ -177,8 +178,9 @@ def server_secrets(ftp: FileServer | None = None, sftp: FileServer | None = None
 
 
 @pytest.fixture
-def save_connections(db):
-    """Store connections and secrets in the database, as an admin would."""
+def save_connections():
+    """Store connections and secrets in the database, as an admin would (the test's django_db mark must be
+    transactional when a run reads them: steps run in threads with their own database connections)."""
     def save(connections: dict, secrets: dict) -> None:
         from pipelines.models import Connection, Secret
         from pipelines.secrets import set_secret_value
@@ -192,3 +194,25 @@ def save_connections(db):
             secret.save()
 
     return save
+
+
+def upload(server: FileServer, kind: str, path: str, data: bytes) -> None:
+    """Put a file on the server over its own protocol (plain paramiko / ftplib, not the code under test)."""
+    import ftplib
+    import io as _io
+
+    if kind == "ftp":
+        with ftplib.FTP() as ftp:
+            ftp.connect(server.host, server.port, timeout=10)
+            ftp.login(server.user, server.password)
+            ftp.storbinary(f"STOR {path}", _io.BytesIO(data))
+        return
+    import paramiko
+
+    transport = paramiko.Transport((server.host, server.port))
+    try:
+        transport.connect(username=server.user, password=server.password)
+        sftp = paramiko.SFTPClient.from_transport(transport)
+        sftp.putfo(_io.BytesIO(data), path)
+    finally:
+        transport.close()
