@@ -9,6 +9,8 @@ One check per connection type, in the table :data:`CHECKS` (the page lists what 
   401 and 403 say the credentials were refused.
 - REDIS: PING, with the connection's options (``queues.redis_options``).
 - CUSTOM with an ``amqpUrl`` (or ``vhost``): open an AMQP connection to RabbitMQ (``queues.amqp_parameters``).
+- FOLDER, SFTP, FTP: open the file store as a run does (``filestores.open_store``: host key, login, root) and
+  list the root.
 
 What is guaranteed: a check never raises for a failure of the target; it answers ``CheckResult(ok=False,
 message)``. Every secret value read during the check (and the password and path of a secret URL) is replaced by ``***``
@@ -27,6 +29,7 @@ from pipelines.adapters import queues, sqlconn
 from pipelines.adapters.base import AdapterContext
 from pipelines.adapters.http_auth import apply_auth, resolve_target
 from pipelines.errors import DatahubError
+from pipelines.filestores import open_store
 
 DEFAULT_TIMEOUT_S = 5.0
 
@@ -95,6 +98,13 @@ def _custom(conn: Mapping, ctx: AdapterContext, timeout_s: float) -> str:
     raise DatahubError("a CUSTOM connection can be tested only as RabbitMQ (give amqpUrl, or host and vhost)")
 
 
+def _files(conn: Mapping, ctx: AdapterContext, timeout_s: float) -> str:
+    bounded = {**conn, "timeoutSec": timeout_s}
+    with open_store(conn["code"], lambda code: bounded, ctx.secret) as store:
+        count = len(store.list("."))
+    return f"{store.label}: logged in and listed the root ({count} files)"
+
+
 CHECKS: dict[str, Callable[[Mapping, AdapterContext, float], str]] = {
     "POSTGRES": _sql,
     "MYSQL": _sql,
@@ -103,6 +113,9 @@ CHECKS: dict[str, Callable[[Mapping, AdapterContext, float], str]] = {
     "GRAPHQL": _http,
     "REDIS": _redis,
     "CUSTOM": _custom,
+    "FOLDER": _files,
+    "SFTP": _files,
+    "FTP": _files,
 }
 
 
