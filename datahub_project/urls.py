@@ -11,6 +11,7 @@ urlpatterns = [
     path("hooks/", include("runs.webhook_urls")),
     path("", include("datahub_project.ops_urls")),
     path("", include("runs.urls")),
+    path("", include("runs.consumers.urls")),
     path("", include("pipelines.urls")),
     path("", include("gates.urls")),
 ]

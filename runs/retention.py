@@ -2,7 +2,8 @@
 
 A daily django-q2 schedule (created after ``migrate``) and ``manage.py prune_runs`` call :func:`prune`:
 
-* record errors and record attempts older than ``DATAHUB_KEEP_RECORD_ERRORS_DAYS`` (90) are deleted;
+* record errors and record attempts older than ``DATAHUB_KEEP_RECORD_ERRORS_DAYS`` (90) are deleted, and
+  the MESSAGE consumers' dead letters of that age (the copies in the dead-letter queues are the broker's);
 * runs that ended (COMPLETED, FAILED, CANCELLED) more than ``DATAHUB_KEEP_RUNS_DAYS`` (30) days ago are
   deleted with their step runs, hook deliveries and gate requests, and the files a paused run had saved.
   A run that still holds record errors is kept until they expire, so its failed records stay replayable;
@@ -27,7 +28,7 @@ from django.db.models.signals import post_migrate
 from django.dispatch import receiver
 from django.utils import timezone
 
-from runs.models import ENDED_STATUSES, RecordAttempt, RecordError, Run, WebhookDelivery
+from runs.models import ENDED_STATUSES, DeadLetter, RecordAttempt, RecordError, Run, WebhookDelivery
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ def prune(*, keep_runs_days: int | None = None, keep_record_errors_days: int | N
     keep_errors = (settings.DATAHUB_KEEP_RECORD_ERRORS_DAYS if keep_record_errors_days is None
                    else keep_record_errors_days)
     counts = {"record_errors": 0, "record_attempts": 0, "runs": 0, "files": 0, "task_results": 0,
-              "webhook_keys": 0}
+              "webhook_keys": 0, "dead_letters": 0}
     prune_ = _count if dry_run else _delete_in_chunks
 
     if keep_errors:
@@ -52,6 +53,7 @@ def prune(*, keep_runs_days: int | None = None, keep_record_errors_days: int | N
             RecordError.objects.filter(created_at__lt=cutoff, run__status__in=ENDED_STATUSES), chunk_size)
         counts["record_attempts"] = prune_(
             RecordAttempt.objects.filter(at__lt=cutoff, run__status__in=ENDED_STATUSES), chunk_size)
+        counts["dead_letters"] = prune_(DeadLetter.objects.filter(created_at__lt=cutoff), chunk_size)
 
     if keep_runs:
         cutoff = now - timedelta(days=keep_runs)

@@ -49,8 +49,14 @@ class Configured:
         """What the Queues page says: the owner's report, unless its lease lapsed (no consume process)."""
         c = self.consumer
         if c.owner and c.heartbeat_at and c.heartbeat_at >= timezone.now() - lease():
-            return c.state
+            return "STOPPING" if c.desired == STOPPED else c.state
         return "NOT RUNNING" if c.desired == RUNNING and self.can_run else ConsumerState.STOPPED
+
+    @property
+    def state_class(self) -> str:
+        """The badge's CSS class for ``shown_state``."""
+        return {"RUNNING": "s-running", "STARTING": "s-pending", "STOPPING": "s-pending", "FAILING": "s-failed",
+                "NOT RUNNING": "s-paused"}.get(self.shown_state, "s-disabled")
 
 
 def lease():

@@ -95,3 +95,25 @@ def test_it_retries_a_message_whose_run_fails_then_dead_letters_it_after_max_ret
     for _ in range(3):
         c.poll()
     assert Run.objects.filter(pipeline=p).count() == 3
+
+
+@pytest.mark.django_db
+def test_it_prunes_dead_letters_with_the_record_errors(settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from pipelines.services import save_definition
+    from runs import retention
+    from runs.consumers.services import configured_consumers
+
+    settings.DATAHUB_KEEP_RECORD_ERRORS_DAYS = 90
+    p = save_definition({"version": 1, "code": "prune-dl", "steps": [{"key": "inbox", "type": "TRIGGER", "config": {
+        "type": "MESSAGE", "queueType": "REDIS_STREAMS", "connectionCode": "r", "queueName": "q"}}]})
+    [c] = configured_consumers([p.code])
+    old = DeadLetter.objects.create(consumer=c.consumer, key="1-0", body="x", reason="old")
+    DeadLetter.objects.create(consumer=c.consumer, key="2-0", body="y", reason="new")
+    DeadLetter.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=91))
+    assert retention.prune(dry_run=True)["dead_letters"] == 1
+    assert retention.prune()["dead_letters"] == 1
+    assert list(DeadLetter.objects.values_list("reason", flat=True)) == ["new"]
