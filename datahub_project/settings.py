@@ -278,7 +278,9 @@ DATAHUB_DEMO_PIPELINES_DIR = BASE_DIR / "pipelines" / "demo"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # Log lines are scrubbed of the credentials runs use (a server may echo them in an error body).
+    "filters": {"redact": {"()": "pipelines.redaction.RedactingFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact"]}},
     "root": {"handlers": ["console"], "level": env_str("DATAHUB_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

@@ -335,9 +335,12 @@ def _check_url(url: str) -> None:
 class HttpClient:
     """Outbound HTTP under an :class:`HttpPolicy`. Thread-safe; share one per run or worker."""
 
-    def __init__(self, policy: HttpPolicy | None = None):
+    def __init__(self, policy: HttpPolicy | None = None, *, redactor: Any = None):
         self.policy = policy or HttpPolicy()
         self._local = threading.local()
+        # A pipelines.redaction.Redactor: learns the credentials each request sends, so that a server
+        # echoing them in an error body cannot get them into a message.
+        self.redactor = redactor
 
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
@@ -376,6 +379,8 @@ class HttpClient:
         send_headers = CaseInsensitiveDict(headers or {})
         session = self._session()
         _check_url(url)
+        if self.redactor is not None:
+            self.redactor.sent(url, send_headers, params)
         for hop in range(self.policy.max_redirects + 1):
             remaining = deadline - time.monotonic()
             if remaining <= 0:

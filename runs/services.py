@@ -206,10 +206,14 @@ def run_options(run: Run, *, keep_outputs=False) -> RunOptions:
 
     from pipelines.connections import resolve_connection
     from pipelines.http import HttpClient, HttpPolicy
+    from pipelines.redaction import Redactor
     from pipelines.secrets import resolve_secret
     from runs.engine.buffers import buffer_of
 
     policy = HttpPolicy(allow=tuple(settings.DATAHUB_HTTP_ALLOW), max_bytes=settings.DATAHUB_HTTP_MAX_BYTES)
+    # Learns every secret the run resolves and every credential it sends; whatever the run reports is
+    # scrubbed of them (a server may echo them in an error body).
+    redactor = Redactor()
     return RunOptions(
         dry_run=run.dry_run,
         record_limit=run.record_limit,
@@ -217,13 +221,14 @@ def run_options(run: Run, *, keep_outputs=False) -> RunOptions:
         spill_records=settings.DATAHUB_SPILL_RECORDS,
         pipeline_code=run.pipeline.code,
         run_id=run.pk,
-        http=HttpClient(policy),
+        http=HttpClient(policy, redactor=redactor),
         storage=default_storage,
-        secret=resolve_secret,
+        secret=redactor.watch(resolve_secret),
         connection=resolve_connection,
         thread_wrapper=close_connections_after,
         seed_step=run.seed_step or None,
         seed_records=buffer_of(run.seed_records or []) if run.seed_step else None,
+        redactor=redactor,
     )
 
 
@@ -364,7 +369,10 @@ def requeue_lost_runs(max_wait_seconds: int | None = None) -> int:
 
 
 def _fail(run: Run, message: str) -> None:
-    Run.objects.filter(pk=run.pk).update(status=RunStatus.FAILED, error=message, finished_at=timezone.now())
+    from pipelines.redaction import scrub_everywhere
+
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.FAILED, error=scrub_everywhere(message),
+                                         finished_at=timezone.now())
 
 
 def _reload(run: Run) -> Run:

@@ -56,6 +56,9 @@ class RunOptions:
     # on it run; every other step is SKIPPED and contributes no records.
     seed_step: str | None = None
     seed_records: RecordBuffer | None = None
+    # A pipelines.redaction.Redactor: every event's texts are scrubbed of the run's credentials before the
+    # store sees them (the runs service gives one that learns the secrets and headers the run uses).
+    redactor: Any = None
 
 
 class StepInput:

@@ -55,7 +55,7 @@ from runs.engine.events import (
     StepRetrying,
     StepStarted,
 )
-from runs.engine.store import RunStore
+from runs.engine.store import RedactingStore, RunStore
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def execute(
 class _Execution:
     def __init__(self, definition: Definition, store: RunStore, options: RunOptions, step_types: Registry):
         self.d = definition
-        self.store = store
+        self.store = store if options.redactor is None else RedactingStore(store, options.redactor)
         self.options = options
         self.step_types = step_types
         self.inputs = graph.inputs(definition)

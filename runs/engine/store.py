@@ -8,9 +8,11 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import fields, replace
 from typing import Protocol
 
-from runs.engine.events import Event, RecordFailed, StepFinished
+from pipelines.redaction import Redactor
+from runs.engine.events import Event, HookFired, RecordFailed, StepFinished
 
 
 class RunStore(Protocol):
@@ -56,3 +58,41 @@ class InMemoryStore:
 
     def record_errors(self) -> list[RecordFailed]:
         return [e for e in self.events if isinstance(e, RecordFailed)]
+
+
+# Event fields that are data or config, not messages: kept as they are (a dead letter must replay as it was).
+_NOT_MESSAGES = frozenset({"record", "checkpoint", "action", "step_key", "step_keys", "counts"})
+
+
+class RedactingStore:
+    """A store in front of another that scrubs the run's credentials out of every event's texts (errors,
+    warnings, details, hook payloads but their records) before the other store sees them: the one place
+    through which what a run says reaches the database, its pages and its APIs (pipelines.redaction)."""
+
+    def __init__(self, store: RunStore, redactor: Redactor):
+        self.store = store
+        self.redactor = redactor
+
+    def __getattr__(self, name: str):
+        return getattr(self.store, name)
+
+    def emit(self, event: Event) -> None:
+        if self.redactor.active:
+            event = self._scrubbed(event)
+        self.store.emit(event)
+
+    def _scrubbed(self, event: Event) -> Event:
+        scrub = self.redactor.scrub_value
+        changes = {}
+        for f in fields(event):
+            if f.name in _NOT_MESSAGES:
+                continue
+            value = getattr(event, f.name)
+            if isinstance(event, HookFired) and f.name == "payload":
+                scrubbed = {k: v if k == "records" else scrub(v) for k, v in value.items()}
+            else:
+                scrubbed = scrub(value)
+            if scrubbed != value:
+                changes[f.name] = scrubbed
+        return replace(event, **changes) if changes else event
+
