@@ -17,9 +17,10 @@ from runs import file_triggers, services
 from runs.models import Run, RunStatus, SeenFile, SeenFileStatus
 from tests.files.conftest import ftp_connection, server_secrets, sftp_connection, upload
 
-# Transactional: a run's steps run in threads with database connections of their own, and its extractor
-# reads the connection rows the test saved.
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
+# Tests that execute a run are transactional: its steps run in threads with database connections of their
+# own, and its extractor reads the connection rows the test saved. The others need not pay for it.
+executes_runs = pytest.mark.django_db(transaction=True)
 
 CSV = b"sku,qty\nA-1,2\nB-2,5\n"
 
@@ -54,6 +55,7 @@ def execute(run_id):
     return services.run_now(Run.objects.get(pk=run_id), keep_outputs=True)
 
 
+@executes_runs
 def test_a_file_uploaded_to_the_server_starts_one_run_seeded_with_it_and_its_records(partner):
     kind, server = partner
     pipeline = save_definition(definition())
@@ -74,6 +76,7 @@ def test_a_file_uploaded_to_the_server_starts_one_run_seeded_with_it_and_its_rec
     assert (row.path, row.status, row.run_id, row.attempts) == ("orders-1.csv", SeenFileStatus.DONE, run.pk, 1)
 
 
+@executes_runs
 def test_the_same_file_seen_again_starts_no_second_run(partner):
     kind, server = partner
     pipeline = save_definition(definition())
@@ -87,6 +90,7 @@ def test_the_same_file_seen_again_starts_no_second_run(partner):
     assert Run.objects.filter(pipeline=pipeline).count() == 1
 
 
+@executes_runs
 def test_a_changed_file_starts_a_new_run(partner):
     kind, server = partner
     pipeline = save_definition(definition())
@@ -112,6 +116,7 @@ def test_a_second_poll_racing_the_first_is_stopped_by_the_unique_constraint(sftp
     assert Run.objects.filter(pipeline=pipeline).count() == 1 and SeenFile.objects.count() == 1
 
 
+@executes_runs
 def test_a_worker_killed_between_run_creation_and_cursor_move_causes_no_duplicate(sftp_server, save_connections):
     from runs import signals
 
@@ -134,6 +139,7 @@ def test_a_worker_killed_between_run_creation_and_cursor_move_causes_no_duplicat
     assert SeenFile.objects.get().status == SeenFileStatus.DONE and Run.objects.count() == 1
 
 
+@executes_runs
 def test_a_run_whose_worker_died_mid_run_is_retried_once_after_the_reaper_failed_it(sftp_server, save_connections):
     save_connections({"partner": sftp_connection(sftp_server)}, server_secrets(sftp=sftp_server))
     pipeline = save_definition(definition())
@@ -151,6 +157,7 @@ def test_a_run_whose_worker_died_mid_run_is_retried_once_after_the_reaper_failed
     assert (row.status, row.attempts, row.run_id) == (SeenFileStatus.DONE, 2, first.retried[0])
 
 
+@executes_runs
 def test_an_unreadable_file_fails_its_run_with_the_reason_is_retried_then_given_up(partner):
     kind, server = partner
     pipeline = save_definition(definition(maxAttempts=2))
@@ -211,6 +218,7 @@ def test_a_file_younger_than_min_file_age_waits(sftp_server, save_connections):
     assert len(poll(pipeline, now=time.time() + 61).started) == 1
 
 
+@executes_runs
 def test_checksum_detection_ignores_a_touched_file_and_sees_changed_content(tmp_path, settings, save_connections):
     root = tmp_path / "inbox"
     root.mkdir()
