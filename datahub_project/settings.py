@@ -269,6 +269,8 @@ DATAHUB_MAX_FILE_BYTES = env_int("DATAHUB_MAX_FILE_BYTES", 100 * 1024 * 1024, mi
 DATAHUB_SQLITE_DIRS = [p for p in env_str("DATAHUB_SQLITE_DIRS", str(VAR_DIR / "sqlite")).split(":") if p]
 # Django models the modelQuery/modelUpsert/modelDelete adapters may touch ("app_label.Model", comma-separated).
 DATAHUB_MODEL_ALLOWLIST = env_list("DATAHUB_MODEL_ALLOWLIST", [])
+# Django models EVENT triggers may subscribe to ("app_label.Model" or "app_label.*", comma-separated).
+DATAHUB_EVENT_MODELS = env_list("DATAHUB_EVENT_MODELS", [])
 # How people reach this Datahub: links in emails and webhook notices.
 DATAHUB_BASE_URL = env_str("DATAHUB_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 # Encrypts stored secrets; falls back to SECRET_KEY. Changing it makes stored secrets unreadable.

@@ -31,3 +31,13 @@ class RunsConfig(AppConfig):
                           dispatch_uid="datahub-files-revision")
         post_delete.connect(file_triggers.on_pipeline_deleted, sender=Pipeline, dispatch_uid="datahub-files-delete")
         post_migrate.connect(file_triggers.on_migrated, dispatch_uid="datahub-files-migrate")
+        # EVENT triggers: subscriptions follow their pipeline; every model's changes pass the capture, which
+        # keeps only those of models in DATAHUB_EVENT_MODELS that a subscription wants.
+        from runs.model_events import capture, dispatch
+
+        post_save.connect(dispatch.on_pipeline_saved, sender=Pipeline, dispatch_uid="datahub-events-pipeline")
+        post_save.connect(dispatch.on_pipeline_saved, sender=PipelineRevision, dispatch_uid="datahub-events-revision")
+        post_migrate.connect(dispatch.on_migrated, dispatch_uid="datahub-events-migrate")
+        post_save.connect(capture.on_save, dispatch_uid="datahub-events-capture-save")
+        post_delete.connect(capture.on_delete, dispatch_uid="datahub-events-capture-delete")
+        signals.run_ended.connect(dispatch.on_run_ended, dispatch_uid="datahub-events-run-ended")

@@ -303,3 +303,6 @@ class SeenFile(models.Model):
 
 # The MESSAGE trigger's tables live beside their code; imported here so Django finds them in the app.
 from runs.consumers.models import Consumer, DeadLetter, MessageDelivery  # noqa: E402, F401
+
+# The EVENT trigger's tables, likewise.
+from runs.model_events.models import EventSubscription, OutboxEvent  # noqa: E402, F401

@@ -21,6 +21,7 @@ from runs.engine.retry import RETRY_SCHEMA, RetryPolicy, apply_with_retry, retry
 from runs.engine.triggers import trigger_problems
 from runs.engine.validate import compile_rules
 from runs.engine.webhook_jwt import JWT_PROPERTIES
+from runs.model_events.config import EVENT_PROPERTIES
 
 _PASS = {"type": "object"}
 
@@ -259,6 +260,7 @@ TRIGGER_SCHEMA = {
         "connectionCode": {"type": "string", "minLength": 1,
                            "description": f"{MESSAGE_PROPERTIES['connectionCode']['description']} "
                            f"{FILE_TRIGGER_PROPERTIES['connectionCode']['description']}"},
+        **EVENT_PROPERTIES,
     },
     "additionalProperties": False,
 }

@@ -13,6 +13,7 @@ from croniter import croniter
 from runs.consumers.config import message_problems
 from runs.engine.file_trigger import file_trigger_problems
 from runs.engine.webhook_jwt import jwt_problems
+from runs.model_events.config import event_problems
 
 CATCH_UP_POLICIES = ("ALL", "LAST", "NONE")
 
@@ -54,6 +55,7 @@ TRIGGER_CHECKS = {
     "WEBHOOK": webhook_problems,
     "MESSAGE": message_problems,
     "FILE": file_trigger_problems,
+    "EVENT": event_problems,
 }
 
 
