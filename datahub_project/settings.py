@@ -251,6 +251,10 @@ DEFAULT_FROM_EMAIL = env_str("DATAHUB_FROM_EMAIL", "datahub@localhost")
 # --- Datahub ------------------------------------------------------------------------------------------
 # Cross-app plugins, like INSTALLED_APPS: the one visible list of what registers into pipelines' registries.
 DATAHUB_PLUGIN_MODULES = ["runs.engine.handlers", "gates.step", *env_list("DATAHUB_PLUGIN_MODULES", [])]
+# One-click Approve/Reject links in gate emails (gates.action_links): how long they work, and whether they
+# work without logging in first (then the link is the credential; off by default).
+DATAHUB_GATE_LINK_MAX_AGE = env_int("DATAHUB_GATE_LINK_MAX_AGE", 3 * 24 * 3600, minimum=60)
+DATAHUB_GATE_LINKS_WITHOUT_LOGIN = env_bool("DATAHUB_GATE_LINKS_WITHOUT_LOGIN", False)
 # A run whose worker has not written a heartbeat for this long is marked FAILED by the reaper.
 DATAHUB_HEARTBEAT_TIMEOUT = env_int("DATAHUB_HEARTBEAT_TIMEOUT", 120, minimum=10)
 # A `manage.py consume` process that has not renewed its hold on a MESSAGE consumer for this long is taken

@@ -5,6 +5,10 @@ the gate up: people (and the timer) can decide while a slow webhook is still bei
 raises: a failure is retried (the webhook: transport errors, 429 and 5xx), then written on the gate
 request (``webhook_error``, ``email_error``) and logged; the run and the gate go on either way.
 
+The webhook's JSON is Datahub's own (:func:`payload`), or a Slack or Microsoft Teams incoming-webhook
+message when the step's ``notifyWebhookFormat`` says so (:mod:`pipelines.notice_formats`). Emails go one
+per address, each with one-click Approve and Reject links bound to that address (:mod:`gates.action_links`).
+
 The webhook goes through the guarded HTTP client (no private or loopback targets unless
 ``DATAHUB_HTTP_ALLOW`` lists them; read when the notice is sent), with a timeout per attempt.
 """
@@ -20,8 +24,9 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from gates import tables
+from gates import action_links, tables
 from gates.models import GateRequest
+from pipelines.notice_formats import Notice, shape
 
 log = logging.getLogger(__name__)
 
@@ -81,13 +86,37 @@ def payload(gate: GateRequest) -> dict:
     }
 
 
+def webhook_format(gate: GateRequest) -> str:
+    """The gate step's ``notifyWebhookFormat`` in the revision the run executes (default ``datahub``)."""
+    for step in (gate.run.revision.definition or {}).get("steps", []):
+        if isinstance(step, dict) and step.get("key") == gate.step_key:
+            return (step.get("config") or {}).get("notifyWebhookFormat") or "datahub"
+    return "datahub"
+
+
+def notice(gate: GateRequest) -> Notice:
+    """The notice told in words, for the chat formats (Slack, Teams). No approve/reject links: a chat
+    channel is not one addressee; the review page decides."""
+    run, stats = gate.run, gate.stats or {}
+    facts = [("Pipeline", f"{run.pipeline.name or run.pipeline.code} ({run.pipeline.code})"), ("Run", str(run.pk)),
+             ("Step", gate.step_key), ("Approval", gate.approval_type), ("Records held", f"{gate.record_count:,}")]
+    if stats.get("errorRatePercent") is not None:
+        facts.append(("Error rate", f"{stats['errorRatePercent']:.2f} %"))
+    if gate.timeout_at:
+        facts.append(("Approves by itself at", gate.timeout_at.strftime("%Y-%m-%d %H:%M:%S %Z")))
+    return Notice(title=f'Gate "{gate.step_key}" waits for approval',
+                  text=f"{gate.record_count:,} record(s) of {run.pipeline.name or run.pipeline.code} wait for a "
+                       "person to approve or reject them.",
+                  facts=facts, links=[("Review, approve or reject", review_url(gate)), ("Open the run", run_url(gate))])
+
+
 def send_webhook(gate: GateRequest) -> bool:
     from pipelines.http import HttpClient, HttpError, HttpPolicy
 
     policy = HttpPolicy(allow=tuple(getattr(settings, "DATAHUB_HTTP_ALLOW", ())), timeout=WEBHOOK_TIMEOUT_SECONDS,
                         max_bytes=1024 * 1024, max_redirects=0)
     client = HttpClient(policy)
-    body = payload(gate)
+    body = shape(webhook_format(gate), notice(gate), payload(gate))
     attempts = 0
     error = ""
     status = None
@@ -124,8 +153,9 @@ def send_webhook(gate: GateRequest) -> bool:
     return ok
 
 
-def email_context(gate: GateRequest) -> dict:
-    return {
+def email_context(gate: GateRequest, addressee: str | None = None) -> dict:
+    """What the email templates show; with ``addressee``, their own one-click Approve and Reject links."""
+    context = {
         "gate": gate,
         "run": gate.run,
         "pipeline": gate.run.pipeline,
@@ -135,24 +165,34 @@ def email_context(gate: GateRequest) -> dict:
         "review_url": review_url(gate),
         "run_url": run_url(gate),
     }
+    if addressee:
+        context["approve_url"] = action_links.link(gate, "approve", addressee, base_url())
+        context["reject_url"] = action_links.link(gate, "reject", addressee, base_url())
+        context["link_hours"] = action_links.max_age() // 3600
+    return context
 
 
 def send_email(gate: GateRequest) -> bool:
-    context = email_context(gate)
+    """One email per address: each carries Approve and Reject links bound to its addressee."""
     pipeline = gate.run.pipeline
     subject = f'[Datahub] Gate "{gate.step_key}" of {pipeline.name or pipeline.code} waits for approval (run {gate.run_id})'
-    message = EmailMultiAlternatives(
-        subject=subject.replace("\n", " ").replace("\r", " ")[:250],
-        body=render_to_string("gates/email.txt", context),
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=list(gate.notify_email),
-    )
-    message.attach_alternative(render_to_string("gates/email.html", context), "text/html")
-    try:
-        message.send(fail_silently=False)
-    except Exception as exc:
-        GateRequest.objects.filter(pk=gate.pk).update(email_error=f"{type(exc).__name__}: {exc}"[:2000])
-        log.warning("email notice of gate %s (run %s) failed: %s", gate.pk, gate.run_id, exc)
+    failures = []
+    for addressee in gate.notify_email:
+        context = email_context(gate, addressee)
+        message = EmailMultiAlternatives(
+            subject=subject.replace("\n", " ").replace("\r", " ")[:250],
+            body=render_to_string("gates/email.txt", context),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            to=[addressee],
+        )
+        message.attach_alternative(render_to_string("gates/email.html", context), "text/html")
+        try:
+            message.send(fail_silently=False)
+        except Exception as exc:
+            failures.append(f"{addressee}: {type(exc).__name__}: {exc}")
+            log.warning("email notice of gate %s (run %s) to %s failed: %s", gate.pk, gate.run_id, addressee, exc)
+    if failures:
+        GateRequest.objects.filter(pk=gate.pk).update(email_error="; ".join(failures)[:2000])
         return False
     GateRequest.objects.filter(pk=gate.pk).update(email_sent_at=timezone.now(), email_error="")
     return True

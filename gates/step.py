@@ -30,6 +30,7 @@ A dry run never waits: the gate passes its records on with a warning saying what
 from __future__ import annotations
 
 from pipelines import registry
+from pipelines.notice_formats import FORMAT_SCHEMA
 from runs.engine.context import StepContext, StepHandler, StepInput, StepOutcome
 
 APPROVAL_TYPES = ("MANUAL", "THRESHOLD", "TIMEOUT")
@@ -77,6 +78,7 @@ GATE_SCHEMA = {
             "pattern": _URL,
             "description": "An http(s) URL that receives a JSON notice when the gate waits.",
         },
+        "notifyWebhookFormat": FORMAT_SCHEMA,
         "notifyEmail": {
             "type": ["string", "array"],
             "x-widget": "lines",

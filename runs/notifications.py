@@ -5,7 +5,8 @@
 ``onError`` is true, an email (text and HTML: pipeline, status, counts per step, the first errors, a link
 to the run page) goes to ``emailTo`` and a JSON summary is POSTed to ``webhookUrl``. The webhook is signed
 like every outbound webhook here (``X-DataHub-Signature: sha256=<hex HMAC-SHA256 of the body>``) with the
-secret ``webhookSecretCode``; without one it goes unsigned. Cancelled runs and dry runs send nothing.
+secret ``webhookSecretCode``; without one it goes unsigned. ``"webhookFormat": "slack"`` or ``"teams"``
+shapes the JSON for a Slack or Microsoft Teams incoming webhook (:mod:`pipelines.notice_formats`). Cancelled runs and dry runs send nothing.
 
 Both are :class:`~runs.models.HookDelivery` rows of stage ``NOTIFICATION`` carried out by tasks, so the
 webhook is retried like a hook's and a failure is kept on the run without touching its status. Mail goes
@@ -21,6 +22,7 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template import Context, Engine
 
+from pipelines.notice_formats import FORMATS, Notice, shape
 from runs import hooks
 from runs.models import HookStatus, Run
 
@@ -95,7 +97,8 @@ def on_run_ended(sender, run: Run, **kwargs) -> None:
         action = {"type": "WEBHOOK", "name": "notification", "url": url}
         if cfg.get("webhookSecretCode"):
             action["secretCode"] = cfg["webhookSecretCode"]
-        d = hooks.record(run, STAGE, "", action, summary(run))
+        fmt = cfg.get("webhookFormat") if cfg.get("webhookFormat") in FORMATS else "datahub"
+        d = hooks.record(run, STAGE, "", action, shape(fmt, notice(run), summary(run)))
         _enqueue("runs.hooks.deliver_webhook", d.pk)
 
 
@@ -123,6 +126,20 @@ def summary(run: Run) -> dict:
         "errorCount": run.record_errors.count(),
         "url": hooks.run_url(run.pk),
     }
+
+
+def notice(run: Run) -> Notice:
+    """The run's end told in words, for the chat formats (Slack, Teams)."""
+    steps = list(run.step_runs.order_by("position"))
+    name = run.pipeline.name or run.pipeline.code
+    facts = [("Pipeline", f"{name} ({run.pipeline.code})"), ("Status", run.status), ("Trigger", run.trigger or "-")]
+    facts += [(s.step_key, f"{s.status.lower()}: {s.records_in:,} in, {s.records_out:,} out, {s.records_error:,} errors")
+              for s in steps[:8]]
+    text = f"Run {run.pk} of {name} {run.status.lower()}."
+    if run.error:
+        text += f" {run.error[:500]}"
+    return Notice(title=f"Run {run.pk} of {name}: {run.status.lower()}", text=text, facts=facts,
+                  links=[("Open the run", hooks.run_url(run.pk))])
 
 
 def render_notice(run: Run) -> tuple[str, str, str]:
