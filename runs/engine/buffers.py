@@ -2,8 +2,9 @@
 
 A step writes its output into a :class:`RecordBuffer` batch by batch. Up to ``spill_records`` records
 stay in memory; past that the buffer moves everything to an anonymous temporary file (one JSON array per
-batch and line, through orjson: one call per batch, not per record) and reads it back batch by batch, so a million-row extract -> transform -> load holds about one
-batch per step in memory however large the input. A buffer may be read many times (fan-out to several
+batch, or per LINE_RECORDS of a larger batch, and line, through orjson: one call per line, not per record)
+and reads it back batch by batch, so a million-row extract -> transform -> load holds about one batch per
+step in memory however large the input. Every path here is linear in the records (:func:`rebatch`). A buffer may be read many times (fan-out to several
 successors) and is released by ``close``.
 """
 
@@ -20,6 +21,8 @@ import orjson
 from pipelines.records import Batch, Record
 
 DEFAULT_SPILL_RECORDS = 50_000
+LINE_RECORDS = 10_000
+READ_CHUNK_BYTES = 1 << 22
 
 
 class RecordBuffer:
@@ -65,7 +68,11 @@ class RecordBuffer:
     def _write(self, batch: Batch) -> None:
         assert self._file is not None
         self._file.seek(0, 2)
-        self._file.write(orjson.dumps(batch, option=orjson.OPT_NON_STR_KEYS) + b"\n")
+        # A whole output appended as one batch (a join, an aggregate) is written as lines of at most
+        # LINE_RECORDS, so reading it back holds one line's records at a time, not the whole output.
+        for start in range(0, len(batch), LINE_RECORDS):
+            part = batch[start:start + LINE_RECORDS] if len(batch) > LINE_RECORDS else batch
+            self._file.write(orjson.dumps(part, option=orjson.OPT_NON_STR_KEYS) + b"\n")
 
     def batches(self, size: int | None = None) -> Iterator[Batch]:
         """The records in order, as batches of ``size`` (as written when ``size`` is None)."""
@@ -73,43 +80,37 @@ class RecordBuffer:
             if size is None:
                 yield from list(self._batches)
                 return
-            pending: Batch = []
-            for batch in list(self._batches):
-                pending.extend(batch)
-                while len(pending) >= size:
-                    yield pending[:size]
-                    pending = pending[size:]
-            if pending:
-                yield pending
+            yield from rebatch(list(self._batches), size)
             return
-        size = size or 1000
+        yield from rebatch(self._file_batches(), size or 1000)
+
+    def _file_batches(self) -> Iterator[Batch]:
+        """The spilled batches as written, one JSON array per line, read in 4 MiB chunks."""
         with self._lock:
             self._file.flush()
             fd = self._file.fileno()
             end = self._file.tell()
         # pread keeps no shared file offset, so several successors can read at once while nobody writes.
         offset = 0
-        rest = b""
-        pending: Batch = []
+        # Bytes read but not yet parsed: the start of a line. A line may span many chunks; its pieces
+        # are joined once when its end arrives (growing one bytes object chunk by chunk is quadratic).
+        pieces: list[bytes] = []
         while offset < end:
-            chunk = os.pread(fd, min(1 << 22, end - offset), offset)
+            chunk = os.pread(fd, min(READ_CHUNK_BYTES, end - offset), offset)
             if not chunk:
                 break
             offset += len(chunk)
-            lines = (rest + chunk).split(b"\n")
-            rest = lines.pop()
+            pieces.append(chunk)
+            if b"\n" not in chunk:
+                continue
+            lines = b"".join(pieces).split(b"\n")
+            pieces = [lines.pop()]
             for line in lines:
-                if not line:
-                    continue
-                pending.extend(orjson.loads(line))
-                while len(pending) >= size:
-                    yield pending[:size]
-                    pending = pending[size:]
-        if rest:
-            pending.extend(orjson.loads(rest))
-        while pending:
-            yield pending[:size]
-            pending = pending[size:]
+                if line:
+                    yield orjson.loads(line)
+        tail = b"".join(pieces)
+        if tail:
+            yield orjson.loads(tail)
 
     def records(self) -> Iterator[Record]:
         for batch in self.batches():
@@ -133,6 +134,37 @@ class RecordBuffer:
             if self._file is not None:
                 self._file.close()
                 self._file = None
+
+
+def rebatch(batches: Iterable[Batch], size: int) -> Iterator[Batch]:
+    """The records of ``batches`` in order, as lists of ``size`` (the last one shorter), in linear time.
+
+    A batch of the right size passes through as it is; a larger one is cut into slices (each record is
+    copied into exactly one slice, never shifted again), and short ones are gathered.
+    """
+    if size < 1:
+        raise ValueError("batch size must be at least 1")
+    pending: Batch = []
+    for batch in batches:
+        n = len(batch)
+        start = 0
+        if pending:
+            start = size - len(pending)
+            pending.extend(batch[:start])
+            if len(pending) < size:
+                continue
+            yield pending
+            pending = []
+        elif n == size:
+            yield batch
+            continue
+        while n - start >= size:
+            yield batch[start:start + size]
+            start += size
+        if start < n:
+            pending = batch[start:] if start else list(batch)
+    if pending:
+        yield pending
 
 
 def buffer_of(records: Iterable[Record], spill_records: int = DEFAULT_SPILL_RECORDS) -> RecordBuffer:

@@ -13,7 +13,7 @@ from pipelines.adapters.base import AdapterContext
 from pipelines.definition import Definition, StepSpec
 from pipelines.operators.base import OperatorContext
 from pipelines.records import Batch, Record, deep_copy
-from runs.engine.buffers import DEFAULT_SPILL_RECORDS, RecordBuffer
+from runs.engine.buffers import DEFAULT_SPILL_RECORDS, RecordBuffer, rebatch
 from runs.engine.events import RecordFailed, RecordRetried, StepCounts
 
 
@@ -71,18 +71,7 @@ class StepInput:
         return sum(len(b) for b in self.buffers)
 
     def batches(self, size: int) -> Iterator[Batch]:
-        pending: Batch = []
-        for buf in self.buffers:
-            for batch in buf.batches(size):
-                if not pending and len(batch) == size:
-                    yield batch
-                    continue
-                pending.extend(batch)
-                while len(pending) >= size:
-                    yield pending[:size]
-                    pending = pending[size:]
-        if pending:
-            yield pending
+        yield from rebatch((batch for buf in self.buffers for batch in buf.batches(size)), size)
 
     def all_records(self) -> Batch:
         return [r for b in self.buffers for r in b.records()]
