@@ -262,6 +262,8 @@ DATAHUB_HEARTBEAT_TIMEOUT = env_int("DATAHUB_HEARTBEAT_TIMEOUT", 120, minimum=10
 DATAHUB_CONSUMER_LEASE_SECONDS = env_int("DATAHUB_CONSUMER_LEASE_SECONDS", 30, minimum=2)
 # Step outputs larger than this many records spill from memory to a temporary file.
 DATAHUB_SPILL_RECORDS = env_int("DATAHUB_SPILL_RECORDS", 50_000, minimum=1)
+# The most a multiJoin's hashed right side may hold (MiB): the default and the maximum of its memoryBudgetMb.
+DATAHUB_JOIN_MEMORY_MB = env_int("DATAHUB_JOIN_MEMORY_MB", 512, minimum=1)
 # Outbound HTTP: private, loopback and link-local targets are refused unless listed here (host or CIDR).
 DATAHUB_HTTP_ALLOW = env_list("DATAHUB_HTTP_ALLOW", [])
 DATAHUB_HTTP_MAX_BYTES = env_int("DATAHUB_HTTP_MAX_BYTES", 20 * 1024 * 1024, minimum=1024)

@@ -36,8 +36,13 @@ class Entry:
     meta: Mapping[str, Any] = field(default_factory=dict)
 
     def config_problems(self, config: Any) -> list[tuple[str, str]]:
-        """(field path, message) for every way ``config`` breaks this entry's schema, nearest first."""
-        return schema_problems(self.schema, config)
+        """(field path, message) for every way ``config`` breaks this entry's schema, nearest first; then
+        what the entry's own ``config_check`` finds (checks a schema cannot express), when the schema holds."""
+        problems = schema_problems(self.schema, config)
+        check = self.meta.get("config_check")
+        if check is not None and not problems:
+            problems = check(config)
+        return problems
 
     def describe(self) -> dict:
         return {

@@ -9,7 +9,8 @@ Two shapes, because most operators look at one record at a time and a few need t
   exception) sends that one record to the record-error list; the rest of the batch goes on.
 * ``@batch_operator``: ``apply(records, args, ctx) -> records``. For operators whose result depends on
   other records (aggregate, deduplicateRecords, multiJoin, deltaFilter). Raising fails the step.
-  ``needs_all_records=True`` makes the step collect every batch first (a dedup across batches). A batch
+  ``needs_all_records=True`` makes the step collect every batch first (a dedup across batches); an
+  operator that can stream with state kept across batches gives ``finish`` instead (multiJoin). A batch
   operator that only wants the batch for speed (httpLookup runs its requests in parallel) gives ``each``:
   ``each(records, args, ctx) -> [record | None | exception, ...]``, one entry per input record, so the
   chain knows which input every output and every failure came from (per-record retry, dead letters).
@@ -83,6 +84,12 @@ class OperatorSpec:
     # Records a per-record operator may process at once in threads: for work that waits on I/O or runs
     # in C without the GIL (Pillow, WeasyPrint). 1 keeps the plain loop.
     concurrency: int = 1
+    # A batch operator that streams with state across the batches of a step (multiJoin) returns what is
+    # left when the input ends: ``finish(args, ctx) -> records``, called once after the last batch.
+    finish: Callable[[dict, OperatorContext], Batch] | None = None
+    # The operator never changes its input records and its output shares no dict or list with them: the
+    # chain need not copy records before it (a join copies only the rows it outputs).
+    copies_records: bool = False
 
     @property
     def per_record(self) -> bool:
@@ -121,6 +128,9 @@ class OperatorContext:
     # record's failure (httpLookup writes its default) reports it as the record's failure instead.
     retrying_records: bool = False
     cancelled: threading.Event = field(default_factory=threading.Event)
+    # What an operator keeps between the batches of one attempt of its step (multiJoin's hashed right
+    # side); never saved, gone when the step ends.
+    state: dict = field(default_factory=dict)
 
     def warn(self, message: str) -> None:
         if len(self.warnings) < 1000:
@@ -179,15 +189,21 @@ def batch_operator(
     needs_all_records: bool = False,
     references: Callable[[dict], list[str]] | None = None,
     each: EachFn | None = None,
+    finish: Callable[[dict, OperatorContext], Batch] | None = None,
+    config_check: Callable[[dict], list[tuple[str, str]]] | None = None,
+    copies_records: bool = False,
     builtin: bool = True,
     replace: bool = False,
     registry: Registry = operator_registry,
 ) -> Callable[[BatchFn], BatchFn]:
+    """``config_check(args) -> [(field, message)]``: checks beyond the schema, run when a definition is
+    validated, so a bad config is refused when it is saved rather than when the step runs."""
+
     def register(fn: BatchFn) -> BatchFn:
         registry.register(
             code,
             OperatorSpec(apply=fn, needs_all_records=needs_all_records, pure=pure, references=references,
-                         each=each),
+                         each=each, finish=finish, copies_records=copies_records),
             name=name,
             category=category,
             description=description,
@@ -197,6 +213,7 @@ def batch_operator(
             shape="batch",
             pure=pure,
             needs_all_records=needs_all_records,
+            **({"config_check": config_check} if config_check is not None else {}),
         )
         return fn
 

@@ -192,7 +192,7 @@ class OperatorChain:
                 records, positions = self._run_records(segment, records, positions, batch, result,
                                                        copy=not copied or positions is None)
             else:
-                if not copied:
+                if not copied and not segment[0].spec.copies_records:
                     records = [deep_copy(r) for r in records]
                 if op.spec.each is not None:
                     records, positions = self._run_each(op, records, positions, batch, result)
@@ -202,6 +202,45 @@ class OperatorChain:
             copied = True
         result.records = records
         result.positions = positions
+        return result
+
+    def finish(self) -> ChainResult:
+        """What the chain still holds when the step's input has ended: each streaming batch operator's
+        ``finish`` records (multiJoin's unmatched right rows), run through the operators after it."""
+        result = ChainResult(records=[])
+        records: Batch = []
+        for segment in self._segments:
+            op = segment[0]
+            if records:  # rows made by an earlier finish: no input record stands behind them
+                if op.fn is not None:
+                    records, _ = self._run_records(segment, records, None, records, result, copy=True)
+                elif op.spec.each is not None:
+                    records, _ = self._run_each(op, records, None, records, result)
+                else:
+                    records = self._run_batch(op, records, result)
+            if op.spec.finish is not None:
+                try:
+                    tail = op.spec.finish(op.args, op.ctx)
+                except Exception as exc:
+                    raise OperatorFailed(op.index, op.code, str(exc) or type(exc).__name__) from exc
+                records = records + tail
+        result.records = records
+        return result
+
+    @property
+    def finishes(self) -> bool:
+        """Whether :meth:`finish` can return records (a streaming batch operator is in the chain)."""
+        return any(c.spec.finish is not None for c in self.operators)
+
+    def apply_all(self, batch: Batch) -> ChainResult:
+        """The whole input as one batch: :meth:`apply` then :meth:`finish`, as one result."""
+        result = self.apply(batch)
+        if self.finishes:
+            tail = self.finish()
+            result.records = result.records + tail.records
+            result.failures.extend(tail.failures)
+            result.dropped += tail.dropped
+            result.positions = None
         return result
 
     def _failure(self, op: _Compiled, error: BaseException, record: Record, position: int | None) -> RecordFailure:

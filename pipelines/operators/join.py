@@ -11,17 +11,25 @@ Behaviour follows the plugin's ``join.operator.ts`` and its spec (research §6.1
   fields.
 * LEFT/FULL keep unmatched left rows with every right field null; RIGHT/FULL append the unmatched right
   rows after all left rows, in right-data order, with every left field name (union over the batch) null.
-* ``maxOutputRecords`` (1..100000, default 10000) is a ceiling, not a truncation: the join fails before
-  the row that would exceed it.
+* ``maxOutputRecords`` (1..100000, as the plugin bounds it) is a ceiling, not a truncation: the join fails
+  when its output would exceed it.
 
 Our additions (the plugin dropped ``rightDataPath`` as inert; we make it work):
 
 * ``rightDataPath: "$.steps.<stepKey>.output"`` reads another step's output through
   ``ctx.step_outputs``; the operator spec's ``references`` names that step so the graph runs it first.
   Exactly one of ``rightData`` / ``rightDataPath``. The 10,000-row cap applies to inline ``rightData``
-  only (it bounds the size of a definition); a step's output is bounded by the output ceiling.
+  only (it bounds the size of a definition).
 * ``leftKey`` / ``rightKey`` may each be a list of paths (a composite key; both lists the same length,
   every part must be a valid scalar for the row to match).
+* Joins of millions: the output has no default ceiling (the plugin's is 10,000). The right side is hashed
+  once per step; the left side streams through batch by batch (the step does not gather its input), and
+  the output goes on batch by batch too, so memory holds the hashed right side plus one batch. RIGHT and
+  FULL emit the never-matched right rows when the input ends (the operator's ``finish``). The hashed right
+  side is bounded by ``memoryBudgetMb`` (default and maximum: the setting ``DATAHUB_JOIN_MEMORY_MB``).
+* Every config error, the budget included, is found when the definition is validated (saved), not when
+  the join runs after its extracts; only what depends on the data (a right row that is not an object, a
+  right side over its budget, an output over ``maxOutputRecords``) fails the step at run time.
 
 Cost: O(left + right + output) with a hash index of the right side; the only nested loop is the real
 one-to-many output. Config errors carry the plugin's messages; the schema stays loose on those fields so
@@ -32,6 +40,9 @@ from __future__ import annotations
 
 import math
 import re
+import sys
+from collections.abc import Callable, Iterable
+from itertools import chain
 from typing import Any
 
 from pipelines.errors import ConfigError, StepError
@@ -40,8 +51,8 @@ from pipelines.records import Batch, Path, PathError, Record, deep_copy, path
 
 JOIN_TYPES = ("INNER", "LEFT", "RIGHT", "FULL")
 MAX_RIGHT_RECORDS = 10_000
-DEFAULT_MAX_OUTPUT_RECORDS = 10_000
-MAX_OUTPUT_RECORDS = 100_000
+MAX_OUTPUT_RECORDS = 100_000  # the plugin's bound on maxOutputRecords (an optional ceiling)
+DEFAULT_MEMORY_MB = 512  # without the setting DATAHUB_JOIN_MEMORY_MB
 STEP_OUTPUT_REF = re.compile(r"^\$\.steps\.([A-Za-z0-9][A-Za-z0-9_.-]{0,99})\.output$")
 
 
@@ -110,8 +121,38 @@ def _references(args: dict) -> list[str]:
     return [key] if key else []
 
 
-def _max_output(args: dict) -> int:
-    value = args.get("maxOutputRecords", DEFAULT_MAX_OUTPUT_RECORDS)
+def memory_limit_mb() -> int:
+    """The most a join's hashed right side may hold, in MiB: setting ``DATAHUB_JOIN_MEMORY_MB``."""
+    try:
+        from django.conf import settings
+    except ImportError:  # pragma: no cover - Django is a dependency, but the engine does not need it
+        return DEFAULT_MEMORY_MB
+    if not settings.configured:
+        return DEFAULT_MEMORY_MB
+    return int(getattr(settings, "DATAHUB_JOIN_MEMORY_MB", DEFAULT_MEMORY_MB))
+
+
+def _memory_budget(args: dict) -> int:
+    """The right side's budget in bytes: ``memoryBudgetMb``, at most (and by default) the setting."""
+    limit = memory_limit_mb()
+    value = args.get("memoryBudgetMb")
+    if value is None:
+        return limit * 2**20
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) \
+        and float(value).is_integer() and 1 <= value <= limit
+    if not ok:
+        raise ConfigError(
+            f"multiJoin memoryBudgetMb must be an integer from 1 to {limit} (this server's limit, setting "
+            f"DATAHUB_JOIN_MEMORY_MB), got {value!r}",
+            field="memoryBudgetMb",
+        )
+    return int(value) * 2**20
+
+
+def _max_output(args: dict) -> int | None:
+    value = args.get("maxOutputRecords")
+    if value is None:
+        return None
     ok = (
         isinstance(value, int | float)
         and not isinstance(value, bool)
@@ -127,30 +168,15 @@ def _max_output(args: dict) -> int:
     return int(value)
 
 
-def _right_rows(args: dict, ctx: OperatorContext) -> list[Record]:
+def _check_right_source(args: dict) -> str | None:
+    """The referenced step key (None for inline rows); ConfigError for a bad combination or inline rows."""
     has_inline = "rightData" in args and args["rightData"] is not None
     ref = step_reference(args)
     if has_inline and ref is not None:
         raise ConfigError(
             "multiJoin takes either rightData or rightDataPath, not both", field="rightDataPath"
         )
-    if ref is not None:
-        if ctx.step_outputs is None:
-            raise ConfigError(
-                "multiJoin rightDataPath reads another step's output, which is not available here",
-                field="rightDataPath",
-            )
-        try:
-            rows = ctx.step_outputs(ref)
-        except KeyError:
-            raise ConfigError(
-                f"multiJoin rightDataPath: step '{ref}' has no output here (is it a step of this pipeline?)",
-                field="rightDataPath",
-            ) from None
-        if not isinstance(rows, list):
-            rows = list(rows)
-        label = f"step '{ref}' output"
-    else:
+    if ref is None:
         rows = args.get("rightData")
         if not isinstance(rows, list):
             raise ConfigError(
@@ -164,13 +190,30 @@ def _right_rows(args: dict, ctx: OperatorContext) -> list[Record]:
                 f"(got {len(rows)}); use rightDataPath to join another step's output",
                 field="rightData",
             )
-        label = "rightData"
-    for i, row in enumerate(rows):
-        if type(row) is not dict:
-            if label == "rightData":
+        for i, row in enumerate(rows):
+            if type(row) is not dict:
                 raise ConfigError(f"multiJoin rightData[{i}] must be an object", field=f"rightData.{i}")
-            raise StepError(f"multiJoin {label}[{i}] must be an object")
-    return rows
+    return ref
+
+
+def _right_rows(args: dict, ctx: OperatorContext) -> Iterable[Record]:
+    """The right side's rows; a step's output is checked row by row as it is hashed."""
+    ref = _check_right_source(args)
+    if ref is not None:
+        if ctx.step_outputs is None:
+            raise ConfigError(
+                "multiJoin rightDataPath reads another step's output, which is not available here",
+                field="rightDataPath",
+            )
+        try:
+            rows = ctx.step_outputs(ref)
+        except KeyError:
+            raise ConfigError(
+                f"multiJoin rightDataPath: step '{ref}' has no output here (is it a step of this pipeline?)",
+                field="rightDataPath",
+            ) from None
+        return rows
+    return args["rightData"]
 
 
 def _prefix(args: dict) -> str:
@@ -191,13 +234,228 @@ def _select(args: dict) -> list[str] | None:
     return select or None  # an empty selection means every right field
 
 
-def _union_keys(rows: list[Record]) -> list[str]:
+def _join_type(args: dict) -> str:
+    join_type = args.get("type", "LEFT")
+    if join_type is None:
+        return "LEFT"
+    if join_type not in JOIN_TYPES:
+        raise ConfigError("multiJoin type must be INNER, LEFT, RIGHT, or FULL", field="type")
+    return join_type
+
+
+def _both_key_paths(args: dict) -> tuple[tuple[Path, ...], tuple[Path, ...]]:
+    left_paths = _key_paths(args.get("leftKey"), "leftKey")
+    right_paths = _key_paths(args.get("rightKey"), "rightKey")
+    if len(left_paths) != len(right_paths):
+        raise ConfigError(
+            "multiJoin leftKey and rightKey must have the same number of paths", field="rightKey"
+        )
+    return left_paths, right_paths
+
+
+def config_problems(args: dict) -> list[tuple[str, str]]:
+    """Every config error of a multiJoin, found when the definition is validated (before any step runs)."""
+    problems = []
+    for check in (_both_key_paths, _join_type, _select, _max_output, _memory_budget, _prefix, _check_right_source):
+        try:
+            check(args)
+        except ConfigError as exc:
+            problems.append((exc.field or "", str(exc)))
+    return problems
+
+
+def key_function(paths: tuple[Path, ...]) -> Callable[[Any], Any]:
+    """``record -> key`` (None: never matches). A string key is the string itself: it can never equal the
+    tagged tuples of the other scalar kinds, and it saves a tuple per record on the common path."""
+    if len(paths) > 1:
+        return lambda record: composite_key(record, paths)
+    get = paths[0].get
+
+    def key(record: Any) -> Any:
+        value = get(record)
+        return value if type(value) is str else scalar_key(value)
+
+    return key
+
+
+_CONTAINERS = frozenset({dict, list})
+
+
+def _deep_bytes(value: Any) -> int:
+    """About what a nested JSON value holds: its containers and their scalars, by ``sys.getsizeof``."""
+    t = type(value)
+    if t is dict:
+        return sys.getsizeof(value) + sum(_deep_bytes(v) for v in value.values())
+    if t is list:
+        return sys.getsizeof(value) + sum(_deep_bytes(v) for v in value)
+    return sys.getsizeof(value)
+
+
+class _Join:
+    """One step's join: the right side hashed once, then every left batch joined against it.
+
+    Lives in the operator context's ``state`` for one attempt of the step. Right fields are projected once
+    per right row into ready ``{prefix + name: value}`` dicts, so an output row costs one ``dict.update``.
+    """
+
+    def __init__(self, args: dict, ctx: OperatorContext):
+        left_paths, right_paths = _both_key_paths(args)
+        self.join_type = _join_type(args)
+        select = _select(args)
+        self.limit = _max_output(args)
+        budget = _memory_budget(args)
+        prefix = _prefix(args)
+        rows = _right_rows(args, ctx)
+        label = "rightData" if args.get("rightData") is not None else f"step '{step_reference(args)}' output"
+        if select is None:
+            rows = rows if isinstance(rows, list) else list(rows)
+            fields: list[str] = list(_union_keys(rows))
+        else:
+            fields = select
+        names = [(prefix + name, name) for name in fields]
+        right_key = key_function(right_paths)
+        self.index: dict[Any, dict | list[dict]] = {}
+        # Right rows in right-data order with their keys: RIGHT/FULL emit the never-matched ones at the end.
+        self.keep_right = self.join_type in ("RIGHT", "FULL")
+        self.right: list[tuple[Any, dict]] = []
+        self.nested = False  # any right value a dict or list: each use then needs its own copy
+        used = 0
+        getsizeof, containers = sys.getsizeof, _CONTAINERS
+        targets = [target for target, _name in names]
+        sources = [name for _target, name in names]
+        single = right_paths[0]._single if len(right_paths) == 1 else None
+        index, keep_right, right_rows = self.index, self.keep_right, self.right
+        for i, row in enumerate(rows):
+            if type(row) is not dict:
+                raise StepError(f"multiJoin {label}[{i}] must be an object")
+            projected = dict(zip(targets, map(row.get, sources), strict=True))
+            # The dict, its values, and its slot in the index and the row list (about 120 bytes).
+            if containers.isdisjoint(map(type, projected.values())):
+                used += getsizeof(projected) + sum(map(getsizeof, projected.values())) + 120
+            else:
+                self.nested = True
+                used += _deep_bytes(projected) + 120
+            if used > budget:
+                raise StepError(
+                    f"multiJoin: the right side ({label}) needs more than its memory budget of "
+                    f"{budget // 2**20} MiB (about {used // 2**20} MiB after {i + 1} rows); raise "
+                    f"memoryBudgetMb (at most {memory_limit_mb()}, setting DATAHUB_JOIN_MEMORY_MB) or join "
+                    f"a smaller output",
+                )
+            if single is not None:
+                key = row.get(single)
+                if type(key) is not str:
+                    key = scalar_key(key)
+            else:
+                key = right_key(row)
+            if key is not None:
+                # One right row per key is the common case: the row itself; a list only for repeats.
+                hits = index.get(key)
+                if hits is None:
+                    index[key] = projected
+                elif type(hits) is dict:
+                    index[key] = [hits, projected]
+                else:
+                    hits.append(projected)
+            if keep_right:
+                right_rows.append((key, projected))
+        self.null_row = dict.fromkeys(target for target, _name in names)
+        self.left_paths = left_paths
+        self.left_key = key_function(left_paths)
+        self.keep_left = self.join_type in ("LEFT", "FULL")
+        self.matched: set = set()
+        self.left_fields: dict[str, None] = {}
+        self.emitted = 0
+
+    def join(self, records: Batch) -> Batch:
+        if self.keep_right:
+            self._note_left_fields(records)
+        out: Batch = []
+        append = out.append
+        lookup = self.index.get
+        keep_left, null_row = self.keep_left, self.null_row
+        mark = self.matched.add if self.keep_right else None
+        single = self.left_paths[0]._single if len(self.left_paths) == 1 else None
+        left_key = self.left_key
+        # The input records are never changed, and no output row shares a dict or list with them or with
+        # another row (the chain skips its entry copy for this operator): each output row is a new dict,
+        # deep-copied only when the batch or the right side has a nested value. Unmatched rows of
+        # INNER/RIGHT are never copied at all.
+        deep = self.nested or not _CONTAINERS.isdisjoint(
+            map(type, chain.from_iterable(map(dict.values, records))))
+        for left in records:
+            if single is not None:
+                key = left.get(single)
+                if type(key) is not str and key is not None:
+                    key = scalar_key(key)
+            else:
+                key = left_key(left)
+            hits = lookup(key)  # None never is a key of the index
+            if hits is None:
+                if not keep_left:
+                    continue
+                hits = null_row
+            elif mark is not None:
+                mark(key)
+            if type(hits) is dict:
+                merged = dict(left)
+                merged.update(hits)
+                append(deep_copy(merged) if deep else merged)
+                continue
+            for projected in hits:
+                merged = dict(left)
+                merged.update(projected)
+                append(deep_copy(merged) if deep else merged)
+        self._count(len(out))
+        return out
+
+    def _note_left_fields(self, records: Batch) -> None:
+        """The left field names (first-seen order) for the rows only the right side makes. A batch whose
+        names are all known already costs one C-level set union."""
+        seen = self.left_fields
+        if seen.keys() >= set().union(*records):
+            return
+        for record in records:
+            if not record.keys() <= seen.keys():
+                seen.update(dict.fromkeys(record))
+
+    def finish(self) -> Batch:
+        """RIGHT/FULL: the right rows no left record matched, in right-data order, left fields null."""
+        if not self.keep_right:
+            return []
+        blank = dict.fromkeys(self.left_fields)
+        matched, nested = self.matched, self.nested
+        out = [
+            {**blank, **(deep_copy(projected) if nested else projected)}
+            for key, projected in self.right
+            if key is None or key not in matched
+        ]
+        self._count(len(out))
+        return out
+
+    def _count(self, n: int) -> None:
+        self.emitted += n
+        if self.limit is not None and self.emitted > self.limit:
+            raise StepError(f"multiJoin output exceeds maxOutputRecords ({self.limit})")
+
+
+def _union_keys(rows: Iterable[Record]) -> dict[str, None]:
     seen: dict[str, None] = {}
     for row in rows:
-        for k in row:
-            if k not in seen:
-                seen[k] = None
-    return list(seen)
+        if type(row) is dict and not row.keys() <= seen.keys():
+            seen.update(dict.fromkeys(row))
+    return seen
+
+
+def _state(args: dict, ctx: OperatorContext) -> _Join:
+    join = ctx.state.get("multiJoin")
+    if join is None:
+        join = ctx.state["multiJoin"] = _Join(args, ctx)
+    return join
+
+
+def finish_join(args: dict, ctx: OperatorContext) -> Batch:
+    return _state(args, ctx).finish()
 
 
 @batch_operator(
@@ -206,8 +464,10 @@ def _union_keys(rows: list[Record]) -> list[str]:
     category="aggregation",
     description="Join each record with matching rows of an inline dataset or another step's output by key.",
     pure=False,
-    needs_all_records=True,
+    copies_records=True,
     references=_references,
+    finish=finish_join,
+    config_check=config_problems,
     schema={
         "type": "object",
         "properties": {
@@ -251,76 +511,18 @@ def _union_keys(rows: list[Record]) -> list[str]:
             },
             "maxOutputRecords": {
                 "type": "number",
-                "default": DEFAULT_MAX_OUTPUT_RECORDS,
                 "description": "Fail instead of producing more than this many records "
-                f"(an integer from 1 to {MAX_OUTPUT_RECORDS}).",
+                f"(an integer from 1 to {MAX_OUTPUT_RECORDS}); absent: no ceiling.",
+            },
+            "memoryBudgetMb": {
+                "type": "number",
+                "description": "The most the hashed right side may hold, in MiB; default and maximum: the "
+                "server's limit (setting DATAHUB_JOIN_MEMORY_MB). The left side and the output stream, so "
+                "they take no budget.",
             },
         },
         "additionalProperties": False,
     },
 )
 def multi_join(records: Batch, args: dict, ctx: OperatorContext) -> Batch:
-    left_paths = _key_paths(args.get("leftKey"), "leftKey")
-    right_paths = _key_paths(args.get("rightKey"), "rightKey")
-    if len(left_paths) != len(right_paths):
-        raise ConfigError(
-            "multiJoin leftKey and rightKey must have the same number of paths", field="rightKey"
-        )
-    join_type = args.get("type", "LEFT")
-    if join_type is None:
-        join_type = "LEFT"
-    if join_type not in JOIN_TYPES:
-        raise ConfigError("multiJoin type must be INNER, LEFT, RIGHT, or FULL", field="type")
-    select = _select(args)
-    limit = _max_output(args)
-    prefix = _prefix(args)
-    right = _right_rows(args, ctx)
-
-    right_fields = select if select is not None else _union_keys(right)
-    targets = [(prefix + name, name) for name in right_fields]
-    index: dict[tuple, list[int]] = {}
-    for i, row in enumerate(right):
-        key = composite_key(row, right_paths)
-        if key is not None:
-            index.setdefault(key, []).append(i)
-
-    keep_left = join_type in ("LEFT", "FULL")
-    keep_right = join_type in ("RIGHT", "FULL")
-    # Taken before any merge writes right fields onto the left records.
-    left_fields = _union_keys(records) if keep_right else []
-    matched = bytearray(len(right)) if keep_right else None
-    out: Batch = []
-
-    def emit(record: Record) -> None:
-        if len(out) >= limit:
-            raise StepError(f"multiJoin output exceeds maxOutputRecords ({limit})")
-        out.append(record)
-
-    for left in records:
-        key = composite_key(left, left_paths)
-        hits = index.get(key) if key is not None else None
-        if hits:
-            last = len(hits) - 1
-            for n, i in enumerate(hits):
-                row = right[i]
-                # The left record is ours (the chain copied it); only extra pairs need a copy.
-                merged = left if n == last else deep_copy(left)
-                for target, name in targets:
-                    merged[target] = deep_copy(row.get(name))
-                emit(merged)
-                if matched is not None:
-                    matched[i] = 1
-        elif keep_left:
-            for target, _name in targets:
-                left[target] = None
-            emit(left)
-
-    if keep_right:
-        for i, row in enumerate(right):
-            if matched[i]:
-                continue
-            record = dict.fromkeys(left_fields)
-            for target, name in targets:
-                record[target] = deep_copy(row.get(name))
-            emit(record)
-    return out
+    return _state(args, ctx).join(records)

@@ -106,6 +106,13 @@ def run_chain(chain: OperatorChain, inputs: StepInput, ctx: StepContext, policy:
                              op=failure.op, opIndex=failure.op_index)
         dropped += result.dropped
         out.append(result.records)
+    if chain.finishes:  # a streaming batch operator (multiJoin RIGHT/FULL) has rows left at the end
+        _check_cancel(ctx)
+        result = chain.finish()
+        for failure in result.failures:
+            ctx.record_error(failure.record, failure.message, op=failure.op, opIndex=failure.op_index)
+        dropped += result.dropped
+        out.append(result.records)
     return StepOutcome({None: out}, seen, len(out), dropped)
 
 

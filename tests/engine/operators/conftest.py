@@ -11,6 +11,6 @@ def apply_ops():
     """apply_ops([{"op": ..., "args": {...}}, ...], records) -> ChainResult (records, failures, dropped)."""
 
     def run(items, records, **kwargs):
-        return OperatorChain(items, **kwargs).apply(records)
+        return OperatorChain(items, **kwargs).apply_all(records)
 
     return run

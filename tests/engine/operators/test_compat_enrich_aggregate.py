@@ -39,7 +39,7 @@ def run_example(example: dict) -> list[dict]:
             missing = sorted({i["op"] for i in items if i["op"] not in operator_registry})
             if missing:
                 pytest.skip(f"operators not registered yet: {', '.join(missing)}")
-            result = OperatorChain(items).apply(records)
+            result = OperatorChain(items).apply_all(records)
             assert result.failures == []
             records = result.records
         if step["key"] == example["expectOutputOf"]:

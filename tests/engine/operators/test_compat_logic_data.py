@@ -36,7 +36,7 @@ def run_example(example: dict) -> list[dict]:
             missing = sorted({i["op"] for i in items if i["op"] not in operator_registry})
             if missing:
                 pytest.skip(f"operators not registered yet: {', '.join(missing)}")
-            records = OperatorChain(items).apply(records).records
+            records = OperatorChain(items).apply_all(records).records
         if step["key"] == example["expectOutputOf"]:
             return records
     raise AssertionError("expectOutputOf names no step")

@@ -5,6 +5,7 @@ import time
 import pytest
 
 import pipelines.operators  # noqa: F401  (registers the built-in operators)
+from pipelines.errors import ConfigError
 from pipelines.operators.base import OperatorContext
 from pipelines.operators.chain import OperatorChain, OperatorFailed
 from pipelines.registry import operators as registry
@@ -92,7 +93,7 @@ def test_it_joins_on_composite_keys(apply_ops):
 
 def test_it_refuses_composite_keys_of_different_lengths(apply_ops):
     args = {"leftKey": ["a", "b"], "rightKey": "a", "rightData": []}
-    with pytest.raises(OperatorFailed, match="same number of paths"):
+    with pytest.raises(ConfigError, match="same number of paths"):
         apply_ops([{"op": "multiJoin", "args": args}], [{"a": 1}])
 
 
@@ -167,8 +168,9 @@ def test_it_names_the_referenced_step_for_the_graph():
     spec = registry.get("multiJoin").impl
     assert spec.references({"rightDataPath": "$.steps.price-list.v2.output"}) == ["price-list.v2"]
     assert spec.references({"rightData": []}) == []
-    assert spec.references({"rightDataPath": "steps.x"}) == []  # malformed: reported when it runs
-    assert spec.needs_all_records is True
+    assert spec.references({"rightDataPath": "steps.x"}) == []  # malformed: reported by the config check
+    assert spec.needs_all_records is False  # the left side streams; RIGHT/FULL finish at the end
+    assert spec.finish is not None
 
 
 def test_it_makes_the_referenced_step_a_dependency():
@@ -232,8 +234,6 @@ def test_it_refuses_bad_right_sides(apply_ops, args, message):
 
 @pytest.mark.parametrize("args", [{"prefix": 3}, {"maxOutputRecords": True}, {"unknown": 1}])
 def test_it_checks_the_schema_before_running(args):
-    from pipelines.errors import ConfigError
-
     with pytest.raises(ConfigError):
         OperatorChain(
             [{"op": "multiJoin", "args": {"leftKey": "id", "rightKey": "id", "rightData": [], **args}}]
