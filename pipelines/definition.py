@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipelines import graph, hooks, registry
-from pipelines.errors import DefinitionError, Problem, UnknownCode
+from pipelines.errors import ConfigError, DefinitionError, Problem, UnknownCode
+from pipelines.operators.base import OperatorContext
 from pipelines.operators.chain import check_operator
+from pipelines.registry import operators as operator_registry
 
 STEP_TYPES = (
     "TRIGGER",
@@ -220,8 +222,13 @@ def parse(data: Any, *, check_plugins: bool = True) -> Definition:
     """
     problems: list[Problem] = []
     definition = _build(data, problems)
-    if definition is not None and not problems:
-        problems.extend(graph.problems(definition))
+    if definition is not None:
+        # Every problem at once: a duplicate key must not hide a misspelt operator. The graph is checked
+        # only when every step could be read and its key is its own (a step left out would make its edges
+        # look unknown; two steps with one key would look like a cycle).
+        keys = [s.key for s in definition.steps]
+        if len(keys) == len(data.get("steps") or ()) and len(set(keys)) == len(keys):
+            problems.extend(graph.problems(definition))
         if check_plugins:
             for step in definition.steps:
                 problems.extend(check_step_config(step))
@@ -425,8 +432,12 @@ def check_step_config(step: StepSpec) -> list[Problem]:
             add("a TRANSFORM step needs config.operators, a list of {op, args}", "config.operators")
             return problems
         for i, item in enumerate(operators):
-            for where, message in check_operator(item, i):
+            found = check_operator(item, i)
+            for where, message in found:
                 add(message, f"config.{where}")
+            if not found:
+                for where, message in static_operator_problems(item, i):
+                    add(message, f"config.{where}")
 
     schema_found = type_entry.config_problems(dict(step.config))
     for where, message in schema_found:
@@ -436,3 +447,24 @@ def check_step_config(step: StepSpec) -> list[Problem]:
         for where, message in check(dict(step.config)):
             add(message, f"config.{where}")
     return problems
+
+
+def static_operator_problems(item: dict, index: int) -> list[tuple[str, str]]:
+    """What building an operator from its static args refuses (an unsafe regex, a condition that can never
+    match, an unknown locale...), found when the definition is validated rather than when the run reaches
+    the step. Record operators are built as the run builds them; a pure batch operator is applied to no
+    records, which checks its args without touching data. Impure ones (httpLookup, custom plugins) need
+    the run's context and are checked when the step starts.
+    """
+    spec = operator_registry.get(item["op"]).impl
+    args = dict(item.get("args") or {})
+    ctx = OperatorContext(op_index=index)
+    try:
+        if spec.per_record:
+            spec.build(args, ctx)
+        elif spec.pure and spec.apply is not None and spec.references is None:
+            spec.apply([], args, ctx)
+    except ConfigError as exc:
+        return [(f"operators[{index}].args" + (f".{exc.field}" if exc.field else ""), str(exc))]
+    return []
+

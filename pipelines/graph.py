@@ -144,8 +144,8 @@ def problems(definition: Definition) -> list[Problem]:
                     e.from_key,
                     "unknown_branch",
                 )
-    if found:
-        return found
+    # Edge problems do not stop the checks below: a misspelt edge must not hide a cycle elsewhere
+    # (``inputs`` leaves out edges whose ends are unknown).
 
     for s in definition.steps:
         if s.type != "ROUTE":
