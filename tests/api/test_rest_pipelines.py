@@ -86,8 +86,11 @@ def test_it_refuses_an_invalid_update_and_keeps_the_old_definition(pipeline, as_
     broken["edges"] = [{"from": "src", "to": "nowhere"}]
     response = as_alice.put("/api/pipelines/simple/", {"definition": broken}, format="json")
     assert response.status_code == 400
-    assert response.json()["problems"] == [
-        {"step": None, "field": "edges[0]", "message": "'to' names unknown step 'nowhere'", "code": "unknown_step"}]
+    problems = response.json()["problems"]
+    assert problems[0] == {"step": None, "field": "edges[0]", "message": "'to' names unknown step 'nowhere'",
+                           "code": "unknown_step"}
+    # every problem at once: the steps the edges leave out are named too
+    assert [(p["step"], p["code"]) for p in problems[1:]] == [("clean", "disconnected"), ("out", "disconnected")]
     assert pipeline.revisions.count() == 1
 
 
