@@ -6,8 +6,8 @@ Connection config::
      "root": "/outgoing", "tls": true, "passive": true, "timeoutSec": 30}
 
 ``tls: true`` is explicit FTPS (AUTH TLS, then a protected data channel: PROT P), with the server's
-certificate checked against the system's trust store (``tlsVerify: false`` turns that off, for a
-self-signed test server only). Without a username the login is anonymous. Listings use MLSD (type, size
+certificate and name checked against the system's trust store, or against ``tlsCaCertificate`` (the PEM
+of the CA, or of a self-signed server certificate, to trust); ``tlsVerify: false`` turns the check off. Without a username the login is anonymous. Listings use MLSD (type, size
 and modification time in one answer); a server without it (vsftpd) is listed with NLST and asked SIZE
 and MDTM per entry, an entry without a size being taken as a folder.
 """
@@ -24,6 +24,7 @@ from typing import IO
 
 from pipelines.filestores.base import (
     AUTH_FAILED,
+    HOST_KEY,
     NOT_FOUND,
     PERMISSION_DENIED,
     PROTOCOL,
@@ -103,6 +104,12 @@ class FtpStore(FileStore):
         password = secret(conn["passwordSecretCode"]) if conn.get("passwordSecretCode") else ""
         if tls:
             context = ssl.create_default_context()
+            if conn.get("tlsCaCertificate"):
+                try:
+                    context.load_verify_locations(cadata=str(conn["tlsCaCertificate"]))
+                except (ssl.SSLError, ValueError) as exc:
+                    raise FileStoreError(f"{self.label}: tlsCaCertificate is not a PEM certificate: {exc}",
+                                         kind=HOST_KEY) from None
             if conn.get("tlsVerify") is False:
                 context.check_hostname = False
                 context.verify_mode = ssl.CERT_NONE
@@ -127,6 +134,10 @@ class FtpStore(FileStore):
             self.close()
             raise FileStoreError(f"{self.label}: authentication failed for user '{user or 'anonymous'}': {exc}",
                                  kind=AUTH_FAILED) from None
+        except ssl.SSLCertVerificationError as exc:
+            self.close()
+            raise FileStoreError(f"{self.label}: the server's TLS certificate is not trusted ({exc.verify_message}); "
+                                 "refusing to log in (set tlsCaCertificate to the server's CA)", kind=HOST_KEY) from None
         except (ssl.SSLError, *_BROKEN) as exc:
             self.close()
             raise FileStoreError(f"{self.label}: cannot reach the host: {exc}", kind=UNREACHABLE) from None

@@ -25,11 +25,57 @@ class FileServer:
     user: str
     password: str
     host_key: str = ""  # SFTP: the server key's SHA256 fingerprint
+    certificate: str = ""  # FTPS: the server's (self-signed) certificate, PEM
     client_key: str = ""  # SFTP: a private key (OpenSSH text) the server accepts for user
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path, str]:
+    """A certificate for 127.0.0.1 signed by itself: (certificate file, key file, certificate PEM)."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "datahub test ftps")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    pem = cert.public_bytes(serialization.Encoding.PEM)
+    (tmp_path / "cert.pem").write_bytes(pem)
+    (tmp_path / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                         serialization.PrivateFormat.PKCS8,
+                                                         serialization.NoEncryption()))
+    return tmp_path / "cert.pem", tmp_path / "key.pem", pem.decode()
 
 
 @pytest.fixture
 def ftp_server(tmp_path):
+    yield from _ftp_server(tmp_path, tls=False)
+
+
+@pytest.fixture
+def old_ftp_server(tmp_path):
+    """An FTP server without MLSD and MLST, as vsftpd is: listings fall back to NLST, SIZE and MDTM."""
+    yield from _ftp_server(tmp_path, tls=False, mlsd=False)
+
+
+@pytest.fixture
+def ftps_server(tmp_path):
+    """An FTP server that requires TLS on both channels, with a self-signed certificate."""
+    pytest.importorskip("OpenSSL", reason="pyOpenSSL (a test dependency) gives pyftpdlib its FTPS handler")
+    yield from _ftp_server(tmp_path, tls=True)
+
+
+def _ftp_server(tmp_path, *, tls: bool, mlsd: bool = True):
     pytest.importorskip("pyftpdlib", reason="pyftpdlib (a test dependency) runs the FTP server these tests use")
     from pyftpdlib.authorizers import DummyAuthorizer
     from pyftpdlib.handlers import FTPHandler
@@ -40,8 +86,19 @@ def ftp_server(tmp_path):
     authorizer = DummyAuthorizer()
     authorizer.add_user(FTP_USER, FTP_PASSWORD, str(root), perm="elradfmwMT")
     authorizer.add_user("reader", "reader-secret", str(root), perm="elr")
-    handler = type("Handler", (FTPHandler,), {"authorizer": authorizer, "banner": "datahub test ftp",
-                                              "auth_failed_timeout": 0})
+    attrs = {"authorizer": authorizer, "banner": "datahub test ftp", "auth_failed_timeout": 0}
+    certificate = ""
+    base = FTPHandler
+    if tls:
+        from pyftpdlib.handlers import TLS_FTPHandler
+
+        cert_file, key_file, certificate = _self_signed(tmp_path)
+        attrs.update(certfile=str(cert_file), keyfile=str(key_file), tls_control_required=True,
+                     tls_data_required=True)
+        base = TLS_FTPHandler
+    if not mlsd:
+        attrs["proto_cmds"] = {k: v for k, v in base.proto_cmds.items() if k not in ("MLSD", "MLST")}
+    handler = type("Handler", (base,), attrs)
     logging.getLogger("pyftpdlib").setLevel(logging.WARNING)  # a log line per command otherwise
     server = FTPServer(("127.0.0.1", 0), handler)
     port = server.socket.getsockname()[1]
@@ -55,7 +112,7 @@ def ftp_server(tmp_path):
     thread = threading.Thread(target=serve, name="test-ftp-server", daemon=True)
     thread.start()
     try:
-        yield FileServer(root, "127.0.0.1", port, FTP_USER, FTP_PASSWORD)
+        yield FileServer(root, "127.0.0.1", port, FTP_USER, FTP_PASSWORD, certificate=certificate)
     finally:
         stop.set()
         thread.join(5)

@@ -171,3 +171,36 @@ def test_only_file_connections_open_a_store():
                                "acceptAnyHostKey": True}}.__getitem__,
                    lambda code: (_ for _ in ()).throw(ConfigError(f"unknown secret '{code}'")))
     assert str(caught.value) == "connection 's': unknown secret 'nope'" and caught.value.field == "connectionCode"
+
+
+def test_ftps_checks_the_servers_certificate_and_encrypts_both_channels(ftps_server):
+    (ftps_server.root / "a.csv").write_bytes(b"sku\nA-1\n")
+    secrets = server_secrets(ftp=ftps_server).__getitem__
+    with pytest.raises(FileStoreError) as caught:  # self-signed: not in the system's trust store
+        open_store("t", {"t": ftp_connection(ftps_server, tls=True)}.__getitem__, secrets)
+    assert caught.value.kind == HOST_KEY and "TLS certificate is not trusted" in str(caught.value)
+    assert str(caught.value).startswith("connection 't' (FTPS ftpuser@127.0.0.1:")
+    trusted = ftp_connection(ftps_server, tls=True, tlsCaCertificate=ftps_server.certificate)
+    with open_store("t", {"t": trusted}.__getitem__, secrets) as store:
+        assert [f.path for f in store.list()] == ["a.csv"]
+        with store.open_read("a.csv") as stream:
+            assert stream.read() == b"sku\nA-1\n"
+        store.write("out/b.csv", io.BytesIO(b"over tls"))
+    assert (ftps_server.root / "out" / "b.csv").read_bytes() == b"over tls"
+    with pytest.raises(FileStoreError) as caught:  # plain FTP to a server that requires TLS
+        open_store("t", {"t": ftp_connection(ftps_server)}.__getitem__, secrets)
+    assert caught.value.kind == AUTH_FAILED and "TLS" in str(caught.value)
+
+
+def test_an_ftp_server_without_mlsd_is_listed_with_nlst_size_and_mdtm(old_ftp_server):
+    root = old_ftp_server.root
+    (root / "in" / "deep").mkdir(parents=True)
+    (root / "in" / "a.csv").write_bytes(b"12345")
+    (root / "in" / "deep" / "b.csv").write_bytes(b"1")
+    os.utime(root / "in" / "a.csv", (1_700_000_000, 1_700_000_000))
+    conn = ftp_connection(old_ftp_server)
+    with open_store("old", {"old": conn}.__getitem__, server_secrets(ftp=old_ftp_server).__getitem__) as store:
+        found = store.list("in", "*.csv", recursive=True)
+        assert [(f.path, f.size) for f in found] == [("in/a.csv", 5), ("in/deep/b.csv", 1)]
+        assert found[0].mtime == 1_700_000_000 and not store._mlsd
+        assert [f.path for f in store.list("in")] == ["in/a.csv"]
