@@ -6,7 +6,7 @@ is no Redoc page: drf-spectacular's Redoc template loads Google Fonts.
 """
 
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from pipelines import api as pipelines_api
 from pipelines import credential_api, tokens
@@ -35,6 +35,6 @@ urlpatterns = [
     path("secrets/<str:code>/", credential_api.secret, name="api-secret"),
     path("adapters/", pipelines_api.adapters, name="api-adapters"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("tokens/", tokens.tokens, name="api-tokens"),
 ]

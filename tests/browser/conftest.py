@@ -17,6 +17,12 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 LOOPBACK = {"127.0.0.1", "localhost"}  # pytest-django's live server answers at localhost
+CSP_LISTENER = """
+document.addEventListener("securitypolicyviolation", function (e) {
+  console.error("CSP violation: " + e.violatedDirective + " blocked " + (e.blockedURI || "inline") +
+                " at " + e.sourceFile + ":" + e.lineNumber + " " + (e.sample || ""));
+});
+"""
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 
 
@@ -50,12 +56,19 @@ def browser():
 def page(browser, live_server):
     context = browser.new_context(viewport={"width": 1440, "height": 1000}, base_url=live_server.url)
     context.set_default_timeout(10_000)
+    # Every browser test also proves the pages keep to the Content-Security-Policy: chromium reports a
+    # violation as a console error and as a securitypolicyviolation event (logged here with its details).
+    context.add_init_script(CSP_LISTENER)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.csp_violations = []
+    page.on("console", lambda msg: page.csp_violations.append(f"{page.url}: {msg.text}")
+            if "Content Security Policy" in msg.text or msg.text.startswith("CSP violation") else None)
     yield page
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+    assert not page.csp_violations, "Content-Security-Policy violations:\n" + "\n".join(page.csp_violations)
 
 
 @pytest.fixture
