@@ -322,6 +322,11 @@ LOGGING = {
 # a run is kept while it still holds record errors, so they stay replayable. 0 keeps them for ever.
 DATAHUB_KEEP_RUNS_DAYS = env_int("DATAHUB_KEEP_RUNS_DAYS", 30, minimum=0)
 DATAHUB_KEEP_RECORD_ERRORS_DAYS = env_int("DATAHUB_KEEP_RECORD_ERRORS_DAYS", 90, minimum=0)
+# Run log lines (runs.run_logs) are deleted this many days after they were written (0: kept for ever);
+# runs write lines at DATAHUB_RUN_LOG_LEVEL (ERROR, PIPELINE, STEP, DEBUG) unless a pipeline sets its own.
+# Both may also be changed on the settings page (/settings/) when the variable is not set.
+DATAHUB_KEEP_RUN_LOGS_DAYS = env_int("DATAHUB_KEEP_RUN_LOGS_DAYS", 14, minimum=0)
+DATAHUB_RUN_LOG_LEVEL = env_str("DATAHUB_RUN_LOG_LEVEL", "STEP").upper()
 # /metrics answers only requests with "Authorization: Bearer <this token>" when it is set.
 DATAHUB_METRICS_TOKEN = env_str("DATAHUB_METRICS_TOKEN", "")
 # /healthz reports the workers down when none has shown life (finished a task, or written a run's

@@ -167,3 +167,18 @@ class Connection(models.Model):
 
     def __str__(self) -> str:
         return self.code
+
+
+class HubSetting(models.Model):
+    """An operating setting changed on the settings page (``pipelines.hub_settings`` lists which ones).
+
+    Only consulted when the setting's environment variable is not set: the environment always wins."""
+
+    key = models.CharField(max_length=100, unique=True)
+    value = models.JSONField()
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.key

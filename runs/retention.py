@@ -21,13 +21,13 @@ import logging
 from datetime import timedelta
 from types import SimpleNamespace
 
-from django.conf import settings
 from django.db.models import Exists, OuterRef
 from django.db.models.functions import Coalesce
 from django.db.models.signals import post_migrate
 from django.dispatch import receiver
 from django.utils import timezone
 
+from pipelines import hub_settings
 from runs.models import ENDED_STATUSES, DeadLetter, RecordAttempt, RecordError, Run, WebhookDelivery
 
 log = logging.getLogger(__name__)
@@ -40,8 +40,9 @@ def prune(*, keep_runs_days: int | None = None, keep_record_errors_days: int | N
           now=None, chunk_size: int = CHUNK_SIZE, dry_run: bool = False) -> dict[str, int]:
     """Delete what is past its retention; returns how many of each were deleted (or would be)."""
     now = now or timezone.now()
-    keep_runs = settings.DATAHUB_KEEP_RUNS_DAYS if keep_runs_days is None else keep_runs_days
-    keep_errors = (settings.DATAHUB_KEEP_RECORD_ERRORS_DAYS if keep_record_errors_days is None
+    # The settings page may have changed them (pipelines.hub_settings; the environment wins).
+    keep_runs = hub_settings.value("keepRunsDays") if keep_runs_days is None else keep_runs_days
+    keep_errors = (hub_settings.value("keepRecordErrorsDays") if keep_record_errors_days is None
                    else keep_record_errors_days)
     counts = {"record_errors": 0, "record_attempts": 0, "runs": 0, "files": 0, "task_results": 0,
               "webhook_keys": 0, "dead_letters": 0}
