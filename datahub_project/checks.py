@@ -66,3 +66,29 @@ def check_weak_superuser_passwords(app_configs, databases=None, **kwargs):
                 id="datahub.E010",
             ))
     return errors
+
+
+@register(Tags.compatibility)
+def check_event_models(app_configs, **kwargs):
+    """datahub.E020: DATAHUB_EVENT_MODELS names something that is not a model EVENT triggers may use."""
+    from django.apps import apps
+
+    from runs.model_events.config import REFUSED_APPS, REFUSED_MODELS
+
+    errors = []
+    for entry in getattr(settings, "DATAHUB_EVENT_MODELS", None) or []:
+        app, _, model = str(entry).partition(".")
+        try:
+            if model == "*":
+                apps.get_app_config(app)
+            else:
+                apps.get_model(str(entry))
+        except (LookupError, ValueError):
+            errors.append(Error(f"DATAHUB_EVENT_MODELS names {entry!r}, which is no installed model or app",
+                                hint="Write app_label.Model or app_label.*", id="datahub.E020"))
+            continue
+        if app.lower() in REFUSED_APPS or str(entry).lower() in REFUSED_MODELS:
+            errors.append(Error(f"DATAHUB_EVENT_MODELS names {entry!r}, which EVENT triggers may never use",
+                                hint="Datahub writes these itself (a run would start runs) or they hold secrets.",
+                                id="datahub.E020"))
+    return errors

@@ -126,11 +126,18 @@ def _mark(events: list[OutboxEvent], run) -> None:
 def dispatch(subscription_id: int, *, now: datetime | None = None) -> Outcome:
     """Start the subscription's next batch if it is due (one transaction); say how long until it is."""
     now = now or timezone.now()
+    pipeline_id = EventSubscription.objects.filter(pk=subscription_id).values_list("pipeline_id", flat=True).first()
+    if pipeline_id is None:
+        return Outcome(note="no such subscription")
     with transaction.atomic():
-        # The row lock makes dispatchers of one subscription take turns (SQLite: its write lock does).
+        # Row locks, pipeline first as sync_pipeline takes them: dispatchers of one subscription take turns
+        # (SQLite: its write lock does), and a pipeline being saved or disabled is not started meanwhile.
+        pipeline = Pipeline.objects.select_for_update().filter(pk=pipeline_id).first()
         sub = EventSubscription.objects.select_for_update().filter(pk=subscription_id).first()
-        if sub is None:
+        if pipeline is None or sub is None:
             return Outcome(note="no such subscription")
+        if not pipeline.enabled:  # its subscriptions go (with their events) when the disabling commits
+            return Outcome(note=f"pipeline '{pipeline.code}' is disabled")
         pending = OutboxEvent.objects.filter(subscription=sub, run__isnull=True)
         seen = pending.aggregate(n=Count("pk"), first=Min("created_at"), last=Max("created_at"))
         if not seen["n"]:
@@ -142,12 +149,12 @@ def dispatch(subscription_id: int, *, now: datetime | None = None) -> Outcome:
             return Outcome(wait=(due_at - now).total_seconds(), note=f"{seen['n']} event(s) waiting")
         batch = list(pending.order_by("pk")[: sub.max_events])
         try:
-            run = services.create_run(sub.pipeline, trigger="event", seed_step=sub.trigger_key,
+            run = services.create_run(pipeline, trigger="event", seed_step=sub.trigger_key,
                                       seed_records=[_record(e) for e in batch])
         except DatahubError as exc:
             # Busy (one active run at a time) or changed meanwhile: the events wait for the run's end.
             EventSubscription.objects.filter(pk=sub.pk).update(wake_queued=False)
-            log.info("EVENT trigger %s/%s: %s event(s) wait: %s", sub.pipeline.code, sub.trigger_key, seen["n"], exc)
+            log.info("EVENT trigger %s/%s: %s event(s) wait: %s", pipeline.code, sub.trigger_key, seen["n"], exc)
             return Outcome(note=f"waiting: {exc}")
         _mark(batch, run)
         more = seen["n"] > len(batch)

@@ -253,3 +253,85 @@ def test_it_refuses_an_unknown_or_disallowed_model_and_bad_settings_at_save(trig
         save_definition(definition(**trigger))
     assert field in str(caught.value) and message in str(caught.value)
     assert not EventSubscription.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_saved_model_becomes_a_completed_run_through_the_worker_code_path(subscribe, monkeypatch):
+    """Committed for real; django-q2 in sync mode runs the wake task and then the run, as a worker would."""
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(Conf, "SYNC", True)
+    subscribe(debounceMs=0, maxWaitMs=0)
+    with transaction.atomic():
+        group = Group.objects.create(name="buyers")
+    run = Run.objects.get()
+    assert run.status == RunStatus.COMPLETED
+    assert seeds(run) == [{"model": "auth.Group", "pk": group.pk, "operation": "created"}]
+    assert run.step_runs.get(step_key="out").records_in == 1
+    assert OutboxEvent.objects.get().run_id == run.pk
+
+
+KILLED_DISPATCHER = """
+import os, signal, sys
+from datetime import timedelta
+import django
+django.setup()
+from django.utils import timezone
+from runs.model_events import dispatch
+from runs.models import Run
+
+def die(events, run):
+    assert Run.objects.filter(pk=run.pk).exists()
+    os.kill(os.getpid(), signal.SIGKILL)  # the worker dies with the run created and the events not marked
+
+dispatch._mark = die
+dispatch.dispatch(int(sys.argv[1]), now=timezone.now() + timedelta(seconds=5))
+"""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_dispatcher_killed_between_run_and_marking_loses_nothing_and_duplicates_nothing(subscribe, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.consumers.processes import ROOT, database_url
+
+    sub = subscribe()
+    for i in range(3):
+        Group.objects.create(name=f"g{i}")
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("DATAHUB_", "DJANGO_")) and k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update({"DJANGO_SETTINGS_MODULE": "datahub_project.settings", "DATABASE_URL": database_url(),
+                "DATAHUB_VAR_DIR": str(tmp_path), "DATAHUB_EVENT_MODELS": "auth.Group"})
+    killed = subprocess.run([sys.executable, "-c", KILLED_DISPATCHER, str(sub.pk)], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert not Run.objects.exists()  # the run died with its transaction ...
+    assert OutboxEvent.objects.filter(run__isnull=True).count() == 3  # ... and every event waits
+    first = dispatch.dispatch(sub.pk, now=later())
+    assert len(first.run_ids) == 1 and len(Run.objects.get().seed_records) == 3
+    assert dispatch.dispatch(sub.pk, now=later()).run_ids == []  # picked up again: nothing more starts
+    assert Run.objects.count() == 1
+
+
+def test_a_system_check_names_bad_entries_of_the_allow_list(settings):
+    from datahub_project.checks import check_event_models
+
+    settings.DATAHUB_EVENT_MODELS = ["auth.Group", "auth.*", "auth.Grop", "nope.*", "runs.Run", "pipelines.Secret"]
+    messages = [e.msg for e in check_event_models(None)]
+    assert len(messages) == 4 and all(e.id == "datahub.E020" for e in check_event_models(None))
+    assert "'auth.Grop', which is no installed model or app" in messages[0]
+    assert "'nope.*', which is no installed model or app" in messages[1]
+    assert "'runs.Run', which EVENT triggers may never use" in messages[2]
+    assert "'pipelines.Secret'" in messages[3]
+
+
+def test_it_starts_nothing_for_a_pipeline_disabled_before_its_subscription_went(subscribe):
+    sub = subscribe()
+    Group.objects.create(name="a")
+    Pipeline.objects.filter(pk=sub.pipeline_id).update(enabled=False)  # the sync after the commit not yet done
+    outcome = dispatch.dispatch(sub.pk, now=later())
+    assert outcome.run_ids == [] and "disabled" in outcome.note
+    assert not Run.objects.exists()
