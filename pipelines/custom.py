@@ -79,7 +79,7 @@ def register_operator(
         OperatorSpec(apply=apply, needs_all_records=needs_all_records, pure=False, per_record_calls=True),
         name=name or code,
         category=category,
-        description=description or (apply.__doc__ or "").strip().split("\n")[0],
+        description=description,
         schema=with_common_args(schema),
         replace=replace,
         builtin=False,

@@ -11,6 +11,7 @@ What fills them is listed in :mod:`pipelines.plugins`.
 from __future__ import annotations
 
 import difflib
+import inspect
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -125,7 +126,7 @@ class Registry:
                     code=code,
                     name=name or code,
                     category=category,
-                    description=description or (obj.__doc__ or "").strip().split("\n")[0],
+                    description=description or _own_doc(obj),
                     schema=schema if schema is not None else {"type": "object"},
                     impl=obj,
                     builtin=builtin,
@@ -217,3 +218,11 @@ def snapshot_all() -> dict[str, dict[str, Entry]]:
 def restore_all(snap: dict[str, dict[str, Entry]]) -> None:
     for kind, reg in ALL.items():
         reg.restore(snap[kind])
+
+
+def _own_doc(obj: Any) -> str:
+    """The first line of the docstring a class or function wrote for itself. An instance (an operator's
+    OperatorSpec, a functools.partial) has only its class's, which says nothing about this entry."""
+    doc = obj.__dict__.get("__doc__") if isinstance(obj, type) else obj.__doc__ if inspect.isfunction(obj) else None
+    return (doc or "").strip().split("\n")[0]
+

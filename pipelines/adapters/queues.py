@@ -20,7 +20,6 @@ The drivers (redis-py, pika) are imported when a step opens its connection. Conf
   or ``host`` / ``port`` (5672) / ``vhost`` (/) / ``tls``; ``username`` and ``passwordSecretCode``; or
   ``connectionStringSecretCode`` (a whole URL with its password). Without a username pika's default
   (guest) is used.
-* ``SQS``: refused (a ConfigError); there is no AWS to reach from here.
 
 Shared with the ``webhook`` sink: ``defaultOperation`` UPSERT or DELETE; a record's ``__operation``
 overrides it and is removed before sending; another value fails that record alone; a DELETE record is
@@ -48,7 +47,7 @@ from pipelines.records import MISSING, Batch, Path, PathError, Record, chunked, 
 from pipelines.registry import sinks
 
 OPERATION_HEADER = "x-datahub-operation"
-QUEUE_TYPES = ("REDIS_STREAMS", "RABBITMQ_AMQP", "RABBITMQ", "SQS")
+QUEUE_TYPES = ("REDIS_STREAMS", "RABBITMQ_AMQP", "RABBITMQ")
 _AMQP_ONLY = ("exchange", "routingKey", "headers", "persistent", "priority", "ttlMs")
 _REDIS_ONLY = ("maxLength",)
 
@@ -57,7 +56,7 @@ QUEUE_PRODUCER_SCHEMA = {
     "properties": {
         "queueType": {"enum": list(QUEUE_TYPES),
                       "description": "REDIS_STREAMS: XADD to a Redis stream. RABBITMQ_AMQP: publish over AMQP "
-                      "0-9-1 with publisher confirms (RABBITMQ is the same). SQS: not available here."},
+                      "0-9-1 with publisher confirms (RABBITMQ is the same)."},
         "connectionCode": {"type": "string", "minLength": 1,
                            "description": "The broker: a REDIS connection for REDIS_STREAMS (url or host/port/db, "
                            "username, passwordSecretCode); a CUSTOM connection for RABBITMQ_AMQP (amqpUrl or "
@@ -264,9 +263,6 @@ class QueueProducer(Writer):
             return self._backend
         cfg = self.config
         kind = str(cfg.get("queueType") or "").upper()
-        if kind == "SQS":
-            raise ConfigError("SQS is not available here (no network to AWS); use REDIS_STREAMS or RABBITMQ_AMQP",
-                              field="queueType")
         if kind not in QUEUE_TYPES:
             raise ConfigError(f"queueType must be one of {', '.join(QUEUE_TYPES)}", field="queueType")
         for key in ("connectionCode", "queueName"):

@@ -377,7 +377,8 @@ def test_amqp_parameters_are_built_from_the_connection():
 # -- config ----------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("config, field, text", [
-    ({"queueType": "SQS", "connectionCode": "redis", "queueName": "q"}, "queueType", "SQS is not available here"),
+    ({"queueType": "SQS", "connectionCode": "redis", "queueName": "q"}, "queueType",
+     "queueType must be one of REDIS_STREAMS, RABBITMQ_AMQP, RABBITMQ"),
     ({"queueType": "REDIS_STREAMS", "connectionCode": "rabbit", "queueName": "q"}, "connectionCode",
      "is a CUSTOM connection; REDIS_STREAMS needs REDIS"),
     ({"queueType": "RABBITMQ_AMQP", "connectionCode": "redis", "queueName": "q"}, "connectionCode",

@@ -1,3 +1,4 @@
+import functools
 import json
 import shutil
 import subprocess
@@ -43,6 +44,14 @@ def test_it_runs_a_registered_operator(registries):
     assert result.output("out") == [{"n": 3}, {"n": 6}]
     entry = registries.operators.get("double")
     assert (entry.category, entry.builtin, entry.name) == ("math", False, "Double")
+
+
+def test_it_shows_no_description_when_none_was_given(registries):
+    """Not a docstring picked up from what was passed (a functools.partial's is partial's own)."""
+    register_operator(code="double", schema=SCHEMA, apply=functools.partial(double))
+    register_operator(code="described", schema=SCHEMA, apply=double, description="Doubles n")
+    assert registries.operators.get("double").description == ""
+    assert registries.operators.get("described").description == "Doubles n"
 
 
 def test_it_registers_with_the_decorator(registries):
