@@ -335,3 +335,11 @@ def test_it_starts_nothing_for_a_pipeline_disabled_before_its_subscription_went(
     outcome = dispatch.dispatch(sub.pk, now=later())
     assert outcome.run_ids == [] and "disabled" in outcome.note
     assert not Run.objects.exists()
+
+
+def test_migrate_schedules_the_sweep_every_minute():
+    from django_q.models import Schedule
+
+    sweep = Schedule.objects.get(name=dispatch.SWEEP_NAME)
+    assert (sweep.func, sweep.schedule_type, sweep.minutes, sweep.repeats) == (
+        "runs.model_events.dispatch.sweep", Schedule.MINUTES, 1, -1)
