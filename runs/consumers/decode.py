@@ -26,6 +26,16 @@ def _kind(value) -> str:
             type(None): "null"}.get(type(value), type(value).__name__)
 
 
+def _holds_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
+
+
 def decode(body: bytes, *, operation: str | None = None) -> list[dict]:
     """The records of ``body``; ``operation`` DELETE (the producer's header or field) marks each one."""
     if not body.strip():
@@ -52,6 +62,12 @@ def decode(body: bytes, *, operation: str | None = None) -> list[dict]:
         records = data
     else:
         raise Malformed(f"the message must be a JSON object or an array of objects, not {_kind(data)}")
+    try:
+        holds_nul = "\\u0000" in text and _holds_nul(records)
+    except RecursionError:
+        raise Malformed("not JSON: nested too deeply") from None
+    if holds_nul:
+        raise Malformed("the message holds a NUL character (\\u0000), which the database cannot store")
     if operation and operation.upper() == "DELETE":
         records = [{**r, "__operation": "DELETE"} for r in records]
     return records

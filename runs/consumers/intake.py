@@ -44,8 +44,9 @@ def take_batch(consumer: Consumer, messages: list[tuple[str, list[dict]]], *, ma
     intake = Intake()
     keys = [key for key, _ in messages]
     with transaction.atomic():
-        known = {d.key: d for d in MessageDelivery.objects.select_for_update()
-                 .filter(consumer=consumer, key__in=keys).select_related("run")}
+        # Locked without a join: PostgreSQL refuses FOR UPDATE on the nullable side of one.
+        known = {d.key: d for d in MessageDelivery.objects.select_for_update().filter(consumer=consumer, key__in=keys)}
+        runs = run_statuses(d.run_id for d in known.values() if d.run_id is not None)
         seeds: list[dict] = []
         fresh: list[str] = []
         retried: list[MessageDelivery] = []
@@ -53,11 +54,12 @@ def take_batch(consumer: Consumer, messages: list[tuple[str, list[dict]]], *, ma
             if key in fresh or any(d.key == key for d in retried):
                 continue  # the same message twice in one batch (published twice with one id): one copy
             delivery = known.get(key)
+            run = runs.get(delivery.run_id) if delivery is not None else None
             if delivery is None:
                 fresh.append(key)
-            elif retry_failed_runs and delivery.run is not None and delivery.run.status in RETRYABLE_RUN_STATUSES:
+            elif retry_failed_runs and run is not None and run.status in RETRYABLE_RUN_STATUSES:
                 if delivery.attempts > max_retries:
-                    reason = (f"{_run_failure(delivery.run)}; gave up after {delivery.attempts} runs "
+                    reason = (f"{_run_failure(run)}; gave up after {delivery.attempts} runs "
                               f"(maxRetries {max_retries})")
                     intake.exhausted[key] = (reason, delivery.attempts)
                     continue
@@ -89,10 +91,16 @@ def attempts_of(consumer: Consumer, keys) -> dict[str, int]:
     return dict(MessageDelivery.objects.filter(consumer=consumer, key__in=list(keys)).values_list("key", "attempts"))
 
 
+def _storable(text: str) -> str:
+    """PostgreSQL text cannot hold NUL; a dead letter shows it as \\x00."""
+    return text.replace("\x00", "\\x00")
+
+
 def record_dead_letter(consumer: Consumer, key: str, body: bytes, reason: str, attempts: int = 1) -> None:
-    text = body.decode("utf-8", errors="replace")[:DeadLetter.MAX_BODY]
+    text = _storable(body.decode("utf-8", errors="replace"))[:DeadLetter.MAX_BODY]
     with transaction.atomic():
-        DeadLetter.objects.create(consumer=consumer, key=key[:255], body=text, reason=reason, attempts=attempts)
+        DeadLetter.objects.create(consumer=consumer, key=_storable(key)[:255], body=text, reason=_storable(reason),
+                                  attempts=attempts)
         Consumer.objects.filter(pk=consumer.pk).update(dead_letters=F("dead_letters") + 1)
 
 

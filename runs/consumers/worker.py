@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 
-from django.db import close_old_connections, connections
+from django.db import IntegrityError, InterfaceError, OperationalError, close_old_connections, connections
 
 from pipelines.adapters.base import AdapterContext
 from pipelines.errors import ConfigError
@@ -30,6 +30,7 @@ WAIT_POLL_S = 0.5  # how often a RUN_COMPLETED batch looks at its runs
 LAG_EVERY_S = 5.0
 MAX_BACKOFF_S = 30.0
 MAX_REMEMBERED_FAILURES = 10_000
+TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError, IntegrityError)
 
 
 class ConsumerWorker:
@@ -96,8 +97,13 @@ class ConsumerWorker:
     def _start_failed(self, messages: list[Message], exc: Exception) -> None:
         why = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ConfigError) else str(exc)
         log.warning("consumer %s: could not start a run for %d messages: %s", self.consumer, len(messages), why)
-        close_old_connections()
         intake.count(self.consumer, errors=1, last_error=f"could not start a run: {why}")
+        if isinstance(exc, TRANSIENT_DB_ERRORS):
+            # The database is away, or another consumer put the same message in a run a moment ago: nothing
+            # about the messages is wrong, so they go back without using up a retry.
+            self.broker.release(messages)
+            self.stop.wait(1.0)
+            return
         if len(self.start_failures) > MAX_REMEMBERED_FAILURES:
             self.start_failures.clear()
         back = []
