@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from runs.models import Checkpoint, RecordError, Run, StepRun
+from runs.models import Checkpoint, RecordError, Run, SeenFile, StepRun
 
 
 class StepRunInline(admin.TabularInline):
@@ -32,3 +32,14 @@ class RecordErrorAdmin(admin.ModelAdmin):
 @admin.register(Checkpoint)
 class CheckpointAdmin(admin.ModelAdmin):
     list_display = ("pipeline", "step_key", "updated_at")
+
+
+@admin.register(SeenFile)
+class SeenFileAdmin(admin.ModelAdmin):
+    """A FILE trigger's cursor, to look at (and, to run a file again, to delete a row of)."""
+
+    list_display = ("pipeline", "trigger_key", "path", "size", "modified_at", "status", "attempts", "run", "updated_at")
+    list_filter = ("status", "trigger_key")
+    search_fields = ("pipeline__code", "path", "error")
+    readonly_fields = ("pipeline", "trigger_key", "path", "fingerprint", "size", "modified_at", "status", "run",
+                       "attempts", "error", "created_at", "updated_at")

@@ -49,6 +49,7 @@ from runs.models import ACTIVE_STATUSES, Run, RunStatus, SeenFile, SeenFileStatu
 log = logging.getLogger(__name__)
 
 FUNC = "runs.tasks.poll_file_trigger"
+PATH_MAX = SeenFile._meta.get_field("path").max_length
 
 
 # --- which triggers, and their schedules --------------------------------------------------------------
@@ -221,6 +222,11 @@ def _row_fields(version: Version) -> dict:
 def _start(pipeline: Pipeline, watch: FileWatch, version: Version, result: PollResult) -> int | None:
     info = version.info
     limit = max_file_bytes()
+    if len(info.path) > PATH_MAX:  # cannot be remembered, so it must not be run (it would run at every poll)
+        reason = f"file '{info.path[:80]}...' has a path longer than {PATH_MAX} characters; not run"
+        result.refused.append(reason)
+        log.warning("FILE trigger %s/%s: %s", pipeline.code, watch.key, reason)
+        return None
     if info.size > limit:
         reason = (f"file '{info.path}' on connection '{watch.connection_code}' is {info.size} bytes, larger than "
                   f"the limit of {human_size(limit)} (setting DATAHUB_MAX_FILE_BYTES); not run")

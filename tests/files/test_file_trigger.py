@@ -193,6 +193,19 @@ def test_an_oversized_file_is_refused_without_a_run(partner, settings):
     assert poll(pipeline).refused == [] and Run.objects.count() == 0
 
 
+def test_a_path_too_long_to_remember_is_refused_not_run_at_every_poll(tmp_path, settings, save_connections):
+    settings.DATAHUB_FILE_ROOTS = [str(tmp_path)]
+    save_connections({"partner": {"type": "FOLDER", "root": str(tmp_path)}}, {})
+    pipeline = save_definition(definition(recursive=True))
+    deep = tmp_path.joinpath(*["d" * 100] * 5)
+    deep.mkdir(parents=True)
+    (deep / "a.csv").write_bytes(CSV)
+    (tmp_path / "b.csv").write_bytes(CSV)
+    result = poll(pipeline)
+    assert len(result.started) == 1 and "longer than 500 characters" in result.refused[0]
+    assert Run.objects.get().seed_records[0]["path"] == "b.csv"
+
+
 def test_bad_credentials_and_a_missing_folder_are_clear_errors_that_start_nothing(partner, save_connections):
     kind, server = partner
     pipeline = save_definition(definition(path="no-such-folder"))
