@@ -152,6 +152,7 @@ def main() -> None:
     env.update({"DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{name}", "DATAHUB_VAR_DIR": str(work),
                 "DJANGO_SETTINGS_MODULE": "datahub_project.settings_production",
                 "DATAHUB_SECRET_KEY": secrets.token_urlsafe(50), "DATAHUB_ALLOWED_HOSTS": "127.0.0.1",
+                "DATAHUB_MASTER_KEY": secrets.token_urlsafe(32),
                 "DATAHUB_PROXY_SSL_HEADER": "true", "DATAHUB_DB_CONN_MAX_AGE": "60",
                 "DATAHUB_LOG_LEVEL": "WARNING"})
     server = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.checks import Error, Tags, register
+from django.core.checks import Error, Tags, Warning, register
 
 
 @register(Tags.compatibility)
@@ -92,3 +92,26 @@ def check_event_models(app_configs, **kwargs):
                                 hint="Datahub writes these itself (a run would start runs) or they hold secrets.",
                                 id="datahub.E020"))
     return errors
+
+
+@register(Tags.security)
+def check_stored_secrets_decrypt(app_configs, **kwargs):
+    """datahub.W011: stored secrets that no master key decrypts. Shown when a worker starts (qcluster runs
+    the checks), at migrate and at gunicorn's start; a warning, not an error, so the pipelines that do
+    not use those secrets keep running."""
+    from django.db import DatabaseError
+
+    from pipelines.secrets import undecryptable
+
+    try:
+        codes = undecryptable()
+    except DatabaseError:  # not migrated yet: nothing stored
+        return []
+    if not codes:
+        return []
+    return [Warning(
+        f"{len(codes)} stored secret(s) cannot be decrypted by any master key: {', '.join(codes)}",
+        hint="Put the master key they were stored under back into DATAHUB_MASTER_KEY (after the newest), "
+        "run manage.py rotate_secrets, or set their values again.",
+        id="datahub.W011",
+    )]

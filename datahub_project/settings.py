@@ -302,8 +302,10 @@ DATAHUB_MODEL_ALLOWLIST = env_list("DATAHUB_MODEL_ALLOWLIST", [])
 DATAHUB_EVENT_MODELS = env_list("DATAHUB_EVENT_MODELS", [])
 # How people reach this Datahub: links in emails and webhook notices.
 DATAHUB_BASE_URL = env_str("DATAHUB_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
-# Encrypts stored secrets; falls back to SECRET_KEY. Changing it makes stored secrets unreadable.
-DATAHUB_MASTER_KEY = env_str("DATAHUB_MASTER_KEY", "")
+# Master keys of stored secrets, comma-separated, newest first: the first encrypts, all decrypt
+# (pipelines.secrets; rotate with manage.py rotate_secrets). Unset, the development profile derives one
+# from SECRET_KEY; the production profile requires it.
+DATAHUB_MASTER_KEYS = env_list("DATAHUB_MASTER_KEY", [])
 DATAHUB_DEMO_PIPELINES_DIR = BASE_DIR / "pipelines" / "demo"
 
 LOGGING = {

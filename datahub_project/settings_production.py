@@ -6,7 +6,8 @@ start:
 
 * ``DATAHUB_SECRET_KEY``: not the development key (generate one with
   ``python -c "import secrets; print(secrets.token_urlsafe(50))"``);
-* ``DATAHUB_ALLOWED_HOSTS``: the host names people and load balancers use, comma-separated.
+* ``DATAHUB_ALLOWED_HOSTS``: the host names people and load balancers use, comma-separated;
+* ``DATAHUB_MASTER_KEY``: the key(s) that encrypt stored secrets, newest first, not the secret key.
 
 Optional:
 
@@ -39,6 +40,17 @@ if not SECRET_KEY or SECRET_KEY == _DEVELOPMENT_KEY:
         "DATAHUB_SECRET_KEY must be set to a long random value in production "
         '(python -c "import secrets; print(secrets.token_urlsafe(50))")'
     )
+
+# Stored secrets need their own master key: never SECRET_KEY (rotating that would make them unreadable).
+DATAHUB_MASTER_KEYS = env_list("DATAHUB_MASTER_KEY", [])
+if not DATAHUB_MASTER_KEYS:
+    raise ImproperlyConfigured(
+        "DATAHUB_MASTER_KEY must be set in production: the key that encrypts stored secrets "
+        '(python -c "import secrets; print(secrets.token_urlsafe(32))"); several, comma-separated, newest first')
+if SECRET_KEY in DATAHUB_MASTER_KEYS:
+    raise ImproperlyConfigured("DATAHUB_MASTER_KEY must not be DATAHUB_SECRET_KEY: give stored secrets a key of their own")
+if any(len(key) < 16 for key in DATAHUB_MASTER_KEYS):
+    raise ImproperlyConfigured("every key in DATAHUB_MASTER_KEY must be at least 16 characters long")
 
 ALLOWED_HOSTS = env_list("DATAHUB_ALLOWED_HOSTS", [])
 if not ALLOWED_HOSTS:

@@ -23,6 +23,7 @@ def production_env(tmp_path, **extra) -> dict:
     env.update({
         "DJANGO_SETTINGS_MODULE": PRODUCTION,
         "DATAHUB_SECRET_KEY": secrets.token_urlsafe(50),
+        "DATAHUB_MASTER_KEY": secrets.token_urlsafe(32),
         "DATAHUB_ALLOWED_HOSTS": "datahub.example.com,127.0.0.1",
         "DATAHUB_VAR_DIR": str(tmp_path / "var"),
     })
