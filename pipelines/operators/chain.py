@@ -3,7 +3,9 @@
 The chain is compiled once per step: every operator's args are checked against its schema and its
 factory is called, so a bad regex or a missing required arg fails before the first record. Consecutive
 per-record operators (and custom operators, called one record at a time) are fused into one loop per
-record (the hot path of a million-row run).
+record (the hot path of a million-row run): for per-record operators it is compiled code calling them in
+a row (:class:`_FusedLoop`), with no per-record dispatch through a list of functions and no
+per-operator bookkeeping; a flat record is copied at C speed (:func:`copy_record`).
 
 What is guaranteed:
 * Input records are never changed: a record is deep-copied when it enters the chain, so a step that
@@ -21,9 +23,10 @@ What is guaranteed:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from pipelines.errors import ConfigError, UnknownCode
@@ -97,6 +100,64 @@ def _one_record_at_a_time(op_apply: Callable, args: dict, ctx: OperatorContext) 
         return out
 
     return call
+
+
+class _FusedLoop:
+    """A loop over records calling ``n`` operators in a row, compiled once per (n, copy): no per-record
+    dispatch through a list of functions. Which operator raised is read from the traceback's line number,
+    so the hot path keeps no per-operator bookkeeping.
+
+    ``run(records, f0, ..., fn-1) -> (out, lost)``: ``lost`` lists ``(index, None)`` for a record an
+    operator dropped and ``(index, exception)`` for one that failed; every other record is in ``out``, in
+    order. With ``copy`` each record is copied (:func:`copy_record`) before the first operator."""
+
+    def __init__(self, n: int, copy: bool):
+        names = [f"f{k}" for k in range(n)]
+        lines = [f"def run(records, {', '.join(names)}):",
+                 "    out = []",
+                 "    append = out.append",
+                 "    lost = []",
+                 "    for i, r in enumerate(records):",
+                 "        try:"]
+        if copy:
+            lines.append("            r = copy_record(r)")
+        self._operator_at_line: dict[int, int] = {}
+        for k, name in enumerate(names):
+            lines.append(f"            r = {name}(r)")
+            self._operator_at_line[len(lines)] = k  # the line number of that call
+            lines += ["            if r is None:",
+                      "                lost.append((i, None))",
+                      "                continue"]
+        lines += ["        except Exception as exc:  # one bad record must not fail its batch",
+                  "            lost.append((i, exc))",
+                  "            continue",
+                  "        append(r)",
+                  "    return out, lost"]
+        namespace = {"copy_record": copy_record}
+        exec(compile("\n".join(lines), f"<fused chain of {n}>", "exec"), namespace)  # noqa: S102  (our template)
+        self.run = namespace["run"]
+
+    def operator_at(self, error: BaseException) -> int:
+        """Index in the segment of the operator whose call raised ``error``."""
+        tb = error.__traceback__  # its first entry is the fused loop's frame, where it was caught
+        return self._operator_at_line.get(tb.tb_lineno, 0) if tb is not None else 0
+
+
+@lru_cache(maxsize=64)
+def _fused(n: int, copy: bool) -> _FusedLoop:
+    return _FusedLoop(n, copy)
+
+
+def copy_record(record: Record) -> Record:
+    """A deep copy of a record; a flat one (the common case) is copied at C speed."""
+    if type(record) is dict:
+        copied = record.copy()
+        if _SCALARS.issuperset(map(type, copied.values())):
+            return copied
+    return deep_copy(record)
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def whole_batch_operators(items: list, registry: Registry = operator_registry) -> list[tuple[int, str]]:
@@ -181,8 +242,9 @@ class OperatorChain:
     def apply(self, batch: Batch) -> ChainResult:
         result = ChainResult(records=batch)
         records = batch
-        # Each current record's index in ``batch``; None once an operator has combined records.
-        positions: list[int] | None = list(range(len(batch)))
+        # Each current record's index in ``batch`` (a range while no record was lost); None once an operator
+        # has combined records.
+        positions: Sequence[int] | None = range(len(batch))
         copied = False
         for segment in self._segments:
             op = segment[0]
@@ -193,7 +255,7 @@ class OperatorChain:
                                                        copy=not copied or positions is None)
             else:
                 if not copied and not segment[0].spec.copies_records:
-                    records = [deep_copy(r) for r in records]
+                    records = [copy_record(r) for r in records]
                 if op.spec.each is not None:
                     records, positions = self._run_each(op, records, positions, batch, result)
                 else:
@@ -201,7 +263,7 @@ class OperatorChain:
                     positions = None
             copied = True
         result.records = records
-        result.positions = positions
+        result.positions = None if positions is None else list(positions)
         return result
 
     def finish(self) -> ChainResult:
@@ -249,15 +311,17 @@ class OperatorChain:
             raise OperatorFailed(op.index, op.code, message) from error
         return RecordFailure(record, message, op.index, op.code, getattr(error, "retryable", True), position)
 
-    def _run_records(self, segment: list[_Compiled], records: Batch, positions: list[int] | None, batch: Batch,
-                     result: ChainResult, *, copy: bool) -> tuple[Batch, list[int] | None]:
+    def _run_records(self, segment: list[_Compiled], records: Batch, positions: Sequence[int] | None, batch: Batch,
+                     result: ChainResult, *, copy: bool) -> tuple[Batch, Sequence[int] | None]:
         threads = max(c.spec.concurrency for c in segment)
+        if threads <= 1 and not any(c.expands for c in segment):
+            return self._run_fused(segment, records, positions, batch, result, copy=copy)
         if any(c.expands for c in segment):
             steps = [(c.fn, c.expands) for c in segment]
 
             def one(original: Record):
                 """A record, None, _Many or _Failed: what ``original`` became through the segment."""
-                current = [deep_copy(original) if copy else original]
+                current = [copy_record(original) if copy else original]
                 index = 0
                 try:
                     for index, (fn, expands) in enumerate(steps):  # noqa: B007  (index names the failing operator)
@@ -279,7 +343,7 @@ class OperatorChain:
             fns = [c.fn for c in segment]
 
             def one(original: Record):
-                record = deep_copy(original) if copy else original
+                record = copy_record(original) if copy else original
                 index = 0
                 try:
                     for index, fn in enumerate(fns):  # noqa: B007  (index names the failing operator)
@@ -315,6 +379,26 @@ class OperatorChain:
                 if out_positions is not None:
                     out_positions.append(positions[i])
         return out, out_positions
+
+    def _run_fused(self, segment: list[_Compiled], records: Batch, positions: Sequence[int] | None, batch: Batch,
+                   result: ChainResult, *, copy: bool) -> tuple[Batch, Sequence[int] | None]:
+        """The hot path: one compiled loop calls the segment's operators in a row on each record."""
+        fused = _fused(len(segment), copy)
+        out, lost = fused.run(records, *(c.fn for c in segment))
+        if not lost:
+            return out, positions
+        gone = set()
+        for i, error in lost:
+            gone.add(i)
+            if error is None:
+                result.dropped += 1
+                continue
+            position = positions[i] if positions is not None else None
+            original = batch[position] if position is not None else records[i]
+            result.failures.append(self._failure(segment[fused.operator_at(error)], error, original, position))
+        if positions is not None:
+            positions = [p for i, p in enumerate(positions) if i not in gone]
+        return out, positions
 
     def _run_each(self, op: _Compiled, records: Batch, positions: list[int] | None, batch: Batch,
                   result: ChainResult) -> tuple[Batch, list[int] | None]:
