@@ -31,6 +31,7 @@ import binascii
 import hashlib
 import html
 import io
+import logging
 import math
 import re
 import threading
@@ -941,6 +942,43 @@ def _refusing_fetcher(on_refused: Callable[[str], None] | None = None):
     return DataOnlyFetcher()
 
 
+class _WeasyPrintToStep(logging.Handler):
+    """WeasyPrint's messages (CSS it ignored, a font it lacks) belong to the step rendering in this thread:
+    they become that step's warnings, shown with the run, instead of lines on the worker's or the CLI's
+    stderr. Its progress lines ("Step 4 - Creating formatting structure") tell a person nothing and are
+    dropped. A message logged outside a render (none is expected) goes to the ``datahub.pdf`` logger."""
+
+    sink = threading.local()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno < logging.WARNING:
+            return
+        warn = getattr(self.sink, "warn", None)
+        message = f"pdfGenerate: {record.getMessage()}"
+        if warn is not None:
+            warn(message)
+        else:
+            logging.getLogger("datahub.pdf").warning(message)
+
+
+_WEASYPRINT_LOG = logging.getLogger("weasyprint")  # its progress logger is a child and propagates to it
+_WEASYPRINT_LOG.addHandler(_WeasyPrintToStep())
+_WEASYPRINT_LOG.propagate = False
+
+
+class _messages_to:
+    """While rendering: WeasyPrint's warnings of this thread go to ``warn``."""
+
+    def __init__(self, warn: Callable[[str], None]):
+        self.warn = warn
+
+    def __enter__(self) -> None:
+        _WeasyPrintToStep.sink.warn = self.warn
+
+    def __exit__(self, *exc: object) -> None:
+        _WeasyPrintToStep.sink.warn = None
+
+
 def page_css(page_size: str = "A4", orientation: str = "PORTRAIT", margins: str = "50pt") -> str:
     return f"@page {{ size: {page_size} {orientation.lower()}; margin: {margins}; }}"
 
@@ -1053,15 +1091,17 @@ def pdf_generate(args: dict, ctx: OperatorContext):
             name = writer.stored_name(digest, "pdf")
             if writer.already_stored(record, name):
                 return record
-        document = render_document(
-            html_text,
-            page_size=page_size,
-            orientation=orientation,
-            margins=margins,
-            css=css,
-            on_refused=note_refused,
-        )
-        writer.write(record, document.write_pdf(), "application/pdf", name)
+        with _messages_to(ctx.warn):
+            document = render_document(
+                html_text,
+                page_size=page_size,
+                orientation=orientation,
+                margins=margins,
+                css=css,
+                on_refused=note_refused,
+            )
+            pdf = document.write_pdf()
+        writer.write(record, pdf, "application/pdf", name)
         return record
 
     return apply

@@ -337,3 +337,16 @@ def test_it_registers_with_a_complete_schema():
     for name, prop in entry.schema["properties"].items():
         assert prop.get("type") and prop.get("description"), name
     assert "{{#each" in entry.schema["properties"]["template"]["description"]
+
+
+def test_it_turns_weasyprints_messages_into_step_warnings_not_stderr(apply_ops, capfd):
+    """CSS WeasyPrint ignores is worth a warning on the run; its progress lines are worth nothing."""
+    ctx = OperatorContext(op_index=0)
+    template = "<p style='colour: red; display: flexx'>{{number}}</p>"
+    result = apply_ops([pdf_item(template=template)], [dict(RECORD)], context_for=lambda i: ctx)
+    assert not result.failures
+    warnings = "\n".join(ctx.warnings)
+    assert "pdfGenerate: Ignored `colour: red`" in warnings and "`display: flexx`" in warnings, ctx.warnings
+    assert not any("Step " in w for w in ctx.warnings)
+    out, err = capfd.readouterr()
+    assert "Ignored" not in err + out and "Fetching and parsing" not in err + out
