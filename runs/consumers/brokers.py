@@ -35,6 +35,8 @@ from runs.consumers.config import MessageSettings
 
 KEY_LENGTH = 255
 TIMEOUT_S = 10.0
+IDLE_WAIT_S = 1.0  # an idle fetch returns after this long (the loop measures lag and looks at stop between)
+SLICE_S = 0.2  # the longest single wait on the broker, so a stop is noticed within it
 
 
 class BrokerError(Exception):
@@ -64,9 +66,24 @@ class Broker:
     where = "broker"
 
     def fetch(self, limit: int, wait_s: float, stop: threading.Event) -> list[Message]:
-        """Up to ``limit`` messages: returns when it has them, after ``wait_s`` with what arrived, or soon after
-        ``stop`` is set (with nothing: what was taken stays unacknowledged and comes back)."""
+        """Up to ``limit`` messages: returns when it has them, ``wait_s`` after the first one arrived with what
+        has arrived, after IDLE_WAIT_S when none came, or soon after ``stop`` is set."""
         raise NotImplementedError
+
+    @staticmethod
+    def gather(have, pull, limit: int, wait_s: float, stop: threading.Event) -> None:
+        """Call ``pull(seconds)`` until ``have()`` reaches ``limit`` or a time above runs out (the shared timing of
+        ``fetch``). An idle consumer comes back every IDLE_WAIT_S, never spinning, whatever batchWaitMs is."""
+        start = time.monotonic()
+        first = start if have() else None
+        while have() < limit and not stop.is_set():
+            now = time.monotonic()
+            left = first + wait_s - now if first is not None else start + IDLE_WAIT_S - now
+            if left <= 0:
+                return
+            pull(min(left, SLICE_S))
+            if first is None and have():
+                first = time.monotonic()
 
     def ack(self, messages: list[Message]) -> None:
         raise NotImplementedError
@@ -150,14 +167,9 @@ class RabbitBroker(Broker):
             raise self._error(exc) from None
 
     def fetch(self, limit, wait_s, stop):
-        deadline = time.monotonic() + wait_s
-        while len(self.buffer) < limit and not stop.is_set():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            self._pump(min(left, 0.2))
+        self.gather(lambda: len(self.buffer), self._pump, limit, wait_s, stop)
         if stop.is_set():
-            return []
+            return []  # closing the connection gives the buffer back to the queue
         return [self.buffer.popleft() for _ in range(min(limit, len(self.buffer)))]
 
     def _call(self, fn, *args, **kwargs):
@@ -272,16 +284,14 @@ class RedisStreamBroker(Broker):
 
     def fetch(self, limit, wait_s, stop):
         taken = self._claim(limit)
-        deadline = time.monotonic() + wait_s
-        while len(taken) < limit and not stop.is_set():
-            left = deadline - time.monotonic()
-            block_ms = int(min(left, 0.2) * 1000)
+
+        def read(seconds: float) -> None:
             reply = self._call(self.client.xreadgroup, self.group, self.name, {self.stream: ">"},
-                               count=limit - len(taken), block=block_ms if block_ms > 0 else None)
+                               count=limit - len(taken), block=max(1, int(seconds * 1000)))  # 0 would block for ever
             for _stream, entries in reply or []:
                 taken.extend(self._message(entry_id, fields) for entry_id, fields in entries)
-            if left <= 0.2:
-                break
+
+        self.gather(lambda: len(taken), read, limit, wait_s, stop)
         # Even when stopping: entries read are pending on this consumer's name, which no one will use again;
         # handling them now is quicker than leaving them to be claimed after claimIdleMs.
         return taken

@@ -29,8 +29,8 @@ MESSAGE_PROPERTIES = {
     "batchSize": {"type": "integer", "minimum": 1, "maximum": MAX_BATCH, "default": 1,
                   "description": "MESSAGE: messages that seed one run (fewer when batchWaitMs passes first)."},
     "batchWaitMs": {"type": "integer", "minimum": 0, "maximum": 600_000, "default": 1000,
-                    "description": "MESSAGE: how long to wait for a batch to fill before starting a run with "
-                    "what has arrived."},
+                    "description": "MESSAGE: how long a batch waits to fill, from its first message, before a "
+                    "run starts with what has arrived."},
     "prefetch": {"type": "integer", "minimum": 1, "maximum": 65_535,
                  "description": "MESSAGE (RabbitMQ): unacknowledged messages the broker sends each consuming "
                  "thread; default and minimum batchSize."},

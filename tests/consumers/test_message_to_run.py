@@ -81,3 +81,18 @@ def test_it_marks_records_of_a_delete_message_from_the_queue_producer(broker, co
         broker.publish(queue, {"id": 5}, message_id="5", headers=headers)
     c.poll_until(lambda: Run.objects.filter(pipeline=p).exists(), what="a run")
     assert Run.objects.get(pipeline=p).seed_records == [{"id": 5, "__operation": "DELETE"}]
+
+
+def test_it_waits_for_messages_without_spinning_even_with_no_batch_wait(broker, consuming):
+    """batchWaitMs 0 starts a run with what is there, but an idle consumer still waits about a second per poll."""
+    import time
+
+    queue = unique()
+    p = message_pipeline(broker, queue, batchSize=10, batchWaitMs=0)
+    c = consuming(p)
+    started = time.monotonic()
+    assert c.poll() == 0
+    assert 0.9 <= time.monotonic() - started < 3
+    broker.publish(queue, {"n": 1}, message_id="m-1")
+    c.poll_until(lambda: Run.objects.filter(pipeline=p).exists(), what="a run")
+    assert Run.objects.get(pipeline=p).seed_records == [{"n": 1}]
