@@ -154,6 +154,22 @@ def sftp_server(tmp_path):
         def validate_public_key(self, username, key):
             return username == SFTP_USER and key.public_data == client_public.public_data
 
+    class Sftp(asyncssh.SFTPServer):
+        """Files and folders named private* are off limits, as on a server whose permissions say so (the
+        tests run as root, so the disk's own permissions would not stop anything)."""
+
+        def _guard(self, path: bytes) -> None:
+            if any(part.startswith(b"private") for part in path.split(b"/")):
+                raise asyncssh.SFTPPermissionDenied("permission denied")
+
+        def open(self, path, pflags, attrs):
+            self._guard(path)
+            return super().open(path, pflags, attrs)
+
+        def scandir(self, path):
+            self._guard(path)
+            return super().scandir(path)
+
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     holder: dict = {}
@@ -161,7 +177,7 @@ def sftp_server(tmp_path):
     async def start():
         holder["server"] = await asyncssh.listen(
             "127.0.0.1", 0, server_factory=Server, server_host_keys=[host_key],
-            sftp_factory=lambda chan: asyncssh.SFTPServer(chan, chroot=str(root).encode()), allow_scp=False)
+            sftp_factory=lambda chan: Sftp(chan, chroot=str(root).encode()), allow_scp=False)
 
     def serve():
         asyncio.set_event_loop(loop)

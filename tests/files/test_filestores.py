@@ -204,3 +204,20 @@ def test_an_ftp_server_without_mlsd_is_listed_with_nlst_size_and_mdtm(old_ftp_se
         assert [(f.path, f.size) for f in found] == [("in/a.csv", 5), ("in/deep/b.csv", 1)]
         assert found[0].mtime == 1_700_000_000 and not store._mlsd
         assert [f.path for f in store.list("in")] == ["in/a.csv"]
+
+
+def test_sftp_says_permission_denied(sftp_server):
+    (sftp_server.root / "private").mkdir()
+    (sftp_server.root / "private-orders.csv").write_bytes(b"x")
+    conn = sftp_connection(sftp_server)
+    with open_store("s", {"s": conn}.__getitem__, server_secrets(sftp=sftp_server).__getitem__) as store:
+        with pytest.raises(FileStoreError) as caught:
+            store.open_read("private-orders.csv")
+        assert caught.value.kind == PERMISSION_DENIED
+        assert str(caught.value).endswith("permission denied reading private-orders.csv")
+        with pytest.raises(FileStoreError) as caught:
+            store.list("private")
+        assert caught.value.kind == PERMISSION_DENIED and "listing private" in str(caught.value)
+        with pytest.raises(FileStoreError) as caught:
+            store.write("private/x.csv", io.BytesIO(b"x"))
+        assert caught.value.kind == PERMISSION_DENIED and "x.csv" in str(caught.value)
