@@ -134,6 +134,22 @@ def broker(request):
     server.close()
 
 
+@pytest.fixture
+def one_broker():
+    """Redis, or RabbitMQ when Redis is not running: for what does not depend on the broker (the process's
+    life, the CLI), tested once."""
+    for make in (Redis, Rabbit):
+        try:
+            server = make()
+            break
+        except Exception:  # noqa: BLE001
+            continue
+    else:
+        pytest.skip("neither Redis (127.0.0.1:6379) nor RabbitMQ (127.0.0.1:5672) is reachable")
+    yield server
+    server.close()
+
+
 def message_pipeline(server, queue, *, code=None, steps=None, **trigger):
     """A pipeline MESSAGE trigger -> SINK records (or ``steps`` after the trigger), with its connection."""
     Connection.objects.get_or_create(code="broker-" + server.kind.lower().replace("_", "-"),

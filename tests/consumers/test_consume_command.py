@@ -21,7 +21,8 @@ def consumers(*args) -> str:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_it_follows_stop_and_start_from_the_cli_and_exits_cleanly_on_sigterm(broker, tmp_path):
+def test_it_follows_stop_and_start_from_the_cli_and_exits_cleanly_on_sigterm(one_broker, tmp_path):
+    broker = one_broker
     queue = unique()
     p = message_pipeline(broker, queue)
     proc = ConsumeProcess(tmp_path, "consume", "--pipeline", p.code, "--tick", "0.5")
