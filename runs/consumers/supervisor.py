@@ -72,7 +72,7 @@ class Supervisor:
         self.runners: dict[int, Runner] = {}
 
     def run(self) -> None:
-        log.info("consume %s: started", self.name)
+        log.info("consume %s: started (SIGTERM or Ctrl-C stops it)", self.name)
         try:
             while not self.stop.is_set():
                 try:

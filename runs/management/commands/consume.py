@@ -22,8 +22,8 @@ class Command(BaseCommand):
     def handle(self, *args, pipeline, tick, **options):
         if not 0.1 <= tick <= 60:
             raise CommandError("--tick must be between 0.1 and 60 seconds")
-        if not logging.getLogger().handlers:
-            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        # pika tells every connection's opening and closing at INFO: noise in a process that reconnects.
+        logging.getLogger("pika").setLevel(max(logging.WARNING, logging.getLogger().getEffectiveLevel()))
         supervisor = Supervisor(pipeline_codes=pipeline, tick_s=tick)
 
         def stop(signum, frame):
@@ -31,7 +31,4 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        self.stdout.write(f"consume {supervisor.name}: consuming (SIGTERM or Ctrl-C stops)")
-        self.stdout.flush()
-        supervisor.run()
-        self.stdout.write(f"consume {supervisor.name}: stopped")
+        supervisor.run()  # logs when it starts and stops, and each consumer it starts or stops
