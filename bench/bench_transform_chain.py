@@ -1,6 +1,7 @@
 """A 10-operator TRANSFORM chain over 1,000,000 records: OperatorChain, the executor, and a plain loop.
 
     .venv/bin/python bench/bench_transform_chain.py [--records 1000000] [--batch 1000] [--profile]
+                                                    [--per-operator]
 
 The same records (generated here, in batches, so nothing holds a million records at once) go through:
 
@@ -21,6 +22,9 @@ machine was doing at the time. Each path runs once over the records after a warm
 Wall, user and system CPU seconds are printed: system time is where the allocator effect described in
 bench/README.md shows (compare a run with ``MALLOC_TRIM_THRESHOLD_=268435456 MALLOC_TOP_PAD_=16777216``).
 ``--profile`` adds a cProfile of the executor run (top functions by cumulative and by own time).
+``--per-operator`` adds the CPU time of each operator alone over 100,000 records (each given records as
+the operators before it left them, copied outside the timing), of the chain's entry copy, and of the
+chain and the loop over the same records: where the chain's time goes.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from pipelines.adapters.base import Extractor
 from pipelines.definition import parse
 from pipelines.js import WHITESPACE as JS_WHITESPACE
 from pipelines.js import WHITESPACE_CLASS as JS_WHITESPACE_CLASS
-from pipelines.operators.chain import OperatorChain
+from pipelines.operators.chain import OperatorChain, copy_record
 from runs.engine.buffers import RecordBuffer
 from runs.engine.context import RunOptions
 from runs.engine.executor import execute
@@ -228,11 +232,44 @@ def buffer_round_trip(chain: OperatorChain, n: int, size: int) -> tuple[float, f
     return write, read
 
 
+def per_operator(chain: OperatorChain, n: int = 100_000) -> None:
+    """CPU microseconds per record of each operator alone, the entry copy, the chain and the loop."""
+    cpu = time.process_time
+    records = generate(0, n)
+    rows = []
+    t0 = cpu()
+    current = [copy_record(r) for r in records]
+    rows.append(("entry copy (copy_record)", cpu() - t0))
+    for c in chain.operators:
+        inputs = [copy_record(r) for r in current]  # the operator changes its records in place
+        fn = c.fn
+        t0 = cpu()
+        current = [fn(r) for r in inputs]
+        rows.append((c.code, cpu() - t0))
+    chain_s = loop_s = math.inf
+    for _ in range(3):  # alternated, best of three: the two share the machine's moments
+        t0 = cpu()
+        for start in range(0, n, 1000):
+            chain.apply(records[start:start + 1000])
+        chain_s = min(chain_s, cpu() - t0)
+        t0 = cpu()
+        for start in range(0, n, 1000):
+            loop(records[start:start + 1000])
+        loop_s = min(loop_s, cpu() - t0)
+    print(f"{'per operator, alone (CPU)':<32}{'µs/record':>10}")
+    for label, seconds in rows:
+        print(f"{label:<32}{seconds / n * 1e6:10.2f}")
+    print(f"{'sum of the above':<32}{sum(s for _, s in rows) / n * 1e6:10.2f}")
+    print(f"{'chain (OperatorChain.apply)':<32}{chain_s / n * 1e6:10.2f}  (best of 3, alternated with the loop)")
+    print(f"{'hand-written loop':<32}{loop_s / n * 1e6:10.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--profile", action="store_true", help="cProfile the executor run")
+    parser.add_argument("--per-operator", action="store_true", help="CPU per operator alone")
     opts = parser.parse_args()
     n, size = opts.records, opts.batch
     whole = time.perf_counter()
@@ -316,6 +353,10 @@ def main() -> None:
     print(f"peak RSS: {rss_start:.0f} MiB after warm-up, {rss_in_memory:.0f} MiB after (a) and (c), "
           f"{rss_executor:.0f} MiB after the executor run of {n:,} records")
     print(f"load average at the end: {_common.load_average()}; whole script: {time.perf_counter() - whole:.0f} s")
+
+    if opts.per_operator:
+        print()
+        per_operator(chain)
 
     if opts.profile:
         print()
