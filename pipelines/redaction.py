@@ -28,7 +28,7 @@ import re
 import threading
 import weakref
 from collections.abc import Callable, Mapping
-from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
+from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
 
 REDACTED = "[redacted]"
 MIN_LENGTH = 4
@@ -57,6 +57,12 @@ class Redactor:
         if not isinstance(value, str) or len(value.strip()) < MIN_LENGTH:
             return
         forms = {value, value.strip(), quote(value, safe=""), quote_plus(value, safe=""), json.dumps(value)[1:-1]}
+        try:  # a secret that is a URL (redis://:pw@host/0): its password may be quoted alone
+            password = urlsplit(value.strip()).password
+        except ValueError:
+            password = None
+        if password:
+            forms |= {password, unquote(password)}
         forms = {f for f in forms if len(f) >= MIN_LENGTH}
         with self._lock:
             if forms <= self._values:

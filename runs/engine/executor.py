@@ -487,6 +487,8 @@ class _Execution:
                 first = self.failures[0][0]
                 self._end(key, "SKIPPED", error=f"not run: step '{first}' failed")
         status, error = self._run_status(paused)
+        if error and self.options.redactor is not None:  # the result's error too, not only the event's
+            error = self.options.redactor.scrub(error)
         if status in ("COMPLETED", "FAILED"):
             steps = {k: {"status": self.status[k], "recordsIn": c.records_in, "recordsOut": c.records_out,
                          "errors": c.errors} for k, c in self.counts.items()}

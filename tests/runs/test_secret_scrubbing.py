@@ -144,3 +144,10 @@ def test_short_values_are_not_scrubbed():
     assert redactor.scrub("abc def") == "abc def"
     redactor.add("abcd")
     assert redactor.scrub("abcd def") == f"{REDACTED} def"
+
+
+def test_a_secret_url_has_its_password_scrubbed_alone_too():
+    redactor = Redactor()
+    redactor.add("redis://:s3cret%2Fpw@cache.internal:6379/0")
+    assert redactor.scrub("auth failed for password s3cret/pw") == f"auth failed for password {REDACTED}"
+    assert redactor.scrub("cannot reach redis://:s3cret%2Fpw@cache.internal:6379/0") == f"cannot reach {REDACTED}"
