@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.db.models import TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from pipelines.errors import DatahubError
@@ -72,7 +74,11 @@ def message_triggers(pipeline: Pipeline) -> list[dict]:
 
 def configured_consumers(pipeline_codes: list[str] | None = None) -> list[Configured]:
     """Every MESSAGE trigger of the current revisions, each with its Consumer row (made when missing)."""
-    pipelines = Pipeline.objects.select_related("current_revision").order_by("code")
+    # Only definitions that mention MESSAGE are read (a text search the database does on every backend), so
+    # a page that polls this stays cheap however many other pipelines there are.
+    pipelines = (Pipeline.objects.select_related("current_revision").order_by("code")
+                 .annotate(definition_text=Cast("current_revision__definition", TextField()))
+                 .filter(definition_text__contains='"MESSAGE"'))
     if pipeline_codes:
         pipelines = pipelines.filter(code__in=pipeline_codes)
     found: list[Configured] = []

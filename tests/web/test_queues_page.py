@@ -72,3 +72,4 @@ def test_it_lists_dead_letters_with_their_reasons_escaped(as_bob, consumer):
     assert "malformed message: not JSON: Expecting value at line 1, column 1" in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert(1)" not in html
     assert as_bob.get("/queues/999999/").status_code == 404
+
