@@ -32,7 +32,7 @@ class Intake:
     exhausted: dict[str, tuple[str, int]] = field(default_factory=dict)  # key -> (reason, attempts): dead letters
 
 
-def _run_failure(run: Run) -> str:
+def run_failure(run: Run) -> str:
     return f"run {run.pk} ended {run.status}" + (f": {run.error[:500]}" if run.error else "")
 
 
@@ -59,7 +59,7 @@ def take_batch(consumer: Consumer, messages: list[tuple[str, list[dict]]], *, ma
                 fresh.append(key)
             elif retry_failed_runs and run is not None and run.status in RETRYABLE_RUN_STATUSES:
                 if delivery.attempts > max_retries:
-                    reason = (f"{_run_failure(run)}; gave up after {delivery.attempts} runs "
+                    reason = (f"{run_failure(run)}; gave up after {delivery.attempts} runs "
                               f"(maxRetries {max_retries})")
                     intake.exhausted[key] = (reason, delivery.attempts)
                     continue

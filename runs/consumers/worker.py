@@ -16,7 +16,9 @@ import time
 from django.db import IntegrityError, InterfaceError, OperationalError, close_old_connections, connections
 
 from pipelines.adapters.base import AdapterContext
+from pipelines.connections import resolve_connection
 from pipelines.errors import ConfigError
+from pipelines.secrets import resolve_secret
 from runs.consumers import intake
 from runs.consumers.brokers import Broker, BrokerError, Message, open_broker
 from runs.consumers.config import MessageSettings
@@ -136,8 +138,8 @@ class ConsumerWorker:
                     run = found[runs[m.key]]
                     tries = attempts.get(m.key, 1)
                     if tries > self.settings.max_retries:
-                        reason = (f"run {run.pk} ended {run.status}" + (f": {run.error[:500]}" if run.error else "")
-                                  + f"; gave up after {tries} runs (maxRetries {self.settings.max_retries})")
+                        reason = (f"{intake.run_failure(run)}; gave up after {tries} runs "
+                                  f"(maxRetries {self.settings.max_retries})")
                         self._dead_letter(m, reason, tries)
                     else:
                         back.append(m)
@@ -153,9 +155,6 @@ class ConsumerWorker:
 
 
 def adapter_context(consumer: Consumer) -> AdapterContext:
-    from pipelines.connections import resolve_connection
-    from pipelines.secrets import resolve_secret
-
     return AdapterContext(step_key=consumer.trigger_key, pipeline_code=consumer.pipeline.code,
                           secret=resolve_secret, connection=resolve_connection)
 
@@ -183,6 +182,8 @@ def run_loop(consumer: Consumer, settings: MessageSettings, stop: threading.Even
                     backoff = 1.0
             except (BrokerError, ConfigError) as exc:
                 _failing(consumer, str(exc))
+            except (OperationalError, InterfaceError) as exc:  # the database is away; the broker keeps the messages
+                _failing(consumer, f"database: {type(exc).__name__}: {exc}")
             except Exception as exc:  # noqa: BLE001  (a bug must not end the consumer silently)
                 log.exception("consumer %s crashed; restarting it", consumer)
                 _failing(consumer, f"internal error: {type(exc).__name__}: {exc}")
