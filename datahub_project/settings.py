@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "django_q",
     "axes",
     "csp",
+    "audit",
     "pipelines",
     "runs",
     "gates",
@@ -57,6 +58,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Tells the audit trail who and where for changes recorded from model signals (audit.trail).
+    "audit.trail.audit_middleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -324,6 +327,8 @@ LOGGING = {
 # a run is kept while it still holds record errors, so they stay replayable. 0 keeps them for ever.
 DATAHUB_KEEP_RUNS_DAYS = env_int("DATAHUB_KEEP_RUNS_DAYS", 30, minimum=0)
 DATAHUB_KEEP_RECORD_ERRORS_DAYS = env_int("DATAHUB_KEEP_RECORD_ERRORS_DAYS", 90, minimum=0)
+# The audit trail (audit.models.AuditEvent, the /audit/ page) is kept this many days; 0 keeps it for ever.
+DATAHUB_KEEP_AUDIT_DAYS = env_int("DATAHUB_KEEP_AUDIT_DAYS", 365, minimum=0)
 # Run log lines (runs.run_logs) are deleted this many days after they were written (0: kept for ever);
 # runs write lines at DATAHUB_RUN_LOG_LEVEL (ERROR, PIPELINE, STEP, DEBUG) unless a pipeline sets its own.
 # Both may also be changed on the settings page (/settings/) when the variable is not set.

@@ -14,6 +14,7 @@ urlpatterns = [
     path("", include("runs.consumers.urls")),
     path("", include("pipelines.urls")),
     path("", include("gates.urls")),
+    path("", include("audit.urls")),
 ]
 
 handler404 = "datahub_project.error_views.not_found"

@@ -26,6 +26,7 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from audit.trail import record
 from gates.models import GateRequest, GateStatus
 from gates.step import DEFAULT_PREVIEW_COUNT, emails
 from pipelines.errors import DatahubError
@@ -239,6 +240,9 @@ def _decide(run_id: int, step_key: str, status: str, *, user, reason: str = "",
         raise GateNotFound(f"run {run_id} has no gate at step '{step_key}'")
     if not updated:
         raise GateConflict(describe_decision(gate), gate)
+    record("gate.approved" if status == GateStatus.APPROVED else "gate.rejected", f"run:{run_id}/gate:{step_key}",
+           user=user if getattr(user, "is_authenticated", False) else None, pipeline=gate.run.pipeline.code,
+           reason=reason[:500], automatically=automatically)
     return gate
 
 

@@ -8,7 +8,8 @@ A daily django-q2 schedule (created after ``migrate``) and ``manage.py prune_run
   deleted with their step runs, hook deliveries and gate requests, and the files a paused run had saved.
   A run that still holds record errors is kept until they expire, so its failed records stay replayable;
 * django-q2 task results (the workers' log of what they ran) and webhook idempotency keys older than
-  ``DATAHUB_KEEP_RUNS_DAYS`` are deleted.
+  ``DATAHUB_KEEP_RUNS_DAYS`` are deleted;
+* audit events older than ``DATAHUB_KEEP_AUDIT_DAYS`` (365) are deleted.
 
 A run that is PENDING, RUNNING or PAUSED is never deleted, nor are its records, however old. 0 days keeps
 that kind for ever. Everything is deleted in chunks of a few hundred rows, one short transaction each, so
@@ -21,12 +22,14 @@ import logging
 from datetime import timedelta
 from types import SimpleNamespace
 
+from django.conf import settings
 from django.db.models import Exists, OuterRef
 from django.db.models.functions import Coalesce
 from django.db.models.signals import post_migrate
 from django.dispatch import receiver
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from pipelines import hub_settings
 from runs.models import ENDED_STATUSES, DeadLetter, RecordAttempt, RecordError, Run, WebhookDelivery
 
@@ -45,7 +48,7 @@ def prune(*, keep_runs_days: int | None = None, keep_record_errors_days: int | N
     keep_errors = (hub_settings.value("keepRecordErrorsDays") if keep_record_errors_days is None
                    else keep_record_errors_days)
     counts = {"record_errors": 0, "record_attempts": 0, "runs": 0, "files": 0, "task_results": 0,
-              "webhook_keys": 0, "dead_letters": 0}
+              "webhook_keys": 0, "dead_letters": 0, "audit_events": 0}
     prune_ = _count if dry_run else _delete_in_chunks
 
     if keep_errors:
@@ -69,6 +72,11 @@ def prune(*, keep_runs_days: int | None = None, keep_record_errors_days: int | N
 
         counts["task_results"] = prune_(Task.objects.filter(stopped__lt=cutoff), chunk_size)
         counts["webhook_keys"] = prune_(WebhookDelivery.objects.filter(created_at__lt=cutoff), chunk_size)
+
+    keep_audit = getattr(settings, "DATAHUB_KEEP_AUDIT_DAYS", 365)
+    if keep_audit:
+        counts["audit_events"] = prune_(AuditEvent.objects.filter(at__lt=now - timedelta(days=keep_audit)),
+                                        chunk_size)
 
     if not dry_run and any(counts.values()):
         log.info("retention: deleted %s", ", ".join(f"{n} {kind}" for kind, n in counts.items() if n))

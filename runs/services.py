@@ -12,6 +12,7 @@ from django.db import transaction
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from audit.trail import record
 from pipelines.definition import parse
 from pipelines.errors import DatahubError
 from pipelines.models import Pipeline, PipelineRevision
@@ -313,6 +314,7 @@ def cancel_run(run: Run, reason: str = "cancelled by request") -> Run:
         Run.objects.filter(pk=run.pk).update(resume_state=None)
         run.step_runs.filter(status__in=["PENDING", "PAUSED"]).update(status="CANCELLED")
     Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(cancel_requested=True)
+    record("run.cancelled", f"run:{run.pk}", pipeline=run.pipeline.code, reason=reason[:300])
     return _reload(run)
 
 
