@@ -28,7 +28,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.apps import apps
 from django.conf import settings
@@ -206,6 +206,7 @@ class DatahubCollector:
         yield durations
 
         yield from self._gates()
+        yield from self._consumers()
 
         seen = worker_last_seen()
         worker = GaugeMetricFamily("datahub_worker_last_seen_seconds",
@@ -239,6 +240,35 @@ class DatahubCollector:
             oldest.add_metric([row["run__pipeline__code"]], (now - row["first"]).total_seconds())
         yield waiting
         yield oldest
+
+
+    def _consumers(self):
+        """The MESSAGE consumers, from their rows (one query): what their consume processes last wrote."""
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        from runs.consumers.models import Consumer
+
+        labels = ["pipeline", "trigger"]
+        up = GaugeMetricFamily("datahub_consumer_up", "1 while a consume process holds the consumer (its lease "
+                               "is fresh), 0 otherwise.", labels=labels)
+        lag = GaugeMetricFamily("datahub_consumer_lag", "Messages not yet acknowledged: ready in the RabbitMQ "
+                                "queue, or not acknowledged by the Redis consumer group.", labels=labels)
+        received = CounterMetricFamily("datahub_consumer_messages_received", "Messages the consumer took.",
+                                       labels=labels)
+        errors = CounterMetricFamily("datahub_consumer_errors", "Broker, database and run-start failures.",
+                                     labels=labels)
+        dead = CounterMetricFamily("datahub_consumer_dead_letters", "Messages turned into dead letters.",
+                                   labels=labels)
+        fresh = timezone.now() - timedelta(seconds=settings.DATAHUB_CONSUMER_LEASE_SECONDS)
+        for c in Consumer.objects.values("pipeline__code", "trigger_key", "owner", "heartbeat_at", "lag",
+                                         "received", "errors", "dead_letters").order_by():
+            key = [c["pipeline__code"], c["trigger_key"]]
+            up.add_metric(key, int(bool(c["owner"]) and c["heartbeat_at"] is not None and c["heartbeat_at"] >= fresh))
+            lag.add_metric(key, c["lag"] if c["lag"] is not None else float("nan"))
+            received.add_metric(key, c["received"])
+            errors.add_metric(key, c["errors"])
+            dead.add_metric(key, c["dead_letters"])
+        yield from (up, lag, received, errors, dead)
 
 
 def _le(bound: float) -> str:

@@ -96,3 +96,21 @@ def test_it_waits_for_messages_without_spinning_even_with_no_batch_wait(broker, 
     broker.publish(queue, {"n": 1}, message_id="m-1")
     c.poll_until(lambda: Run.objects.filter(pipeline=p).exists(), what="a run")
     assert Run.objects.get(pipeline=p).seed_records == [{"n": 1}]
+
+
+def test_it_reports_consumers_in_the_metrics(broker, consuming):
+    from django.test import Client
+
+    queue = unique()
+    p = message_pipeline(broker, queue)
+    c = consuming(p)
+    broker.publish(queue, {"n": 1}, message_id="m-1")
+    broker.publish(queue, b"not json", message_id="m-2")
+    c.poll_until(lambda: Consumer.objects.get(pk=c.consumer.pk).received == 2, what="both messages")
+    Consumer.objects.filter(pk=c.consumer.pk).update(lag=4)
+    text = Client().get("/metrics").content.decode()
+    labels = f'{{pipeline="{p.code}",trigger="inbox"}}'
+    for line in (f"datahub_consumer_up{labels} 0.0", f"datahub_consumer_lag{labels} 4.0",
+                 f"datahub_consumer_messages_received_total{labels} 2.0",
+                 f"datahub_consumer_dead_letters_total{labels} 1.0", f"datahub_consumer_errors_total{labels} 0.0"):
+        assert line in text, line
