@@ -27,7 +27,7 @@ MESSAGE_PROPERTIES = {
                       "description": "MESSAGE (Redis): the consumer group, created at the stream's start when "
                       "missing; default datahub-<pipeline code>."},
     "batchSize": {"type": "integer", "minimum": 1, "maximum": MAX_BATCH, "default": 1,
-                  "description": "MESSAGE: messages that seed one run (fewer when batchWaitMs passes first)."},
+                  "description": "MESSAGE: messages that seed one run (fewer when batchWaitMs runs out first)."},
     "batchWaitMs": {"type": "integer", "minimum": 0, "maximum": 600_000, "default": 1000,
                     "description": "MESSAGE: how long a batch waits to fill, from its first message, before a "
                     "run starts with what has arrived."},
