@@ -61,9 +61,14 @@ _TOP_KEYS = {"version", "code", "name", "description", "steps", "edges", "contex
 # Top-level plugin keys kept verbatim (hooks are wired by a later issue; capabilities/dependsOn are data).
 _TOP_PASSTHROUGH = ("hooks", "capabilities", "dependsOn", "trigger", "triggers")
 
+# How much a run writes to its log (runs.run_logs), least to most: errors only, the run's start and end,
+# each step too, and every record failure and hook. context.logLevel sets it per pipeline.
+RUN_LOG_LEVELS = ("ERROR", "PIPELINE", "STEP", "DEBUG")
+
 CONTEXT_SCHEMA: dict = {
     "type": "object",
     "properties": {
+        "logLevel": {"enum": list(RUN_LOG_LEVELS)},
         "parallelExecution": {
             "type": "object",
             "properties": {

@@ -19,12 +19,9 @@ from typing import Any
 
 from django.conf import settings
 
+from pipelines.definition import RUN_LOG_LEVELS
 from pipelines.errors import Problem
 from pipelines.models import HubSetting
-
-# The levels of run logs, from least to most said (runs.run_logs writes a line when its level is at or
-# under the pipeline's or the global one).
-RUN_LOG_LEVELS = ("ERROR", "PIPELINE", "STEP", "DEBUG")
 
 
 @dataclass(frozen=True)

@@ -249,3 +249,21 @@ def _compact(n: int) -> str:
         if n >= size:
             return f"{n / size:.1f}".rstrip("0").rstrip(".") + suffix
     return str(n)
+
+
+def bar_list(items: Sequence[tuple[str, int]], *, label: str) -> str:
+    """Horizontal bars, one per (name, count), longest first as given; names escaped."""
+    width, row_h, name_w, num_w = 640, 24, 200, 70
+    height = max(1, len(items)) * row_h + 8
+    top = max([n for _, n in items] or [1]) or 1
+    out = [f'<svg class="chart bars" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
+           f'aria-label="{escape(label)}">']
+    for i, (name, n) in enumerate(items):
+        y = 4 + i * row_h
+        w = (width - name_w - num_w) * n / top
+        out.append(f'<g class="bar-row"><title>{escape(name)}: {n:,}</title>'
+                   f'<text class="tick" x="{name_w - 8}" y="{y + 15}" text-anchor="end">{escape(_short(name, 30))}</text>'
+                   f'<rect class="bar-failed" x="{name_w}" y="{y + 3}" width="{max(w, 1):.1f}" height="{row_h - 8}" rx="2"/>'
+                   f'<text class="tick" x="{name_w + w + 6:.1f}" y="{y + 15}">{n:,}</text></g>')
+    out.append("</svg>")
+    return "".join(out)

@@ -306,3 +306,21 @@ from runs.consumers.models import Consumer, DeadLetter, MessageDelivery  # noqa:
 
 # The EVENT trigger's tables, likewise.
 from runs.model_events.models import EventSubscription, OutboxEvent  # noqa: E402, F401
+
+
+class RunLog(models.Model):
+    """One structured line of a run's log (runs.run_logs writes them; retention deletes old ones)."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="log_lines")
+    step_key = models.CharField(max_length=100, blank=True, default="")
+    level = models.CharField(max_length=8)  # ERROR, WARNING, INFO, DEBUG
+    message = models.TextField()
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["level", "created_at"], name="runlog_level_time")]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%H:%M:%S} {self.level} {self.step_key} {self.message[:80]}"

@@ -7,6 +7,8 @@ A daily django-q2 schedule (created after ``migrate``) and ``manage.py prune_run
 * runs that ended (COMPLETED, FAILED, CANCELLED) more than ``DATAHUB_KEEP_RUNS_DAYS`` (30) days ago are
   deleted with their step runs, hook deliveries and gate requests, and the files a paused run had saved.
   A run that still holds record errors is kept until they expire, so its failed records stay replayable;
+* run log lines (runs.run_logs) older than ``DATAHUB_KEEP_RUN_LOGS_DAYS`` (14) are deleted, whatever
+  their run's state (a run deleted takes its lines with it);
 * django-q2 task results (the workers' log of what they ran) and webhook idempotency keys older than
   ``DATAHUB_KEEP_RUNS_DAYS`` are deleted;
 * audit events older than ``DATAHUB_KEEP_AUDIT_DAYS`` (365) are deleted.
@@ -31,7 +33,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from pipelines import hub_settings
-from runs.models import ENDED_STATUSES, DeadLetter, RecordAttempt, RecordError, Run, WebhookDelivery
+from runs.models import ENDED_STATUSES, DeadLetter, RecordAttempt, RecordError, Run, RunLog, WebhookDelivery
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +50,13 @@ def prune(*, keep_runs_days: int | None = None, keep_record_errors_days: int | N
     keep_errors = (hub_settings.value("keepRecordErrorsDays") if keep_record_errors_days is None
                    else keep_record_errors_days)
     counts = {"record_errors": 0, "record_attempts": 0, "runs": 0, "files": 0, "task_results": 0,
-              "webhook_keys": 0, "dead_letters": 0, "audit_events": 0}
+              "webhook_keys": 0, "dead_letters": 0, "audit_events": 0, "log_lines": 0}
     prune_ = _count if dry_run else _delete_in_chunks
+
+    keep_logs = hub_settings.value("keepRunLogsDays")
+    if keep_logs:
+        counts["log_lines"] = prune_(RunLog.objects.filter(created_at__lt=now - timedelta(days=keep_logs)),
+                                     chunk_size)
 
     if keep_errors:
         cutoff = now - timedelta(days=keep_errors)

@@ -32,6 +32,7 @@ from runs.engine.events import (
     StepStarted,
 )
 from runs.models import Checkpoint, RecordAttempt, RecordError, Run, StepRun, StepStatus
+from runs.run_logs import RunLogger
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +52,12 @@ class DjangoRunStore:
         self._cancelled = False
         # LOG hook messages for steps still running; they join the step's warnings when it ends.
         self._hook_warnings: dict[str, list[str]] = {}
+        # The run's log (runs.run_logs): lines from these same events, written with the failed records.
+        self._log = RunLogger(run)
 
     def emit(self, event: Event) -> None:
         now = timezone.now()
+        self._log.record(event, now)
         if isinstance(event, RunStarted):
             existing = set(StepRun.objects.filter(run=self.run).values_list("step_key", flat=True))
             StepRun.objects.bulk_create(
@@ -177,6 +181,7 @@ class DjangoRunStore:
         if self._attempts:
             RecordAttempt.objects.bulk_create(self._attempts, batch_size=_FLUSH_EVERY)
             self._attempts = []
+        self._log.flush()
 
     def cancel_requested(self) -> bool:
         if self._cancelled:

@@ -2,11 +2,14 @@
 
 from django.urls import path
 
-from runs import views
+from runs import analytics_views, log_views, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("runs/", views.run_list, name="run-list"),
+    path("analytics/", analytics_views.analytics_page, name="analytics"),
+    path("logs/", log_views.log_explorer, name="logs"),
+    path("runs/<int:pk>/log/", log_views.run_log, name="run-log"),
     path("runs/<int:pk>/", views.run_detail, name="run-detail"),
     path("runs/<int:pk>/cancel/", views.run_cancel, name="run-cancel"),
     path("runs/<int:pk>/rerun/", views.run_rerun, name="run-rerun"),
