@@ -61,11 +61,8 @@ class Rabbit:
         self.channel.basic_publish("", name, body, properties=props)
 
     def depth(self, name) -> int:
+        """Messages ready in the queue (not those delivered and not yet acknowledged)."""
         return self.channel.queue_declare(name, passive=True).method.message_count
-
-    def unacked_or_ready(self, name) -> int:
-        """Ready plus unacknowledged: what the broker still holds (via the management-free way: declare)."""
-        return self.depth(name)
 
     def dead_letters(self, name) -> list[tuple[bytes, dict]]:
         out = []
@@ -109,8 +106,6 @@ class Redis:
         """Entries the group has not acknowledged (not yet read, plus pending)."""
         groups = self.client.xinfo_groups(name)
         return sum(int(g["lag"] or 0) + int(g["pending"]) for g in groups) if groups else self.client.xlen(name)
-
-    unacked_or_ready = depth
 
     def dead_letters(self, name) -> list[tuple[bytes, dict]]:
         entries = self.client.xrange(f"{name}.dead")
@@ -169,7 +164,7 @@ class Consuming:
     """One consuming thread's worker, driven by the test (``poll`` = one batch)."""
 
     def __init__(self, pipeline):
-        found = [c for c in configured_consumers([pipeline.code])]
+        found = configured_consumers([pipeline.code])
         assert len(found) == 1, found
         self.consumer = found[0].consumer
         self.settings = MessageSettings.from_config(found[0].config, pipeline_code=pipeline.code)

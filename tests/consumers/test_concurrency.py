@@ -35,5 +35,6 @@ def test_it_keeps_at_most_concurrency_runs_in_flight(one_broker):
         runner.halt()
         runner.join(time.monotonic() + 5)
     assert not any(t.is_alive() for t in runner.threads), "the threads did not stop within 5 s"
+    assert broker.depth(queue) == 0, "a message was left unacknowledged"  # connections closed: unacked is back
     seeded = sorted(r["n"] for run in Run.objects.filter(pipeline=p) for r in run.seed_records)
     assert seeded == list(range(8))

@@ -35,7 +35,8 @@ def test_it_dead_letters_malformed_messages_with_the_reason_and_runs_the_good_on
     published = broker.dead_letters(queue)
     assert sorted(body for body, _ in published) == sorted(body for body, _ in MALFORMED)
     assert {h["x-datahub-reason" if broker.kind != "REDIS_STREAMS" else "reason"] for _, h in published} == reasons
-    assert broker.depth(queue) == 0
+    c.close()
+    assert broker.depth(queue) == 0, "a message was left unacknowledged"
     assert Consumer.objects.get(pk=c.consumer.pk).dead_letters == len(MALFORMED)
 
 
