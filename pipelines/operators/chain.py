@@ -3,9 +3,11 @@
 The chain is compiled once per step: every operator's args are checked against its schema and its
 factory is called, so a bad regex or a missing required arg fails before the first record. Consecutive
 per-record operators (and custom operators, called one record at a time) are fused into one loop per
-record (the hot path of a million-row run): for per-record operators it is compiled code calling them in
-a row (:class:`_FusedLoop`), with no per-record dispatch through a list of functions and no
-per-operator bookkeeping; a flat record is copied at C speed (:func:`copy_record`).
+record (the hot path of a million-row run): for per-record operators it is code compiled per segment
+(:class:`_FusedLoop`) that calls them in a row, or writes their statements in place where an operator
+has an inline form (:func:`pipelines.operators.base.inline`: set, rename, trim, case changes, split,
+concat, toNumber and the numeric operators on plain keys), with no per-record dispatch through a list of
+functions and no per-operator bookkeeping; a flat record is copied at C speed (:func:`copy_record`).
 
 What is guaranteed:
 * Input records are never changed: a record is deep-copied when it enters the chain, so a step that
@@ -26,12 +28,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from pipelines.errors import ConfigError, UnknownCode
 from pipelines.operators.base import OperatorContext, OperatorSpec
-from pipelines.records import Batch, Record, deep_copy
+from pipelines.records import MISSING, Batch, Record, deep_copy
 from pipelines.registry import Registry
 from pipelines.registry import operators as operator_registry
 
@@ -103,17 +104,36 @@ def _one_record_at_a_time(op_apply: Callable, args: dict, ctx: OperatorContext) 
 
 
 class _FusedLoop:
-    """A loop over records calling ``n`` operators in a row, compiled once per (n, copy): no per-record
-    dispatch through a list of functions. Which operator raised is read from the traceback's line number,
-    so the hot path keeps no per-operator bookkeeping.
+    """A loop over records calling a segment's operators in a row, compiled once per segment: no
+    per-record dispatch through a list of functions. An operator whose function carries an ``inline``
+    form (:func:`pipelines.operators.base.inline`) has its statements written into the loop instead of
+    being called. Which operator raised is read from the traceback's line number, so the hot path keeps
+    no per-operator bookkeeping.
 
-    ``run(records, f0, ..., fn-1) -> (out, lost)``: ``lost`` lists ``(index, None)`` for a record an
-    operator dropped and ``(index, exception)`` for one that failed; every other record is in ``out``, in
-    order. With ``copy`` each record is copied (:func:`copy_record`) before the first operator."""
+    ``run(records) -> (out, lost)``: ``lost`` lists ``(index, None)`` for a record an operator dropped
+    and ``(index, exception)`` for one that failed; every other record is in ``out``, in order. With
+    ``copy`` each record is copied (:func:`copy_record`) before the first operator."""
 
-    def __init__(self, n: int, copy: bool):
-        names = [f"f{k}" for k in range(n)]
-        lines = [f"def run(records, {', '.join(names)}):",
+    def __init__(self, fns: list[Callable], copy: bool, *, inline: bool = True):
+        params: dict[str, Any] = {"copy_record": copy_record, "MISSING": MISSING}
+        body: list[str] = []
+        self._operator_at_line: dict[int, int] = {}
+        first_line = 8  # the line of the first operator's code, after the seven lines of the header below
+        for k, fn in enumerate(fns):
+            form = getattr(fn, "inline", None) if inline else None
+            if form is None:
+                params[f"f{k}"] = fn
+                code = [f"r = f{k}(r)", "if r is None:", "    lost.append((i, None))", "    continue"]
+            else:
+                source, names = form
+                for name, value in names.items():
+                    params[f"o{k}_{name}"] = value
+                code = source.format(**{name: f"o{k}_{name}" for name in names}).splitlines()
+            for line in code:
+                self._operator_at_line[first_line + len(body)] = k
+                body.append("            " + line)
+        lines = [f"def make({', '.join(params)}):",
+                 "  def run(records):",
                  "    out = []",
                  "    append = out.append",
                  "    lost = []",
@@ -121,31 +141,23 @@ class _FusedLoop:
                  "        try:"]
         if copy:
             lines.append("            r = copy_record(r)")
-        self._operator_at_line: dict[int, int] = {}
-        for k, name in enumerate(names):
-            lines.append(f"            r = {name}(r)")
-            self._operator_at_line[len(lines)] = k  # the line number of that call
-            lines += ["            if r is None:",
-                      "                lost.append((i, None))",
-                      "                continue"]
+            self._operator_at_line = {n + 1: k for n, k in self._operator_at_line.items()}
+        lines += body
         lines += ["        except Exception as exc:  # one bad record must not fail its batch",
                   "            lost.append((i, exc))",
                   "            continue",
                   "        append(r)",
-                  "    return out, lost"]
-        namespace = {"copy_record": copy_record}
-        exec(compile("\n".join(lines), f"<fused chain of {n}>", "exec"), namespace)  # noqa: S102  (our template)
-        self.run = namespace["run"]
+                  "    return out, lost",
+                  "  return run"]
+        self.source = "\n".join(lines)
+        namespace: dict[str, Any] = {}
+        exec(compile(self.source, f"<fused chain of {len(fns)}>", "exec"), namespace)  # noqa: S102  (our template)
+        self.run = namespace["make"](**params)
 
     def operator_at(self, error: BaseException) -> int:
-        """Index in the segment of the operator whose call raised ``error``."""
+        """Index in the segment of the operator whose code raised ``error``."""
         tb = error.__traceback__  # its first entry is the fused loop's frame, where it was caught
         return self._operator_at_line.get(tb.tb_lineno, 0) if tb is not None else 0
-
-
-@lru_cache(maxsize=64)
-def _fused(n: int, copy: bool) -> _FusedLoop:
-    return _FusedLoop(n, copy)
 
 
 def copy_record(record: Record) -> Record:
@@ -201,7 +213,12 @@ class OperatorChain:
         *,
         context_for: Callable[[int], OperatorContext] | None = None,
         registry: Registry = operator_registry,
+        inline: bool = True,
     ):
+        # ``inline=False`` calls every operator's function even where it has an inline form (tests
+        # compare the two).
+        self.inline = inline
+        self._fused: dict[tuple[int, bool], _FusedLoop] = {}
         if not isinstance(items, list):
             raise ConfigError("must be a list of {op, args} items", field="operators")
         context_for = context_for or (lambda i: OperatorContext(op_index=i))
@@ -383,8 +400,11 @@ class OperatorChain:
     def _run_fused(self, segment: list[_Compiled], records: Batch, positions: Sequence[int] | None, batch: Batch,
                    result: ChainResult, *, copy: bool) -> tuple[Batch, Sequence[int] | None]:
         """The hot path: one compiled loop calls the segment's operators in a row on each record."""
-        fused = _fused(len(segment), copy)
-        out, lost = fused.run(records, *(c.fn for c in segment))
+        fused = self._fused.get((id(segment), copy))
+        if fused is None:
+            fused = self._fused[(id(segment), copy)] = _FusedLoop([c.fn for c in segment], copy,
+                                                                  inline=self.inline)
+        out, lost = fused.run(records)
         if not lost:
             return out, positions
         gone = set()
@@ -399,6 +419,11 @@ class OperatorChain:
         if positions is not None:
             positions = [p for i, p in enumerate(positions) if i not in gone]
         return out, positions
+
+    def _fused_loop_source(self, index: int = 0) -> str:
+        """The source of segment ``index``'s compiled loop (for tests and for reading)."""
+        segment = self._segments[index]
+        return _FusedLoop([c.fn for c in segment], True, inline=self.inline).source
 
     def _run_each(self, op: _Compiled, records: Batch, positions: list[int] | None, batch: Batch,
                   result: ChainResult) -> tuple[Batch, list[int] | None]:

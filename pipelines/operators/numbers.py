@@ -32,7 +32,7 @@ from typing import Any
 from pipelines import js
 from pipelines.errors import ConfigError
 from pipelines.operators._common import args_schema, path_prop
-from pipelines.operators.base import OperatorContext, record_operator
+from pipelines.operators.base import OperatorContext, inline, record_operator
 from pipelines.records import MISSING, Path, PathError, path
 
 # ---------------------------------------------------------------------------------------------------------
@@ -107,7 +107,8 @@ def numeric_fn(args: dict, convert, *, target: str = "target", default_target: s
                 record[dst] = convert(value)
             return record
 
-        return fn
+        return inline(fn, "v = r.get({src})\nif type(v) is float or type(v) is int:\n    r[{dst}] = {convert}(v)",
+                      src=src, dst=dst, convert=convert)
     get, put = getter(args, "source"), setter(args, target, default=default_target)
 
     def fn(record):
@@ -500,7 +501,8 @@ def build_to_number(args: dict, ctx: OperatorContext):
             record[dst] = convert(record.get(src))
             return record
 
-        return fn
+        return inline(fn, "v = r.get({src})\nr[{dst}] = v if type(v) is int or type(v) is float else {convert}(v)",
+                      src=src, dst=dst, convert=convert)
     get, put = getter(args, "source"), setter(args, "target", default=args["source"])
 
     def fn(record):

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from operator import methodcaller
 from typing import Any
 
 from pipelines import js
 from pipelines.errors import ConfigError, RecordError
 from pipelines.operators._common import args_schema, path_prop
-from pipelines.operators.base import OperatorContext, record_operator
+from pipelines.operators.base import OperatorContext, inline, record_operator
 from pipelines.operators.numbers import (
     arg_path,
     getter,
@@ -90,6 +91,11 @@ def build_split(args: dict, ctx: OperatorContext):
             if type(value) is str:
                 put(record, value.split(delimiter))
             return record
+
+        src, dst = plain_key(args, "source"), plain_key(args, "target")
+        if src is not None and dst is not None:
+            inline(fn, "v = r.get({src})\nif type(v) is str:\n    r[{dst}] = v.split({delimiter})",
+                   src=src, dst=dst, delimiter=delimiter)
 
     return fn
 
@@ -158,8 +164,9 @@ def build_join(args: dict, ctx: OperatorContext):
 )
 def build_trim(args: dict, ctx: OperatorContext):
     mode = args.get("mode") or "both"
-    strip = {"both": str.strip, "start": str.lstrip, "end": str.rstrip}[mode]
-    return _in_place(args, lambda value: strip(value, js.WHITESPACE))
+    # methodcaller: called from C, no Python frame per record.
+    strip = methodcaller({"both": "strip", "start": "lstrip", "end": "rstrip"}[mode], js.WHITESPACE)
+    return _in_place(args, strip)
 
 
 @record_operator(
@@ -195,7 +202,8 @@ def _in_place(args: dict, change):
                 record[key] = change(value)
             return record
 
-        return fn
+        return inline(fn, "v = r.get({key})\nif type(v) is str:\n    r[{key}] = {change}(v)",
+                      key=key, change=change)
 
     get, put = field.get, field.set
 
@@ -268,6 +276,18 @@ def build_slugify(args: dict, ctx: OperatorContext):
 # concat, replace
 
 
+_CONCAT_INLINE = """parts = []
+for v in {keys}:
+    v = r.get(v)
+    if v is None:
+        continue
+    if type(v) is not str:
+        v = {string}(v)
+    if v:
+        parts.append(v)
+r[{target}] = {separator}.join(parts)"""
+
+
 @record_operator(
     "concat",
     name="Concatenate",
@@ -308,7 +328,8 @@ def build_concat(args: dict, ctx: OperatorContext):
             record[target] = separator.join(parts)
             return record
 
-        return plain
+        return inline(plain, _CONCAT_INLINE, keys=tuple(keys), target=target, separator=separator,
+                      string=js.string)
 
     def fn(record):
         parts = []

@@ -51,3 +51,52 @@ def test_it_copies_nested_records_deeply_and_flat_ones_as_they_are():
     assert copied == nested and copied["a"] is not nested["a"] and copied["a"]["b"][1] is not nested["a"]["b"][1]
     flat = {"a": 1, "b": "x", "c": None, "d": 1.5, "e": True}
     assert copy_record(flat) == flat and copy_record(flat) is not flat
+
+
+# -- inline forms: the compiled loop must do exactly what the operators' functions do -----------------
+
+VALUES = ["  a b  ", "\u00a0x\u2003", "", "Ünïcödé", "1,2,,3", "12.50", " 7 ", "abc", "1e3", "0x10", None, 0, 1, -2.5,
+          1.0, 2**60, True, False, [1, "a"], {"n": 1}]
+CORPUS = [{"id": i, "a": v, "b": w} for i, v in enumerate(VALUES) for w in (VALUES[(i * 7) % len(VALUES)], "x")]
+CORPUS += [{"id": "no-a", "b": "only b"}, {"id": "empty"}]
+
+INLINED = [
+    [{"op": "trim", "args": {"path": "a"}}],
+    [{"op": "trim", "args": {"path": "a", "mode": "start"}}],
+    [{"op": "trim", "args": {"path": "a", "mode": "end"}}],
+    [{"op": "uppercase", "args": {"path": "a"}}],
+    [{"op": "lowercase", "args": {"path": "b"}}],
+    [{"op": "split", "args": {"source": "a", "target": "parts", "delimiter": ","}}],
+    [{"op": "concat", "args": {"sources": ["a", "b", "missing"], "target": "ab", "separator": "|"}}],
+    [{"op": "set", "args": {"path": "a", "value": 3}}],
+    [{"op": "rename", "args": {"from": "a", "to": "c"}}],
+    [{"op": "toNumber", "args": {"source": "a", "default": -1}}],
+    [{"op": "toNumber", "args": {"source": "a", "target": "n"}}],
+    [{"op": "math", "args": {"operation": "multiply", "source": "a", "operand": "1.19", "target": "g"}}],
+    [{"op": "math", "args": {"operation": "add", "source": "a", "operand": 2, "decimals": 1, "target": "a"}}],
+    [{"op": "round", "args": {"source": "a", "decimals": 2}}],
+]
+
+
+@pytest.mark.parametrize("operators", INLINED, ids=lambda ops: ops[0]["op"])
+def test_the_inline_form_does_what_the_function_does(operators):
+    compiled = OperatorChain(operators)
+    assert "f0(" not in compiled._fused_loop_source(), "the operator was not inlined"
+    by_inline = compiled.apply(CORPUS)
+    by_call = OperatorChain(operators, inline=False).apply(CORPUS)
+    assert by_inline.records == by_call.records
+    assert [type(v) for r in by_inline.records for v in r.values()] == [
+        type(v) for r in by_call.records for v in r.values()]
+    assert [(f.position, f.message) for f in by_inline.failures] == [(f.position, f.message) for f in by_call.failures]
+
+
+def test_a_failure_after_inlined_operators_names_its_operator(picky):
+    chain = OperatorChain([{"op": "trim", "args": {"path": "s"}},
+                           {"op": "concat", "args": {"sources": ["s", "t"], "target": "st"}},
+                           {"op": "picky"},
+                           {"op": "rename", "args": {"from": "st", "to": "u"}},
+                           {"op": "picky"}])
+    result = chain.apply([{"id": 1, "s": " x ", "t": "y", "fail": 4}, {"id": 2, "s": 1, "fail": 2},
+                          {"id": 3, "s": "z"}])
+    assert [(f.op_index, f.op, f.record["id"]) for f in result.failures] == [(4, "picky", 1), (2, "picky", 2)]
+    assert result.records == [{"id": 3, "s": "z", "u": "z", "seen": [2, 4]}]
