@@ -277,6 +277,9 @@ DEFAULT_FROM_EMAIL = env_str("DATAHUB_FROM_EMAIL", "datahub@localhost")
 # --- Datahub ------------------------------------------------------------------------------------------
 # Cross-app plugins, like INSTALLED_APPS: the one visible list of what registers into pipelines' registries.
 DATAHUB_PLUGIN_MODULES = ["runs.engine.handlers", "gates.step", *env_list("DATAHUB_PLUGIN_MODULES", [])]
+# OpenTelemetry: traces of runs and steps go over OTLP/HTTP to this URL (e.g. http://collector:4318/v1/traces)
+# when it is set (runs.tracing); empty: no export.
+DATAHUB_OTLP_ENDPOINT = env_str("DATAHUB_OTLP_ENDPOINT", "")
 # One-click Approve/Reject links in gate emails (gates.action_links): how long they work, and whether they
 # work without logging in first (then the link is the credential; off by default).
 DATAHUB_GATE_LINK_MAX_AGE = env_int("DATAHUB_GATE_LINK_MAX_AGE", 3 * 24 * 3600, minimum=60)

@@ -33,6 +33,7 @@ from runs.engine.events import (
 )
 from runs.models import Checkpoint, RecordAttempt, RecordError, Run, StepRun, StepStatus
 from runs.run_logs import RunLogger
+from runs.tracing import RunTracer
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +55,13 @@ class DjangoRunStore:
         self._hook_warnings: dict[str, list[str]] = {}
         # The run's log (runs.run_logs): lines from these same events, written with the failed records.
         self._log = RunLogger(run)
+        # Spans of this execution when OpenTelemetry export is on (runs.tracing; a no-op otherwise).
+        self._trace = RunTracer(run)
 
     def emit(self, event: Event) -> None:
         now = timezone.now()
         self._log.record(event, now)
+        self._trace.record(event)
         if isinstance(event, RunStarted):
             existing = set(StepRun.objects.filter(run=self.run).values_list("step_key", flat=True))
             StepRun.objects.bulk_create(

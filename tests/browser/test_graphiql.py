@@ -44,4 +44,4 @@ def test_it_links_the_api_pages_from_the_nav(offline_page, shoot, alice, admin_u
     page.fill("#id_username", "admin")
     page.fill("#id_password", "password")
     page.click("button[type=submit]")
-    expect(page.locator("nav.tools a")).to_have_text(["API docs", "Token", "GraphQL", "Admin"])
+    expect(page.locator("nav.tools a")).to_have_text(["API docs", "Token", "GraphQL", "Settings", "Admin"])
