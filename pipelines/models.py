@@ -182,3 +182,31 @@ class HubSetting(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class PipelineDraft(models.Model):
+    """One person's unpublished changes to one pipeline: what the editor shows them and saves as they type.
+
+    ``definition`` always passes validation (every editor change is checked before it lands here);
+    ``pending`` holds what was typed into a panel that could not be applied yet (text in a number field, a
+    required field left empty), keyed by panel (``step:<key>``, ``settings``), as the form's (name, value)
+    pairs, so a reload shows it again exactly as typed. Publishing turns the draft into a revision, but only
+    from ``base_revision``: if someone published in between, the person decides (merge or overwrite).
+    """
+
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="drafts")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    definition = models.JSONField()
+    pending = models.JSONField(default=dict, blank=True)
+    base_revision = models.ForeignKey(PipelineRevision, null=True, blank=True, on_delete=models.SET_NULL,
+                                      related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["pipeline", "user"], name="one_draft_per_pipeline_and_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pipeline.code} draft of {self.user}"

@@ -1,16 +1,21 @@
 """The pipeline pages: the list, creating and importing, and the editor.
 
 Function-based views; one template per page, and an htmx request gets a named partial of that same
-template. Every change the editor makes is one call of :mod:`pipelines.editing` on the current
-definition, saved with :func:`~pipelines.services.save_definition`: validated like the API and the CLI
-validate, and frozen into a revision. When a change is refused, the form comes back with what the person
-typed and each problem next to its field (htmx: the form is re-targeted in place of the workspace).
+template. Every change the editor makes is one call of :mod:`pipelines.editing` on the person's working
+definition (their draft, :mod:`pipelines.drafts`), validated like the API, the CLI and the run validate,
+and saved into the draft; Publish turns the draft into a revision. Input that cannot be applied yet is
+kept in the draft as typed and shown with each problem next to its field, after a reload too.
+
+Saving one panel answers with that panel only (plus the graph and the draft bar, out of band), so input
+typed into another panel is never redrawn away; changes to the graph's shape redraw the workspace, and
+static/js/editor.js first saves whatever was typed elsewhere.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import messages
@@ -18,18 +23,18 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import reswap, retarget
 
-from pipelines import editing, svg
+from pipelines import drafts, editing, svg
 from pipelines import forms as pforms
 from pipelines.definition import STEP_TYPES, problems_of
 from pipelines.errors import DefinitionError
-from pipelines.models import Pipeline
+from pipelines.models import Pipeline, PipelineDraft
 from pipelines.services import definition_of, diff_revisions, get_revision, restore_revision, save_definition
 
 VIEW = "pipelines.view_pipeline"
@@ -212,18 +217,115 @@ def _step_summary(step: dict) -> str:
     return " · ".join(parts)
 
 
+def _working(request: HttpRequest, pipeline: Pipeline) -> tuple[dict, PipelineDraft | None]:
+    """The definition this person edits: their draft, or the published one (also for those who only look)."""
+    if request.user.has_perm(CHANGE):
+        return drafts.working_definition(pipeline, request.user)
+    return definition_of(pipeline), None
+
+
+def _post_pairs(post) -> list[list[str]]:
+    """A form's fields as (name, value) pairs, the way a draft keeps input it could not apply yet."""
+    return [[name, value] for name, values in post.lists() if name != "csrfmiddlewaretoken" for value in values]
+
+
+def _as_post(pairs: list) -> QueryDict:
+    post = QueryDict(mutable=True)
+    for name, value in pairs:
+        post.appendlist(name, value)
+    return post
+
+
+@dataclass
+class _Attempt:
+    """A panel's input tried against the working definition: ``changed`` is the new definition when the
+    input is valid, else None and ``problems`` says why (also shown at the fields of ``form``)."""
+
+    form: Any
+    changed: dict | None
+    problems: list[str]
+    new_key: str | None = None
+
+
+def _problem_list(prefix: str, field_errors: dict, rest: list[str]) -> list[str]:
+    return [*(f"{prefix}{name}: {m}" for name, ms in field_errors.items() for m in ms), *rest]
+
+
+def _try_step(definition: dict, key: str, post) -> _Attempt:
+    previous = editing.find_step(definition, key)
+    step, errors = pforms.read_step(post, previous["type"])
+    if errors:
+        form = pforms.StepForm(step, original_key=key, field_errors=dict(errors), open=True)
+        return _Attempt(form, None, _problem_list(f"step '{key}', ", dict(errors), []))
+    changed = editing.update_step(definition, key, pforms.strip_missing(step))
+    problems = problems_of(changed)
+    if problems:
+        field_errors, rest = pforms.step_problems(problems, step.get("key"))
+        form = pforms.StepForm(step, original_key=key, field_errors=field_errors, errors=rest, open=True)
+        return _Attempt(form, None, _problem_list(f"step '{key}', ", field_errors, rest))
+    new_key = step.get("key", key)
+    return _Attempt(pforms.StepForm(editing.find_step(changed, new_key), open=True), changed, [], new_key)
+
+
+def _try_settings(definition: dict, post) -> _Attempt:
+    values, errors = pforms.read_settings(post)
+    if not values["name"].strip():
+        errors.add("name", "a pipeline needs a name")
+
+    def form(field_errors: dict, rest: list[str]):
+        return pforms.SettingsForm(values["name"], values["description"], values["context"],
+                                   values["allow_concurrent_runs"], field_errors=field_errors, errors=rest)
+
+    if errors:
+        return _Attempt(form(dict(errors), []), None, _problem_list("settings, ", dict(errors), []))
+    changed = editing.set_settings(definition, name=values["name"].strip(),
+                                   description=values["description"].strip(),
+                                   context=pforms.strip_missing(values["context"]))
+    problems = problems_of(changed)
+    if problems:
+        field_errors, rest = pforms.settings_problems(problems)
+        return _Attempt(form(field_errors, rest), None, _problem_list("settings, ", field_errors, rest))
+    return _Attempt(form({}, []), changed, [])
+
+
+def _cards(definition: dict, forms: dict, open_step: str | None = None) -> list[dict]:
+    steps = definition["steps"]
+    return [{"n": n + 1, "step": step, "summary": _step_summary(step),
+             "form": forms.get(step["key"]) or pforms.StepForm(step, open=step["key"] == open_step),
+             "colour": svg.TYPE_COLOURS.get(step["type"], "#64748b"), "first": n == 0, "last": n == len(steps) - 1}
+            for n, step in enumerate(steps)]
+
+
+def _pending_forms(definition: dict, draft: PipelineDraft | None) -> tuple[dict, Any]:
+    """The step forms (and the settings form) of input the draft keeps as typed, with their problems."""
+    steps: dict = {}
+    settings_form = None
+    keys = set(editing.step_keys(definition))
+    for name, pairs in ((draft.pending or {}).items() if draft else []):
+        if name.startswith("step:") and name[5:] in keys:
+            steps[name[5:]] = _try_step(definition, name[5:], _as_post(pairs)).form
+        elif name == "settings":
+            settings_form = _try_settings(definition, _as_post(pairs)).form
+    return steps, settings_form
+
+
+def _draft_context(pipeline: Pipeline, draft: PipelineDraft | None) -> dict:
+    return {
+        "draft": draft,
+        "draft_dirty": drafts.is_dirty(pipeline, draft),
+        "draft_stale": draft is not None and draft.base_revision_id != pipeline.current_revision_id,
+    }
+
+
 def _editor_context(request: HttpRequest, pipeline: Pipeline, *, step_forms: dict | None = None,
                     new_form: pforms.StepForm | None = None, settings_form: pforms.SettingsForm | None = None,
-                    edge_state: dict | None = None, open_step: str | None = None, flash: str = "") -> dict:
-    definition = definition_of(pipeline)
-    step_forms = step_forms or {}
-    cards = []
-    for n, step in enumerate(definition["steps"]):
-        form = step_forms.get(step["key"]) or pforms.StepForm(step, open=step["key"] == open_step)
-        cards.append({"n": n + 1, "step": step, "form": form, "summary": _step_summary(step),
-                      "colour": svg.TYPE_COLOURS.get(step["type"], "#64748b"), "first": n == 0,
-                      "last": n == len(definition["steps"]) - 1})
+                    edge_state: dict | None = None, open_step: str | None = None, flash: str = "",
+                    **extra) -> dict:
+    definition, draft = _working(request, pipeline)
+    pending_steps, pending_settings = _pending_forms(definition, draft)
+    cards = _cards(definition, {**pending_steps, **(step_forms or {})}, open_step)
     context_value = definition.get("context") or {}
+    settings_form = settings_form or pending_settings
     if settings_form is None:
         settings_form = pforms.SettingsForm(definition.get("name", ""), definition.get("description", ""),
                                             context_value, pipeline.allow_concurrent_runs)
@@ -238,7 +340,7 @@ def _editor_context(request: HttpRequest, pipeline: Pipeline, *, step_forms: dic
         "cards": cards,
         "new_form": new_form,
         "settings_form": settings_form,
-        "graph": mark_safe(svg.definition_graph(definition, link=lambda key: f"#card-{_slug(key)}")),
+        "graph": _graph(definition),
         "edges": definition["edges"],
         "edge_state": edge_state or {},
         "step_keys": [s["key"] for s in definition["steps"]],
@@ -249,8 +351,14 @@ def _editor_context(request: HttpRequest, pipeline: Pipeline, *, step_forms: dic
         "palette_q": request.GET.get("palette_q", ""),
         "type_colours": svg.TYPE_COLOURS,
         "flash": flash,
+        **_draft_context(pipeline, draft),
         **perms,
+        **extra,
     }
+
+
+def _graph(definition: dict) -> str:
+    return mark_safe(svg.definition_graph(definition, link=lambda key: f"#card-{_slug(key)}"))
 
 
 def _slug(key: str) -> str:
@@ -269,13 +377,31 @@ def _workspace(request: HttpRequest, pipeline: Pipeline, **kwargs) -> HttpRespon
     return redirect(f"{url}?open={open_step}#card-{_slug(open_step)}" if open_step else url)
 
 
-def _refused(request: HttpRequest, pipeline: Pipeline, partial: str, target: str, **kwargs) -> HttpResponse:
-    """A refused change: the form with its problems in place (htmx), or the whole page with it (status 400)."""
-    context = _editor_context(request, pipeline, **kwargs)
-    if request.htmx:
-        context.update({"form": kwargs.get("new_form") or next(iter((kwargs.get("step_forms") or {}).values()), None)})
-        return _partial(request, "pipelines/editor.html", partial, context, target=target)
-    return render(request, "pipelines/editor.html", context, status=400)
+def _panel(request: HttpRequest, pipeline: Pipeline, partial: str, target: str | None, context: dict,
+           *, renamed: bool = False) -> HttpResponse:
+    """One panel redrawn in place, with the graph and the draft bar (and the connections when a step was
+    renamed) out of band: the other panels, and what was typed into them, stay as they are."""
+    definition, draft = _working(request, pipeline)
+    context = {"pipeline": pipeline, "definition": definition, "graph": _graph(definition), "oob": True,
+               "edges": definition["edges"], "step_keys": editing.step_keys(definition),
+               "edge_state": {}, **_draft_context(pipeline, draft), **_perms(request), **context}
+    html = render(request, f"pipelines/editor.html#{partial}", context).content.decode()
+    parts = [html, render(request, "pipelines/editor.html#graph-box", context).content.decode(),
+             render(request, "pipelines/editor.html#draft-status", context).content.decode()]
+    if renamed:
+        parts.append(render(request, "pipelines/editor.html#edges", context).content.decode())
+    response = HttpResponse("".join(parts))
+    return reswap(retarget(response, target), "outerHTML") if target else response
+
+
+def _card_response(request: HttpRequest, pipeline: Pipeline, key: str, form, *, flash: str = "",
+                   target_key: str | None = None) -> HttpResponse:
+    definition, _ = _working(request, pipeline)
+    card = next((c for c in _cards(definition, {key: form}) if c["step"]["key"] == key), None)
+    if card is None:  # the step was renamed in the draft, but the form still shows the old key
+        card = _cards({**definition, "steps": [form.step]}, {form.step.get("key"): form})[0]
+    return _panel(request, pipeline, "card", f"#card-{_slug(target_key or key)}", {"card": card, "card_flash": flash},
+                  renamed=bool(target_key and target_key != key))
 
 
 @require_GET
@@ -290,8 +416,8 @@ def pipeline_editor(request: HttpRequest, code: str) -> HttpResponse:
     return render(request, "pipelines/editor.html", context)
 
 
-def _save(definition: dict, pipeline: Pipeline, request: HttpRequest, message: str) -> Pipeline:
-    return save_definition(definition, user=request.user, code=pipeline.code, message=message)
+def _save(definition: dict, pipeline: Pipeline, request: HttpRequest) -> PipelineDraft | None:
+    return drafts.save_draft(pipeline, request.user, definition)
 
 
 def _container(step: dict, path: str, *, create: bool = False) -> Any:
@@ -344,39 +470,68 @@ def _step_from_post(request: HttpRequest, step_type: str) -> tuple[dict, dict, s
     return step, dict(errors), action
 
 
+def _working_step(request: HttpRequest, pipeline: Pipeline, key: str) -> tuple[dict, dict]:
+    definition, _ = _working(request, pipeline)
+    try:
+        return definition, editing.find_step(definition, key)
+    except editing.EditError:
+        raise Http404("no such step") from None
+
+
 @require_POST
 @can_change
 def step_save(request: HttpRequest, code: str, key: str) -> HttpResponse:
+    """Save step: the card's input into the draft (or kept as typed, with its problems at their fields)."""
     pipeline = get_object_or_404(Pipeline, code=code)
-    definition = definition_of(pipeline)
-    try:
-        previous = editing.find_step(definition, key)
-    except editing.EditError:
-        raise Http404("no such step") from None
-    step, errors, action = _step_from_post(request, previous["type"])
-    target = f"#step-{_slug(key)}"
+    definition, previous = _working_step(request, pipeline, key)
+    action = request.POST.get("_action", "save") or "save"
     if action != "save":
+        step, _, _ = _step_from_post(request, previous["type"])
         form = pforms.StepForm(step, original_key=key, open=True)
-        return _refused(request, pipeline, "step-form", target, step_forms={key: form}, open_step=key)
-    if errors:
-        form = pforms.StepForm(step, original_key=key, field_errors=errors, open=True)
-        return _refused(request, pipeline, "step-form", target, step_forms={key: form}, open_step=key)
-    changed = editing.update_step(definition, key, pforms.strip_missing(step))
-    try:
-        _save(changed, pipeline, request, f"edited step {step.get('key', key)}")
-    except DefinitionError as exc:
-        field_errors, rest = pforms.step_problems(exc.problems, step.get("key"))
-        form = pforms.StepForm(step, original_key=key, field_errors=field_errors, errors=rest, open=True)
-        return _refused(request, pipeline, "step-form", target, step_forms={key: form}, open_step=key)
-    new_key = step.get("key", key)
-    return _workspace(request, pipeline, open_step=new_key, flash=f"Saved step {new_key}.")
+        if request.htmx:
+            return _card_response(request, pipeline, key, form)
+        return render(request, "pipelines/editor.html", _editor_context(request, pipeline, step_forms={key: form}))
+    attempt = _try_step(definition, key, request.POST)
+    if attempt.changed is None:
+        drafts.save_draft(pipeline, request.user, pending={f"step:{key}": _post_pairs(request.POST)})
+        if request.htmx:
+            return _card_response(request, pipeline, key, attempt.form)
+        return render(request, "pipelines/editor.html",
+                      _editor_context(request, pipeline, step_forms={key: attempt.form}), status=400)
+    drafts.save_draft(pipeline, request.user, attempt.changed, pending={f"step:{key}": None})
+    flash = f"Saved step {attempt.new_key} to your draft."
+    if request.htmx:
+        return _card_response(request, pipeline, attempt.new_key, attempt.form, flash=flash, target_key=key)
+    return _workspace(request, pipeline, open_step=attempt.new_key, flash=flash)
+
+
+def _autosaved(request: HttpRequest, pipeline: Pipeline, status: str, problems: list[str]) -> HttpResponse:
+    return _panel(request, pipeline, "autosave-status", None, {"status": status, "problems": problems})
+
+
+@require_POST
+@can_change
+def step_autosave(request: HttpRequest, code: str, key: str) -> HttpResponse:
+    """What a step card holds, saved as the person types (debounced). Valid input goes into the draft; the
+    rest is kept as typed. A new key waits for Save step, so the card keeps posting to the key it shows."""
+    pipeline = get_object_or_404(Pipeline, code=code)
+    definition, _ = _working_step(request, pipeline, key)
+    attempt = _try_step(definition, key, request.POST)
+    if attempt.changed is not None and attempt.new_key == key:
+        drafts.save_draft(pipeline, request.user, attempt.changed, pending={f"step:{key}": None})
+        return _autosaved(request, pipeline, "Saved in your draft.", [])
+    drafts.save_draft(pipeline, request.user, pending={f"step:{key}": _post_pairs(request.POST)})
+    if attempt.changed is not None:
+        return _autosaved(request, pipeline, f"Kept in your draft; the new key '{attempt.new_key}' takes effect "
+                                             "when you press Save step.", [])
+    return _autosaved(request, pipeline, "Kept in your draft as typed; fix before publishing:", attempt.problems)
 
 
 @require_http_methods(["GET", "POST"])
 @can_change
 def step_new(request: HttpRequest, code: str) -> HttpResponse:
     pipeline = get_object_or_404(Pipeline, code=code)
-    definition = definition_of(pipeline)
+    definition, _ = _working(request, pipeline)
     if request.method == "GET":
         step_type = request.GET.get("type", "")
         if step_type not in STEP_TYPES:
@@ -398,10 +553,10 @@ def step_new(request: HttpRequest, code: str) -> HttpResponse:
         form = pforms.StepForm(step, is_new=True, open=True, field_errors=errors if action == "save" else {})
         form.connect = connect
         return _refused(request, pipeline, "new-step", "#new-step", new_form=form)
-    changed = editing.add_step(definition, pforms.strip_missing(step), connect_from=connect["from"] or None,
-                               branch=connect["branch"] or None, connect_to=connect["to"] or None)
     try:
-        _save(changed, pipeline, request, f"added step {step.get('key')}")
+        changed = editing.add_step(definition, pforms.strip_missing(step), connect_from=connect["from"] or None,
+                                   branch=connect["branch"] or None, connect_to=connect["to"] or None)
+        _save(changed, pipeline, request)
     except (DefinitionError, editing.EditError) as exc:
         problems = exc.problems if isinstance(exc, DefinitionError) else []
         field_errors, rest = pforms.step_problems(problems, step.get("key"))
@@ -413,12 +568,23 @@ def step_new(request: HttpRequest, code: str) -> HttpResponse:
     return _workspace(request, pipeline, flash=f"Added step {step.get('key')}.")
 
 
-def _simple_change(request: HttpRequest, pipeline: Pipeline, change, message: str, flash: str,
-                   *, open_step: str | None = None) -> HttpResponse:
+def _refused(request: HttpRequest, pipeline: Pipeline, partial: str, target: str, **kwargs) -> HttpResponse:
+    """A refused change: the form with its problems in place (htmx), or the whole page with it (status 400)."""
+    context = _editor_context(request, pipeline, **kwargs)
+    if request.htmx:
+        context.update({"form": kwargs.get("new_form") or next(iter((kwargs.get("step_forms") or {}).values()), None)})
+        return _partial(request, "pipelines/editor.html", partial, context, target=target)
+    return render(request, "pipelines/editor.html", context, status=400)
+
+
+def _simple_change(request: HttpRequest, pipeline: Pipeline, change, flash: str,
+                   *, open_step: str | None = None, forget: str | None = None) -> HttpResponse:
     """A change from a button (move, remove, edges): saved, or refused with the problems shown on top."""
     try:
-        changed = change(definition_of(pipeline))
-        _save(changed, pipeline, request, message)
+        changed = change(_working(request, pipeline)[0])
+        _save(changed, pipeline, request)
+        if forget:
+            drafts.save_draft(pipeline, request.user, pending={forget: None})
     except (DefinitionError, editing.EditError) as exc:
         problems = [str(p) for p in exc.problems] if isinstance(exc, DefinitionError) else [str(exc)]
         text = "That change was not saved: " + "; ".join(problems)
@@ -436,16 +602,16 @@ def _simple_change(request: HttpRequest, pipeline: Pipeline, change, message: st
 def step_move(request: HttpRequest, code: str, key: str) -> HttpResponse:
     pipeline = get_object_or_404(Pipeline, code=code)
     offset = -1 if request.POST.get("direction") == "up" else 1
-    return _simple_change(request, pipeline, lambda d: editing.move_step(d, key, offset),
-                          f"moved step {key} {'up' if offset < 0 else 'down'}", f"Moved {key}.", open_step=key)
+    return _simple_change(request, pipeline, lambda d: editing.move_step(d, key, offset), f"Moved {key}.",
+                          open_step=key)
 
 
 @require_POST
 @can_change
 def step_remove(request: HttpRequest, code: str, key: str) -> HttpResponse:
     pipeline = get_object_or_404(Pipeline, code=code)
-    return _simple_change(request, pipeline, lambda d: editing.remove_step(d, key), f"removed step {key}",
-                          f"Removed {key}.")
+    return _simple_change(request, pipeline, lambda d: editing.remove_step(d, key), f"Removed {key}.",
+                          forget=f"step:{key}")
 
 
 @require_POST
@@ -459,10 +625,10 @@ def edge_add(request: HttpRequest, code: str) -> HttpResponse:
         if not state[end]:
             state["errors"][end] = "choose a step"
     if not state["errors"]:
-        changed = editing.add_edge(definition_of(pipeline), state["from"], state["to"],
+        changed = editing.add_edge(_working(request, pipeline)[0], state["from"], state["to"],
                                    branch=state["branch"] or None, dependency_only=state["dependencyOnly"])
         try:
-            _save(changed, pipeline, request, f"connected {state['from']} -> {state['to']}")
+            _save(changed, pipeline, request)
         except DefinitionError as exc:
             for p in exc.problems:
                 path, message = pforms.problem_path(p)
@@ -479,44 +645,151 @@ def edge_add(request: HttpRequest, code: str) -> HttpResponse:
 @can_change
 def edge_remove(request: HttpRequest, code: str, index: int) -> HttpResponse:
     pipeline = get_object_or_404(Pipeline, code=code)
-    return _simple_change(request, pipeline, lambda d: editing.remove_edge(d, index), "removed an edge",
-                          "Removed the connection.")
+    return _simple_change(request, pipeline, lambda d: editing.remove_edge(d, index), "Removed the connection.")
 
 
 @require_POST
 @can_change
 def edges_clear(request: HttpRequest, code: str) -> HttpResponse:
     pipeline = get_object_or_404(Pipeline, code=code)
-    return _simple_change(request, pipeline, editing.use_list_order, "steps run in list order",
-                          "The steps run in list order again.")
+    return _simple_change(request, pipeline, editing.use_list_order, "The steps run in list order again.")
+
+
+def _allow_concurrent(pipeline: Pipeline, post) -> None:
+    """An operating switch, not part of the definition: it applies at once, draft or not."""
+    allow = post.get("allow_concurrent_runs") in ("1", "on")
+    if pipeline.allow_concurrent_runs != allow:
+        pipeline.allow_concurrent_runs = allow
+        pipeline.save(update_fields=["allow_concurrent_runs", "updated_at"])
 
 
 @require_POST
 @can_change
 def pipeline_settings(request: HttpRequest, code: str) -> HttpResponse:
     pipeline = get_object_or_404(Pipeline, code=code)
-    values, errors = pforms.read_settings(request.POST)
+    attempt = _try_settings(_working(request, pipeline)[0], request.POST)
+    if attempt.changed is None:
+        drafts.save_draft(pipeline, request.user, pending={"settings": _post_pairs(request.POST)})
+        if request.htmx:
+            return _panel(request, pipeline, "settings", "#settings", {"settings_form": attempt.form})
+        return render(request, "pipelines/editor.html",
+                      _editor_context(request, pipeline, settings_form=attempt.form), status=400)
+    drafts.save_draft(pipeline, request.user, attempt.changed, pending={"settings": None})
+    _allow_concurrent(pipeline, request.POST)
+    if request.htmx:
+        return _panel(request, pipeline, "settings", "#settings",
+                      {"settings_form": attempt.form, "settings_flash": "Saved the settings to your draft."})
+    return _workspace(request, pipeline, flash="Saved the settings to your draft.")
 
-    def refused(field_errors: dict, rest: list[str]) -> HttpResponse:
-        form = pforms.SettingsForm(values["name"], values["description"], values["context"],
-                                   values["allow_concurrent_runs"], field_errors=field_errors, errors=rest)
-        return _refused(request, pipeline, "settings", "#settings", settings_form=form)
 
-    if not values["name"].strip():
-        errors.add("name", "a pipeline needs a name")
-    if errors:
-        return refused(dict(errors), [])
-    changed = editing.set_settings(definition_of(pipeline), name=values["name"].strip(),
-                                   description=values["description"].strip(),
-                                   context=pforms.strip_missing(values["context"]))
+@require_POST
+@can_change
+def settings_autosave(request: HttpRequest, code: str) -> HttpResponse:
+    pipeline = get_object_or_404(Pipeline, code=code)
+    attempt = _try_settings(_working(request, pipeline)[0], request.POST)
+    _allow_concurrent(pipeline, request.POST)
+    if attempt.changed is not None:
+        drafts.save_draft(pipeline, request.user, attempt.changed, pending={"settings": None})
+        return _autosaved(request, pipeline, "Saved in your draft.", [])
+    drafts.save_draft(pipeline, request.user, pending={"settings": _post_pairs(request.POST)})
+    return _autosaved(request, pipeline, "Kept in your draft as typed; fix before publishing:", attempt.problems)
+
+
+# --- the draft: publish, merge, discard -----------------------------------------------------------------
+
+def _apply_pending(request: HttpRequest, pipeline: Pipeline) -> list[str]:
+    """Apply what the draft kept as typed, where it is valid now; the problems of the rest, all of them."""
+    definition, draft = _working(request, pipeline)
+    if draft is None or not draft.pending:
+        return []
+    problems: list[str] = []
+    cleared: dict[str, None] = {}
+    for name, pairs in sorted(draft.pending.items()):
+        if name.startswith("step:") and name[5:] not in editing.step_keys(definition):
+            cleared[name] = None
+            continue
+        attempt = (_try_step(definition, name[5:], _as_post(pairs)) if name.startswith("step:")
+                   else _try_settings(definition, _as_post(pairs)))
+        if attempt.changed is None:
+            problems.extend(attempt.problems)
+        else:
+            definition = attempt.changed
+            cleared[name] = None
+    if cleared:
+        drafts.save_draft(pipeline, request.user, definition, pending=cleared)
+    return problems
+
+
+def _stale_context(stale: drafts.StaleDraft, draft: PipelineDraft, message: str) -> dict:
+    base = stale.base.definition if stale.base else None
+    base_name = f"r{stale.base.number}" if stale.base else "(none)"
+    current_name = f"r{stale.current.number}" if stale.current else "(none)"
+    mine = drafts.normalized(draft.definition, draft.pipeline.code) or draft.definition
+    return {
+        "base": stale.base, "current": stale.current, "message": message,
+        "theirs_diff": diff_lines(drafts.diff_text(base, stale.current.definition if stale.current else None,
+                                                   base_name, current_name)),
+        "mine_diff": diff_lines(drafts.diff_text(stale.current.definition if stale.current else None, mine,
+                                                 current_name, "your draft")),
+    }
+
+
+@require_POST
+@can_change
+def pipeline_publish(request: HttpRequest, code: str) -> HttpResponse:
+    """Publish the draft as the next revision, with a message. From a stale base the answer is the diff to
+    the newer revision and two deliberate choices: merge it into the draft, or publish over it."""
+    pipeline = get_object_or_404(Pipeline, code=code)
+    message = request.POST.get("message", "").strip()[:500]
+    choice = request.POST.get("_action", "publish")
+    _, draft = _working(request, pipeline)
+    if draft is None:
+        messages.info(request, "There is nothing to publish: your draft has no changes.")
+        return redirect("pipeline-editor", code=code)
+    if choice == "merge":
+        return _merge(request, pipeline)
+    problems = _apply_pending(request, pipeline)
+    if problems:
+        context = _editor_context(request, pipeline, publish_problems=problems, publish_message=message)
+        return render(request, "pipelines/editor.html", context, status=400)
     try:
-        pipeline = _save(changed, pipeline, request, "changed settings")
+        pipeline = drafts.publish(pipeline, request.user, message, overwrite=choice == "overwrite")
+    except drafts.StaleDraft as stale:
+        context = _editor_context(request, pipeline, stale=_stale_context(stale, stale.draft, message),
+                                  publish_message=message)
+        return render(request, "pipelines/editor.html", context, status=409)
     except DefinitionError as exc:
-        return refused(*pforms.settings_problems(exc.problems))
-    if pipeline.allow_concurrent_runs != values["allow_concurrent_runs"]:
-        pipeline.allow_concurrent_runs = values["allow_concurrent_runs"]
-        pipeline.save(update_fields=["allow_concurrent_runs", "updated_at"])
-    return _workspace(request, pipeline, flash="Saved the settings.")
+        context = _editor_context(request, pipeline, publish_problems=[str(p) for p in exc.problems],
+                                  publish_message=message)
+        return render(request, "pipelines/editor.html", context, status=400)
+    messages.success(request, f"Published revision {pipeline.current_revision.number}.")
+    return redirect("pipeline-editor", code=code)
+
+
+def _merge(request: HttpRequest, pipeline: Pipeline) -> HttpResponse:
+    current = pipeline.current_revision
+    try:
+        conflicts = drafts.merge_into_draft(pipeline, request.user)
+    except DefinitionError as exc:
+        messages.error(request, "The newer revision could not be merged into your draft: "
+                                + "; ".join(str(p) for p in exc.problems) + ". Change your draft or publish over it.")
+        return redirect("pipeline-editor", code=pipeline.code)
+    text = f"Merged revision {current.number if current else '-'} into your draft."
+    if conflicts:
+        messages.warning(request, text + " Your draft's version was kept where both changed: "
+                                  + "; ".join(conflicts) + ".")
+    else:
+        messages.success(request, text + " Check it, then publish.")
+    return redirect("pipeline-editor", code=pipeline.code)
+
+
+@require_POST
+@can_change
+def draft_discard(request: HttpRequest, code: str) -> HttpResponse:
+    pipeline = get_object_or_404(Pipeline, code=code)
+    drafts.discard_draft(pipeline, request.user)
+    messages.success(request, "Discarded your draft: the editor shows the published revision.")
+    return redirect("pipeline-editor", code=code)
 
 
 # --- revisions ---------------------------------------------------------------------------------------
@@ -610,7 +883,7 @@ def pipeline_json(request: HttpRequest, code: str) -> HttpResponse:
                 valid = not problems
             else:
                 try:
-                    _save(data, pipeline, request, "edited as JSON")
+                    save_definition(data, user=request.user, code=pipeline.code, message="edited as JSON")
                 except DefinitionError as exc:
                     problems = [_problem_row(p) for p in exc.problems]
                 else:

@@ -47,7 +47,7 @@ def test_it_builds_runs_and_watches_a_pipeline(page, shoot, alice):
     page.click("#card-inmemory > summary")
     page.fill("#step-inmemory #f-config-data", RECORDS)
     page.click("#step-inmemory button:has-text('Save step')")
-    expect(page.locator("#workspace .message.success")).to_have_text("Saved step inmemory.")
+    expect(page.locator("#card-inmemory .message.success")).to_have_text("Saved step inmemory to your draft.")
 
     # step 2: a TRANSFORM from the palette; saving it without its required argument is answered inline
     page.fill("input[name=palette_q]", "trim")
@@ -77,9 +77,17 @@ def test_it_builds_runs_and_watches_a_pipeline(page, shoot, alice):
     page.click("#settings label.switch")
     page.fill("#f-context-parallelExecution-maxConcurrentSteps", "2")
     page.click("#save-settings")
-    expect(page.locator("#workspace .message.success")).to_have_text("Saved the settings.")
-    expect(page.locator(".badge", has_text="parallel")).to_be_visible()
+    expect(page.locator("#settings .message.success")).to_have_text("Saved the settings to your draft.")
     shoot(page, "editor")
+
+    # one revision for all of it, with a message
+    expect(page.locator("#draft-status")).to_have_attribute("data-dirty", "1")
+    page.fill("#publish-message", "first version")
+    page.click("#publish")
+    expect(page.locator(".message.success", has_text="Published revision 2.")).to_be_visible()
+    expect(page.locator("#draft-status")).to_have_attribute("data-dirty", "0")
+    expect(page.locator(".badge", has_text="parallel")).to_be_visible()
+    assert Pipeline.objects.get(code="browser-demo").current_revision.message == "first version"
 
     definition = definition_of(Pipeline.objects.get(code="browser-demo"))
     assert [(s["key"], s["type"], s.get("adapterCode")) for s in definition["steps"]] == [

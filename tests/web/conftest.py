@@ -169,3 +169,14 @@ def shaky(db):
                       schema={"type": "object", "properties": {"message": {"type": "string"}}})
     yield
     registry.restore_all(snap)
+
+
+def working(code: str, username: str = "alice") -> dict:
+    """The definition ``username`` sees in the editor: their draft, or the published one."""
+    from django.contrib.auth import get_user_model
+
+    from pipelines.drafts import working_definition
+    from pipelines.models import Pipeline
+
+    user = get_user_model().objects.get(username=username)
+    return working_definition(Pipeline.objects.get(code=code), user)[0]

@@ -1,15 +1,14 @@
 import pytest
 
-from pipelines.models import Pipeline
-from pipelines.services import definition_of, save_definition
+from pipelines.services import save_definition
 from tests.fixtures import simple_definition
-from tests.web.conftest import htmx
+from tests.web.conftest import htmx, working
 
 pytestmark = pytest.mark.django_db
 
 
 def edges(code="simple"):
-    return definition_of(Pipeline.objects.get(code=code))["edges"]
+    return working(code)["edges"]
 
 
 def route_pipeline():

@@ -1,15 +1,14 @@
 import pytest
 
-from pipelines.models import Pipeline
-from pipelines.services import definition_of, save_definition
+from pipelines.services import save_definition
 from tests.fixtures import simple_definition
-from tests.web.conftest import htmx
+from tests.web.conftest import htmx, working
 
 pytestmark = pytest.mark.django_db
 
 
 def keys(code="simple"):
-    return [s["key"] for s in definition_of(Pipeline.objects.get(code=code))["steps"]]
+    return [s["key"] for s in working(code)["steps"]]
 
 
 def test_it_moves_a_step_up_and_down(as_alice, pipeline):
@@ -25,7 +24,7 @@ def test_it_removes_a_step_and_reconnects_its_neighbours(as_alice, db):
     d["edges"] = [{"from": "src", "to": "clean"}, {"from": "clean", "to": "out"}]
     save_definition(d)
     assert as_alice.post("/pipelines/g/steps/clean/remove/").status_code == 302
-    d = definition_of(Pipeline.objects.get(code="g"))
+    d = working("g")
     assert [s["key"] for s in d["steps"]] == ["src", "out"]
     assert d["edges"] == [{"from": "src", "to": "out"}]
 

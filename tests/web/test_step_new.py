@@ -1,9 +1,9 @@
 import pytest
 
 from pipelines.models import Pipeline
-from pipelines.services import definition_of, save_definition
+from pipelines.services import save_definition
 from tests.fixtures import simple_definition
-from tests.web.conftest import form_data, htmx
+from tests.web.conftest import form_data, htmx, working
 
 pytestmark = pytest.mark.django_db
 
@@ -22,15 +22,15 @@ def test_it_opens_a_form_for_the_palette_entry(as_alice, pipeline):
     assert "Add step" in html
 
 
-def test_it_adds_a_step_and_saves_a_revision(as_alice, pipeline):
+def test_it_adds_a_step_to_the_draft(as_alice, pipeline):
     data = form_data(new_form(as_alice, "type=TRANSFORM&op=uppercase"), "new-step-form",
                      **{"config.operators.0.args.path": "sku", "_action": "save"})
     response = as_alice.post("/pipelines/simple/new-step/", data, **htmx())
     assert response["HX-Retarget"] == "#workspace" and "Added step uppercase." in response.content.decode()
-    d = definition_of(Pipeline.objects.get(code="simple"))
+    d = working("simple")
     assert d["steps"][-1] == {"key": "uppercase", "type": "TRANSFORM",
                               "config": {"operators": [{"op": "uppercase", "args": {"path": "sku"}}]}}
-    assert Pipeline.objects.get(code="simple").current_revision.message == "added step uppercase"
+    assert Pipeline.objects.get(code="simple").revisions.count() == 1  # a revision only when published
 
 
 def test_it_answers_a_missing_argument_at_its_field_and_keeps_the_form(as_alice, pipeline):
@@ -42,14 +42,14 @@ def test_it_answers_a_missing_argument_at_its_field_and_keeps_the_form(as_alice,
     assert 'value="renamer"' in html and 'name="config.operators.0.args.from" value="sku"' in html
     to_field = html.split('name="config.operators.0.args.to"')[1].split("</div>")[0]
     assert "is required" in to_field
-    assert len(definition_of(Pipeline.objects.get(code="simple"))["steps"]) == 3
+    assert len(working("simple")["steps"]) == 3
 
 
 def test_it_adds_a_sink_from_the_palette(as_alice, pipeline):
     data = form_data(new_form(as_alice, "type=SINK&adapter=records"), "new-step-form", _action="save")
     assert data["adapterCode"] == "records" and data["key"] == "records"
     assert as_alice.post("/pipelines/simple/new-step/", data).status_code == 302
-    assert definition_of(Pipeline.objects.get(code="simple"))["steps"][-1]["adapterCode"] == "records"
+    assert working("simple")["steps"][-1]["adapterCode"] == "records"
 
 
 def test_it_connects_the_new_step_in_a_pipeline_with_edges(as_alice, db):
@@ -61,7 +61,7 @@ def test_it_connects_the_new_step_in_a_pipeline_with_edges(as_alice, db):
     assert data["_connect_from"] == "out"  # the last step, by default
     data["_connect_from"] = "clean"
     assert as_alice.post("/pipelines/g/new-step/", data).status_code == 302
-    assert definition_of(Pipeline.objects.get(code="g"))["edges"][-1] == {"from": "clean", "to": "records"}
+    assert working("g")["edges"][-1] == {"from": "clean", "to": "records"}
 
 
 def test_it_explains_a_step_left_unconnected(as_alice, db):
@@ -89,7 +89,7 @@ def test_it_adds_a_route_with_its_connections(as_alice, pipeline):
         "config.branches.0.when.0.field": "n", "config.branches.0.when.0.cmp": "gt",
         "config.branches.0.when.0.value": "5"})
     assert as_alice.post("/pipelines/simple/new-step/", data).status_code == 302
-    d = definition_of(Pipeline.objects.get(code="simple"))
+    d = working("simple")
     assert d["steps"][-1] == {"key": "route", "type": "ROUTE", "config": {"branches": [
         {"name": "big", "when": [{"field": "n", "cmp": "gt", "value": 5}]}]}}
     assert d["edges"] == [{"from": "src", "to": "clean"}, {"from": "clean", "to": "out"},

@@ -3,7 +3,7 @@ import pytest
 from pipelines.models import Pipeline
 from pipelines.services import definition_of, save_definition
 from tests.fixtures import simple_definition
-from tests.web.conftest import csrf_token, form_data, htmx
+from tests.web.conftest import csrf_token, form_data, htmx, working
 
 pytestmark = pytest.mark.django_db
 
@@ -13,27 +13,29 @@ def editor(client, code="simple"):
 
 
 def steps(code="simple"):
-    return {s["key"]: s for s in definition_of(Pipeline.objects.get(code=code))["steps"]}
+    return {s["key"]: s for s in working(code)["steps"]}
 
 
-def test_it_saves_a_changed_step_as_a_new_revision(as_alice, pipeline):
+def test_it_saves_a_changed_step_into_the_draft(as_alice, pipeline):
     data = form_data(editor(as_alice), "step-clean", **{"config.operators.0.args.path": "name", "name": "Clean"})
     response = as_alice.post("/pipelines/simple/steps/clean/", {**data, "_action": "save"})
     assert response.status_code == 302 and response["Location"].startswith("/pipelines/simple/?open=clean")
     assert steps()["clean"]["config"]["operators"] == [{"op": "trim", "args": {"path": "name"}}]
     assert steps()["clean"]["name"] == "Clean"
-    revision = Pipeline.objects.get(code="simple").current_revision
-    assert (revision.number, revision.message, revision.created_by.username) == (2, "edited step clean", "alice")
+    assert Pipeline.objects.get(code="simple").revisions.count() == 1
+    assert definition_of(Pipeline.objects.get(code="simple"))["steps"][1].get("name") is None  # not published
 
 
-def test_it_answers_htmx_with_the_whole_workspace(as_alice, pipeline):
+def test_it_answers_htmx_with_its_card_only(as_alice, pipeline):
     data = form_data(editor(as_alice), "step-clean", **{"config.operators.0.args.mode": "start"})
     response = as_alice.post("/pipelines/simple/steps/clean/", {**data, "_action": "save"}, **htmx())
     assert response.status_code == 200
-    assert response["HX-Retarget"] == "#workspace" and response["HX-Reswap"] == "outerHTML"
+    assert response["HX-Retarget"] == "#card-clean" and response["HX-Reswap"] == "outerHTML"
     html = response.content.decode()
-    assert html.lstrip().startswith('<div id="workspace">') and "Saved step clean." in html
-    assert '<svg class="graph"' in html
+    assert html.lstrip().startswith('<details class="step-card') and "Saved step clean to your draft." in html
+    assert 'id="workspace"' not in html and 'id="step-src"' not in html  # other cards keep their input
+    assert '<div class="graph-box" id="graph-box" hx-swap-oob="true"><svg class="graph"' in html
+    assert 'id="draft-status" class="draft-status is-dirty"' in html
     assert steps()["clean"]["config"]["operators"][0]["args"] == {"path": "sku", "mode": "start"}
 
 
@@ -41,8 +43,8 @@ def test_it_keeps_what_was_typed_when_a_number_is_not_a_number(as_alice, pipelin
     data = form_data(editor(as_alice), "step-clean", retries="three", **{"config.operators.0.args.path": "title"})
     response = as_alice.post("/pipelines/simple/steps/clean/", {**data, "_action": "save"}, **htmx())
     html = response.content.decode()
-    assert response["HX-Retarget"] == "#step-clean"
-    assert html.lstrip().startswith('<form class="step-form')
+    assert response["HX-Retarget"] == "#card-clean"
+    assert html.lstrip().startswith('<details class="step-card has-error')
     assert 'value="three"' in html and "enter a whole number" in html
     assert 'value="title"' in html  # the other field keeps what was typed too
     assert Pipeline.objects.get(code="simple").revisions.count() == 1
@@ -80,7 +82,7 @@ def test_it_renames_a_step_in_its_edges(as_alice, db):
     save_definition(d)
     data = form_data(editor(as_alice, "g"), "step-clean", key="tidy")
     assert as_alice.post("/pipelines/g/steps/clean/", {**data, "_action": "save"}).status_code == 302
-    edges = definition_of(Pipeline.objects.get(code="g"))["edges"]
+    edges = working("g")["edges"]
     assert edges == [{"from": "src", "to": "tidy"}, {"from": "tidy", "to": "out"}]
 
 
