@@ -144,3 +144,19 @@ def test_retention_deletes_old_lines(monkeypatch):
     RunLog.objects.filter(pk=RunLog.objects.filter(run=r).first().pk).update(created_at=timezone.now() - timedelta(days=20))
     assert retention.prune()["log_lines"] == 1
     assert RunLog.objects.filter(run=r).count() == total - 1
+
+
+def test_the_explorer_makes_the_same_queries_for_few_and_many_lines(viewer):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries(params) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert viewer.get("/logs/", params).status_code == 200
+        return len(captured)
+
+    run(simple_definition("shop"))
+    few = queries({}), queries({"format": "json"})
+    for n in range(8):
+        run(simple_definition(f"p{n}", logLevel="DEBUG"))
+    assert (queries({}), queries({"format": "json"})) == few
