@@ -284,8 +284,16 @@ DATAHUB_OTLP_ENDPOINT = env_str("DATAHUB_OTLP_ENDPOINT", "")
 # work without logging in first (then the link is the credential; off by default).
 DATAHUB_GATE_LINK_MAX_AGE = env_int("DATAHUB_GATE_LINK_MAX_AGE", 3 * 24 * 3600, minimum=60)
 DATAHUB_GATE_LINKS_WITHOUT_LOGIN = env_bool("DATAHUB_GATE_LINKS_WITHOUT_LOGIN", False)
-# A run whose worker has not written a heartbeat for this long is marked FAILED by the reaper.
-DATAHUB_HEARTBEAT_TIMEOUT = env_int("DATAHUB_HEARTBEAT_TIMEOUT", 120, minimum=10)
+# A run whose worker has not written a heartbeat (every 5 s) for this long is taken back and resumed on
+# another worker; every `manage.py worker` looks every DATAHUB_REAPER_SECONDS (docs/operations.md).
+DATAHUB_HEARTBEAT_TIMEOUT = env_int("DATAHUB_HEARTBEAT_TIMEOUT", 15, minimum=10)
+DATAHUB_REAPER_SECONDS = env_int("DATAHUB_REAPER_SECONDS", 5, minimum=1)
+# A run taken back from dead workers this many times is failed the next time instead (a run that kills
+# its worker, say by running it out of memory, must not take the fleet down one worker after another).
+DATAHUB_MAX_RESUMES = env_int("DATAHUB_MAX_RESUMES", 3, minimum=0)
+# `manage.py worker` on SIGTERM/SIGINT: stop taking tasks, hand runs back at their next step boundary,
+# interrupt what still runs near the end of this window, and exit within it.
+DATAHUB_DRAIN_SECONDS = env_int("DATAHUB_DRAIN_SECONDS", 10, minimum=1)
 # A `manage.py consume` process that has not renewed its hold on a MESSAGE consumer for this long is taken
 # to be dead: another consume process takes the consumer over.
 DATAHUB_CONSUMER_LEASE_SECONDS = env_int("DATAHUB_CONSUMER_LEASE_SECONDS", 30, minimum=2)

@@ -35,7 +35,7 @@ from pipelines.api import (
 from pipelines.errors import DefinitionError, Problem
 from pipelines.models import Pipeline
 from runs import services
-from runs.models import Run, RunStatus
+from runs.models import Run, RunEventKind, RunStatus
 
 
 def run_or_404(run_id: int, *, detail: bool = False) -> Run:
@@ -43,7 +43,7 @@ def run_or_404(run_id: int, *, detail: bool = False) -> Run:
     if run_id <= MAX_ID:
         queryset = Run.objects.select_related("pipeline", "revision", "triggered_by")
         if detail:
-            queryset = queryset.prefetch_related("step_runs")
+            queryset = queryset.prefetch_related("step_runs", "events")
         run = queryset.filter(pk=run_id).first()
     if run is None:
         raise NotFound(f"no run {run_id}")
@@ -109,7 +109,18 @@ class StepRunSerializer(serializers.Serializer):
     warnings = serializers.ListField(child=serializers.JSONField())
 
 
+class RunEventSerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    kind = serializers.ChoiceField(choices=RunEventKind.choices)
+    worker = serializers.CharField(help_text="host:pid of the worker process")
+    detail = serializers.CharField(help_text="why: a worker stopping, a worker that stopped responding, ...")
+
+
 class RunDetailSerializer(RunSerializer):
+    worker = serializers.CharField(help_text="the worker running it now (host:pid), empty when none")
+    resumes = serializers.IntegerField(help_text="times it was taken back from a worker that died")
+    history = RunEventSerializer(many=True, source="events",
+                                 help_text="which worker took the run, handed it back, died, resumed it")
     stepRuns = StepRunSerializer(many=True, source="step_runs")
     recordErrors = serializers.IntegerField(source="record_error_count",
                                             help_text="record errors kept (see /record-errors/)")

@@ -20,7 +20,10 @@ says the same on the run page.
 
 A django-q2 task may not outlive ``Q_CLUSTER["timeout"]``: before that (``DATAHUB_CONTINUOUS_RUN_SECONDS``,
 default 80 % of it) the run hands itself over: it goes back to PENDING and is queued again, and a worker
-continues it from the committed checkpoint with its counts and start time kept.
+continues it from the committed checkpoint with its counts and start time kept. It does the same when its
+worker drains (``manage.py worker`` stopping: between polls, or at once when the batch in flight is
+interrupted) and when its worker disappears (the reaper takes it back): the batch that was not committed
+is read again, so no change is lost (at least once; upserts make it exactly once in the target).
 """
 
 from __future__ import annotations
@@ -37,9 +40,10 @@ from pipelines.adapters import cdc as cdc_adapter
 from pipelines.definition import Definition, StepSpec
 from pipelines.errors import ConfigError, DatahubError, StepError
 from pipelines.registry import extractors
+from runs import drain
 from runs.engine.context import RunOptions, StepContext
 from runs.engine.events import Event, RunFinished, StepCounts, StepFinished
-from runs.engine.executor import RunResult, execute
+from runs.engine.executor import HANDED_BACK, LOST, RunResult, execute
 from runs.models import Run, RunStatus, StepRun
 from runs.store import DjangoRunStore
 
@@ -133,7 +137,12 @@ def run_continuous(run: Run, definition: Definition, step: StepSpec, options: Ru
         while True:
             if store.cancel_requested():
                 break
-            store.heartbeat()
+            if not store.heartbeat():
+                log.warning("continuous run %s: another worker has taken it over; stopping", run.pk)
+                return result
+            if drain.draining():
+                _hand_over(run, progress, why="the worker was stopping")
+                return result
             try:
                 found, peeked = _peek(step, store, options, definition)
                 failures = 0
@@ -157,6 +166,11 @@ def run_continuous(run: Run, definition: Definition, step: StepSpec, options: Ru
                 if result is not None:
                     _close(result)
                 result = execute(definition, store, options)
+                if result.status == LOST:
+                    return result
+                if result.status == HANDED_BACK:
+                    _hand_over(run, progress, why="the worker was stopping (the batch in flight is read again)")
+                    return result
                 if result.status == RunStatus.CANCELLED or store.cancel_requested():
                     break
                 if store.sub_status != RunStatus.COMPLETED:
@@ -173,7 +187,7 @@ def run_continuous(run: Run, definition: Definition, step: StepSpec, options: Ru
                 _show(run, store, step.key, progress)
                 backlog = bool((_committed(store, step.key).get("poll") or {}).get("backlog"))
             if time.monotonic() >= deadline:
-                _hand_over(run, progress)
+                _hand_over(run, progress, why="")
                 return result
             if not backlog:
                 _sleep(interval, store)
@@ -257,17 +271,23 @@ def _close(result: RunResult) -> None:
             buf.close()
 
 
-def _hand_over(run: Run, progress: dict) -> None:
-    """Give the run back to the queue before the task timeout: PENDING, queued again, continued by a worker
-    from the committed checkpoint. A cancel in between finds it PENDING and cancels it at once."""
+def _hand_over(run: Run, progress: dict, why: str) -> None:
+    """Give the run back to the queue (before the task timeout, or because the worker drains): PENDING,
+    queued again, continued by a worker from the committed checkpoint. A cancel in between finds it PENDING
+    and cancels it at once."""
     from django.db import transaction
 
     from runs import services
+    from runs.models import RunEvent, RunEventKind
 
     with transaction.atomic():
-        moved = Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, cancel_requested=False).update(
-            status=RunStatus.PENDING, progress=progress, heartbeat_at=timezone.now())
+        moved = Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, cancel_requested=False,
+                                   lease=run.lease).update(
+            status=RunStatus.PENDING, progress=progress, heartbeat_at=timezone.now(), worker="")
         if moved:
+            if why:
+                RunEvent.objects.create(run=run, kind=RunEventKind.HANDED_BACK, worker=run.worker,
+                                        detail=f"{why}; queued again to continue from the committed checkpoint")
             transaction.on_commit(lambda: services.enqueue(run.pk))
     if not moved:
         DjangoRunStore(run).emit(RunFinished(RunStatus.CANCELLED, "cancelled by request"))

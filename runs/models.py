@@ -1,8 +1,9 @@
 """Runs of pipelines: the run, one StepRun per step, failed records, and checkpoints.
 
-A run is claimed by its worker with a conditional UPDATE (PENDING -> RUNNING), so a task delivered twice
-executes once; while it runs the worker writes ``heartbeat_at`` and the reaper fails runs whose worker
-went silent.
+A run is claimed by its worker with a conditional UPDATE (PENDING -> RUNNING, with a new ``lease``), so a
+task delivered twice executes once; while it runs the worker writes ``heartbeat_at``, and a sweep takes
+back the runs whose worker went silent (PENDING again, resumed elsewhere; FAILED past the resume limit).
+``RunEvent`` rows tell that story on the run page and in the APIs.
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ class Run(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     worker = models.CharField(max_length=200, blank=True, default="")
+    # A new token at every claim: the owner's writes (heartbeat, hand-back, end) are conditional on it, so
+    # a worker that was silent too long and was replaced (even by a claim in the same process) writes nothing.
+    lease = models.CharField(max_length=32, blank=True, default="")
     cancel_requested = models.BooleanField(default=False)
     error = models.TextField(blank=True, default="")
     # A seeded run starts at seed_step with these records as its input (a webhook body, a replay).
@@ -66,6 +70,9 @@ class Run(models.Model):
     pending_checkpoints = models.JSONField(default=dict, blank=True)
     # A continuous run's progress (runs.cdc): {step, mode, batches, records, polls, lastCursor, lagSeconds, ...}.
     progress = models.JSONField(null=True, blank=True)
+    # How many times the run was taken back from a worker that disappeared and queued again (runs.recovery);
+    # past DATAHUB_MAX_RESUMES it is failed instead. A graceful hand-back (a worker draining) does not count.
+    resumes = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -105,6 +112,10 @@ class StepRun(models.Model):
     duration_ms = models.PositiveBigIntegerField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
     warnings = models.JSONField(default=list, blank=True)
+    # Where the step's outputs were saved when it completed ({branch or "_main": storage name}), so a run
+    # resumed on another worker reads them instead of running the step again; {} when no later step needs
+    # them; null when they were not saved (durability off, or the step did not complete).
+    outputs = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["run", "position"]
@@ -112,6 +123,33 @@ class StepRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.step_key} ({self.status})"
+
+
+class RunEventKind(models.TextChoices):
+    STARTED = "STARTED", "started"
+    RESUMED = "RESUMED", "resumed"
+    HANDED_BACK = "HANDED_BACK", "handed back"
+    WORKER_LOST = "WORKER_LOST", "worker lost"
+    GAVE_UP = "GAVE_UP", "given up"
+
+
+class RunEvent(models.Model):
+    """The run's history across workers: who took it, who handed it back or disappeared, and why."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField(auto_now_add=True)
+    kind = models.CharField(max_length=12, choices=RunEventKind.choices)
+    worker = models.CharField(max_length=200, blank=True, default="")
+    # A new token at every claim: the owner's writes (heartbeat, hand-back, end) are conditional on it, so
+    # a worker that was silent too long and was replaced (even by a claim in the same process) writes nothing.
+    lease = models.CharField(max_length=32, blank=True, default="")
+    detail = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["run", "at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.worker}"
 
 
 class RecordError(models.Model):

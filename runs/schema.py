@@ -74,6 +74,17 @@ class RecordErrorType(graphene.ObjectType):
     replayed_at = graphene.DateTime()
 
 
+class RunEventType(graphene.ObjectType):
+    class Meta:
+        name = "RunEvent"
+        description = "One step of a run's history across workers."
+
+    at = graphene.DateTime(required=True)
+    kind = graphene.String(required=True, description="STARTED, RESUMED, HANDED_BACK, WORKER_LOST or GAVE_UP")
+    worker = graphene.String(required=True, description="host:pid of the worker process")
+    detail = graphene.String(required=True)
+
+
 class RunType(graphene.ObjectType):
     class Meta:
         name = "Run"
@@ -95,6 +106,10 @@ class RunType(graphene.ObjectType):
     seed_step = graphene.String(required=True)
     replay_of = graphene.ID()
     step_runs = graphene.List(graphene.NonNull(StepRunType), required=True)
+    worker = graphene.String(required=True, description="the worker running it now (host:pid), empty when none")
+    resumes = graphene.Int(required=True, description="times it was taken back from a worker that died")
+    history = graphene.List(graphene.NonNull(RunEventType), required=True,
+                            description="which worker took the run, handed it back, died, resumed it")
     record_errors = graphene.List(graphene.NonNull(RecordErrorType), required=True, step=graphene.String(),
                                   limit=graphene.Int(default_value=50), offset=graphene.Int(default_value=0))
     record_error_count = graphene.Int(required=True)
@@ -118,6 +133,9 @@ class RunType(graphene.ObjectType):
     @staticmethod
     def resolve_step_runs(run, info):
         return run.step_runs.order_by("position")
+
+    def resolve_history(run, info):
+        return run.events.all()
 
     @staticmethod
     def resolve_record_errors(run, info, limit, offset, step=None):

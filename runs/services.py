@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -18,8 +20,8 @@ from pipelines.errors import DatahubError
 from pipelines.models import Pipeline, PipelineRevision
 from pipelines.services import get_revision
 from runs.engine.context import RunOptions
-from runs.engine.executor import RunResult, execute
-from runs.models import ACTIVE_STATUSES, Run, RunStatus
+from runs.engine.executor import HANDED_BACK, LOST, RunResult, execute
+from runs.models import ACTIVE_STATUSES, Run, RunEvent, RunEventKind, RunStatus, StepStatus
 from runs.store import DjangoRunStore, close_connections_after
 
 log = logging.getLogger(__name__)
@@ -105,15 +107,23 @@ def enqueue(run_id: int) -> None:
     async_task("runs.tasks.execute_run", run_id, task_name=f"run-{run_id}", group="runs")
 
 
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def claim_resume(run_id: int) -> bool:
     """PAUSED -> RUNNING for exactly one caller, once a paused step was released (a gate approved)."""
     now = timezone.now()
-    worker = f"{socket.gethostname()}:{os.getpid()}"
-    return bool(
+    worker = worker_name()
+    claimed = bool(
         Run.objects.filter(pk=run_id, status=RunStatus.PAUSED, resume_state__isnull=False).update(
-            status=RunStatus.RUNNING, heartbeat_at=now, worker=worker
+            status=RunStatus.RUNNING, heartbeat_at=now, worker=worker, lease=uuid.uuid4().hex
         )
     )
+    if claimed:
+        RunEvent.objects.create(run_id=run_id, kind=RunEventKind.RESUMED, worker=worker,
+                                detail="continued after a paused step was released")
+    return claimed
 
 
 def release_paused_step(run: Run, step_key: str) -> Run:
@@ -163,7 +173,7 @@ def _pause(run: Run, manifest: dict, pauses: dict[str, dict]) -> None:
 
     with transaction.atomic():
         locked = Run.objects.select_for_update().get(pk=run.pk)
-        if locked.status != RunStatus.RUNNING:
+        if locked.status != RunStatus.RUNNING or locked.lease != run.lease:
             log.warning("run %s was taken over (it is %s) before it could pause", run.pk, locked.status)
             return
         released = []
@@ -192,14 +202,22 @@ def enqueue_resume(run_id: int) -> None:
 
 
 def claim(run_id: int) -> bool:
-    """PENDING -> RUNNING for exactly one caller: the same task delivered twice executes once."""
+    """PENDING -> RUNNING for exactly one caller: the same task delivered twice executes once. A run
+    handed back or taken back from a dead worker is PENDING again and claimed the same way."""
     now = timezone.now()
-    worker = f"{socket.gethostname()}:{os.getpid()}"
-    return bool(
+    worker = worker_name()
+    claimed = bool(
         Run.objects.filter(pk=run_id, status=RunStatus.PENDING).update(
-            status=RunStatus.RUNNING, started_at=now, heartbeat_at=now, worker=worker
+            status=RunStatus.RUNNING, started_at=Coalesce("started_at", Value(now)), heartbeat_at=now,
+            worker=worker, lease=uuid.uuid4().hex
         )
     )
+    if claimed:
+        before = RunEvent.objects.filter(run_id=run_id).exists()
+        RunEvent.objects.create(
+            run_id=run_id, kind=RunEventKind.RESUMED if before else RunEventKind.STARTED, worker=worker,
+            detail="resumed from its last completed step" if before else "")
+    return claimed
 
 
 def run_options(run: Run, *, keep_outputs=False) -> RunOptions:
@@ -209,12 +227,15 @@ def run_options(run: Run, *, keep_outputs=False) -> RunOptions:
     from pipelines.http import HttpClient, HttpPolicy
     from pipelines.redaction import Redactor
     from pipelines.secrets import resolve_secret
+    from runs import drain, resume
     from runs.engine.buffers import buffer_of
 
     policy = HttpPolicy(allow=tuple(settings.DATAHUB_HTTP_ALLOW), max_bytes=settings.DATAHUB_HTTP_MAX_BYTES)
     # Learns every secret the run resolves and every credential it sends; whatever the run reports is
     # scrubbed of them (a server may echo them in an error body).
     redactor = Redactor()
+    checkpointing = (run.revision.definition.get("context") or {}).get("checkpointing") or {}
+    durable = checkpointing.get("enabled", True) is not False
     return RunOptions(
         dry_run=run.dry_run,
         record_limit=run.record_limit,
@@ -230,6 +251,8 @@ def run_options(run: Run, *, keep_outputs=False) -> RunOptions:
         seed_step=run.seed_step or None,
         seed_records=buffer_of(run.seed_records or []) if run.seed_step else None,
         redactor=redactor,
+        persist=(lambda key, outputs: resume.persist(run.pk, key, outputs)) if durable else None,
+        drain=drain.deadline,
     )
 
 
@@ -254,13 +277,17 @@ def execute_claimed(run: Run, *, keep_outputs=False) -> Outcome:
 
         continuous = cdc.step_for(run, definition)
         if continuous is not None:  # polls until cancelled, one sub-run per batch
+            options.persist = None  # a batch that did not complete is read again from the checkpoint
             return _announce(Outcome(_reload(run), cdc.run_continuous(run, definition, continuous, options)))
         result = execute(definition, store, options)
         if result.status == RunStatus.PAUSED:
             _pause(run, resume.save_state(run, result), result.pauses)
-        elif run.resume_state:
+        elif result.status == HANDED_BACK:
+            _hand_back(run, resume.save_state(run, result), result)
+        elif result.status != LOST:
             resume.delete_files(run)
-            Run.objects.filter(pk=run.pk).update(resume_state=None)
+            if run.resume_state:
+                Run.objects.filter(pk=run.pk).update(resume_state=None)
     except DatahubError as exc:
         _fail(run, f"the pipeline cannot run: {exc}")
         return _announce(Outcome(_reload(run), None))
@@ -273,6 +300,31 @@ def execute_claimed(run: Run, *, keep_outputs=False) -> Outcome:
         _fail(run, f"internal error: {type(exc).__name__}: {exc}")
         return _announce(Outcome(_reload(run), None))
     return _announce(Outcome(_reload(run), result))
+
+
+def _hand_back(run: Run, manifest: dict, result: RunResult) -> None:
+    """The worker drains: the run goes back to PENDING with what it needs to continue, and is queued again
+    for another worker (its completed steps do not run again). Conditional on this worker still owning it."""
+    from runs.signals import step_paused
+
+    with transaction.atomic():
+        moved = Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, lease=run.lease).update(
+            status=RunStatus.PENDING, resume_state=manifest, heartbeat_at=timezone.now(), worker="")
+        if moved:
+            RunEvent.objects.create(run=run, kind=RunEventKind.HANDED_BACK, worker=run.worker,
+                                    detail="the worker was stopping; queued again to continue from its last "
+                                           "completed step")
+            transaction.on_commit(lambda: enqueue(run.pk))
+            # A step that paused before the hand-back (a gate beside steps still running) gets its request
+            # with the hand-back, as with a pause (see _pause), or neither is written.
+            handed = Run.objects.get(pk=run.pk)
+            for step_key, info in result.pauses.items():
+                try:
+                    step_paused.send(Run, run=handed, step_key=step_key, info=info)
+                except Exception as exc:
+                    raise PauseNotSaved(f"the run paused at step '{step_key}', but what the pause needs could "
+                                        f"not be saved: {type(exc).__name__}: {exc}") from exc
+    result.close()
 
 
 def _announce(outcome: Outcome) -> Outcome:
@@ -319,27 +371,75 @@ def cancel_run(run: Run, reason: str = "cancelled by request") -> Run:
 
 
 def reap_stale_runs(max_silence_seconds: int | None = None) -> int:
-    """Mark FAILED the RUNNING runs whose worker has not written a heartbeat for too long."""
+    """Take back the RUNNING runs whose worker has not written a heartbeat for too long (it was killed, ran
+    out of memory, lost its machine): each is queued again and resumed by any live worker from its last
+    completed step, or FAILED with the reason once it was resumed ``DATAHUB_MAX_RESUMES`` times. Returns
+    how many runs were taken back. Every change is a conditional UPDATE on the silent worker still owning
+    the run, so two reapers at once (every worker sweeps) act once, and a worker that beats again keeps it."""
     limit = max_silence_seconds or settings.DATAHUB_HEARTBEAT_TIMEOUT
     cutoff = timezone.now() - timezone.timedelta(seconds=limit)
-    stale = Run.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=cutoff)
     count = 0
-    for run in stale:
-        # Conditional: when two reapers run at once (two clusters' schedulers) only the one whose UPDATE
-        # matched ends and announces the run.
-        if not Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, heartbeat_at__lt=cutoff).update(
-            status=RunStatus.FAILED,
-            finished_at=timezone.now(),
-            error=f"the worker stopped responding (no heartbeat since {run.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC, "
-            f"limit {limit} s); the run was marked failed",
-        ):
-            continue
-        count += 1
-        run.step_runs.filter(status="RUNNING").update(status="FAILED", error="the worker stopped responding")
-        # A run that ended this way is still a run that ended: its failure notice goes out and a schedule's
-        # catch-up continues (found by killing a worker: nothing was sent).
-        _announce(Outcome(_reload(run), None))
+    for run in Run.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=cutoff).select_related(
+            "pipeline", "revision"):
+        silent = (f"no heartbeat since {run.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC, limit {limit} s")
+        owned = Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, heartbeat_at__lt=cutoff, lease=run.lease)
+        if run.resumes >= settings.DATAHUB_MAX_RESUMES:
+            count += _give_up(run, owned, silent)
+        else:
+            count += _take_back(run, owned, silent)
     return count
+
+
+def _take_back(run: Run, owned, silent: str) -> int:
+    from runs import cdc, resume
+
+    try:
+        definition = parse(run.revision.definition)
+        continuous = cdc.step_for(run, definition) is not None
+    except DatahubError:
+        definition, continuous = None, False
+    # A continuous CDC run starts again from its committed checkpoint (the batch in flight is read again);
+    # any other run from the steps whose outputs were saved.
+    manifest = None if continuous or definition is None else resume.manifest_from_rows(run, definition)
+    with transaction.atomic():
+        if not owned.update(status=RunStatus.PENDING, resume_state=manifest, resumes=F("resumes") + 1,
+                            heartbeat_at=timezone.now(), worker=""):
+            return 0
+        again = run.step_runs.exclude(status=StepStatus.PENDING)
+        again = again.filter(status=StepStatus.RUNNING) if manifest is None else again.exclude(
+            step_key__in=list(manifest["steps"]))
+        again.update(status=StepStatus.PENDING, finished_at=None,
+                     error=f"interrupted: worker {run.worker} stopped responding; runs again")
+        RunEvent.objects.create(
+            run=run, kind=RunEventKind.WORKER_LOST, worker=run.worker,
+            detail=f"the worker stopped responding ({silent}); queued again to resume "
+                   + ("from its committed checkpoint" if continuous else "from its last completed step")
+                   + f" (resume {run.resumes + 1} of at most {settings.DATAHUB_MAX_RESUMES})")
+        transaction.on_commit(lambda: enqueue(run.pk))
+    log.warning("run %s: worker %s stopped responding; queued again to resume", run.pk, run.worker)
+    return 1
+
+
+def _give_up(run: Run, owned, silent: str) -> int:
+    from runs import resume
+
+    limit = settings.DATAHUB_MAX_RESUMES
+    reason = (f"the worker stopped responding ({silent}) and the run had been resumed {run.resumes} times "
+              f"already (limit DATAHUB_MAX_RESUMES={limit}); the run was marked failed")
+    with transaction.atomic():
+        if not owned.update(status=RunStatus.FAILED, finished_at=timezone.now(), error=reason):
+            return 0
+        run.step_runs.filter(status=StepStatus.RUNNING).update(status=StepStatus.FAILED,
+                                                               error="the worker stopped responding")
+        run.step_runs.filter(status__in=[StepStatus.PENDING, StepStatus.PAUSED]).update(
+            status=StepStatus.SKIPPED, error="not run: the run failed because its worker stopped responding")
+        RunEvent.objects.create(run=run, kind=RunEventKind.GAVE_UP, worker=run.worker, detail=reason)
+    resume.delete_files(run)
+    Run.objects.filter(pk=run.pk).update(resume_state=None)
+    # A run that ended this way is still a run that ended: its failure notice goes out and a schedule's
+    # catch-up continues (found by killing a worker: nothing was sent).
+    _announce(Outcome(_reload(run), None))
+    return 1
 
 
 def requeue_lost_runs(max_wait_seconds: int | None = None) -> int:

@@ -17,7 +17,8 @@ from runs import retention  # noqa: F401  (connects post_migrate: the retention 
 step_paused = Signal()
 run_ended = Signal()
 
-REAPER = "datahub: fail runs whose worker died"
+REAPER = "datahub: resume runs whose worker died"
+_OLD_REAPER = "datahub: fail runs whose worker died"  # its name before runs were resumed
 
 
 @receiver(post_migrate)
@@ -26,6 +27,7 @@ def ensure_reaper_schedule(sender, **kwargs) -> None:
         return
     from django_q.models import Schedule
 
+    Schedule.objects.filter(name=_OLD_REAPER).delete()
     Schedule.objects.update_or_create(
         name=REAPER,
         defaults={"func": "runs.tasks.reap_stale_runs", "schedule_type": Schedule.MINUTES, "minutes": 1,

@@ -28,6 +28,7 @@ from runs.engine.events import (
     RunFinished,
     RunStarted,
     StepFinished,
+    StepInterrupted,
     StepRetrying,
     StepStarted,
 )
@@ -47,6 +48,10 @@ DEFER_KEY, DEFER_UNTIL = "_commit", "RUN_COMPLETED"
 class DjangoRunStore:
     def __init__(self, run: Run):
         self.run = run
+        # The claim wrote a lease token on the run; every write that ends the run, and every heartbeat, is
+        # conditional on it, so a worker that was silent too long and was replaced cannot write over the
+        # new owner.
+        self.lease = run.lease
         self._errors: list[RecordError] = []
         self._attempts: list[RecordAttempt] = []
         self._last_cancel_check = 0.0
@@ -74,6 +79,9 @@ class DjangoRunStore:
                 status=StepStatus.RUNNING, attempts=event.attempt, error="",
                 **({"started_at": now} if event.attempt == 1 else {}),
             )
+        elif isinstance(event, StepInterrupted):
+            StepRun.objects.filter(run=self.run, step_key=event.step_key).update(
+                status=StepStatus.PENDING, error=f"interrupted: {event.reason}")
         elif isinstance(event, StepRetrying):
             StepRun.objects.filter(run=self.run, step_key=event.step_key).update(
                 status=StepStatus.PENDING,
@@ -107,6 +115,7 @@ class DjangoRunStore:
                 duration_ms=event.duration_ms,
                 error=event.error or "",
                 warnings=list(event.warnings) + self._hook_warnings.pop(event.step_key, []),
+                outputs=event.outputs,
             )
             if event.checkpoint is not None and not self.run.dry_run:
                 data = dict(event.checkpoint)
@@ -127,12 +136,12 @@ class DjangoRunStore:
         the heartbeat timeout and wakes up after the reaper failed its run changes nothing. A pause is
         written by runs.services together with what the run needs to continue, in one transaction."""
         with transaction.atomic():
-            owned = Run.objects.select_for_update().filter(pk=self.run.pk, status="RUNNING").exists()
+            owned = self.owned().select_for_update().exists()
             if not owned:
-                log.warning("run %s was taken over (reaped or cancelled) before it ended as %s; its end is "
-                            "not written", self.run.pk, event.status)
+                log.warning("run %s was taken over (by another worker, or failed) before it ended as %s; its "
+                            "end is not written", self.run.pk, event.status)
                 return
-            if event.status == "PAUSED":
+            if event.status in ("PAUSED", "HANDED_BACK"):  # written by runs.services with the run's state
                 Run.objects.filter(pk=self.run.pk).update(heartbeat_at=now)
                 return
             note = self.settle_checkpoints(event.status)
@@ -196,8 +205,12 @@ class DjangoRunStore:
             self._cancelled = Run.objects.filter(pk=self.run.pk, cancel_requested=True).exists()
         return self._cancelled
 
-    def heartbeat(self) -> None:
-        Run.objects.filter(pk=self.run.pk).update(heartbeat_at=timezone.now())
+    def owned(self):
+        """The run's row while this worker still owns it (empty otherwise)."""
+        return Run.objects.filter(pk=self.run.pk, status="RUNNING", lease=self.lease)
+
+    def heartbeat(self) -> bool:
+        return bool(self.owned().update(heartbeat_at=timezone.now()))
 
     def load_checkpoint(self, step_key: str) -> dict:
         row = Checkpoint.objects.filter(pipeline_id=self.run.pipeline_id, step_key=step_key).first()

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import logging
 
-from runs import services
-from runs.models import Run
+from runs import drain, services
+from runs.models import Run, RunStatus
 
 log = logging.getLogger(__name__)
 
 
 def execute_run(run_id: int) -> str:
-    """Execute a PENDING run; a duplicate delivery finds it claimed and does nothing."""
+    """Execute a PENDING run; a duplicate delivery finds it claimed and does nothing. A worker that is
+    draining starts nothing: it queues the task again for another worker."""
+    if drain.draining():
+        if Run.objects.filter(pk=run_id, status=RunStatus.PENDING).exists():
+            services.enqueue(run_id)
+        return "handed back"
     if not services.claim(run_id):
         log.info("run %s was already claimed; duplicate delivery ignored", run_id)
         return "skipped"
@@ -20,8 +25,9 @@ def execute_run(run_id: int) -> str:
 
 
 def reap_stale_runs() -> int:
-    """Every minute (the reaper schedule): fail the runs whose worker died, queue again the runs whose
-    task was lost. Returns how many runs it failed."""
+    """Every minute (the reaper schedule; `manage.py worker` also does it every few seconds): take back the
+    runs whose worker died (resumed elsewhere, or failed past the resume limit), queue again the runs whose
+    task was lost. Returns how many runs it took back."""
     failed = services.reap_stale_runs()
     services.requeue_lost_runs()
     return failed
@@ -29,6 +35,10 @@ def reap_stale_runs() -> int:
 
 def resume_run(run_id: int) -> str:
     """Continue a paused run whose gate was released; a duplicate delivery finds it claimed."""
+    if drain.draining():
+        if Run.objects.filter(pk=run_id, status=RunStatus.PAUSED).exists():
+            services.enqueue_resume(run_id)
+        return "handed back"
     if not services.claim_resume(run_id):
         log.info("run %s is not waiting to resume; duplicate delivery ignored", run_id)
         return "skipped"

@@ -242,6 +242,7 @@ def _run_context(request: HttpRequest, run: Run) -> dict:
         "graph": mark_safe(svg.definition_graph(definition, statuses=statuses, counts=counts,
                                                 link=lambda key: f"?step={key}#errors")),
         "replays": list(run.replays.order_by("-created_at")[:10]),
+        "history": list(run.events.all()),
         "can_run": perms_run,
         "poll": "5s" if run.status == RunStatus.PAUSED else "1s",
     }

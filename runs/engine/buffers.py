@@ -10,6 +10,7 @@ successors) and is released by ``close``.
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 import threading
@@ -111,6 +112,19 @@ class RecordBuffer:
         tail = b"".join(pieces)
         if tail:
             yield orjson.loads(tail)
+
+    def open_lines(self) -> IO[bytes]:
+        """A new file object (the caller closes it) reading the records as JSON lines, one array per batch
+        (the spill format). A spilled buffer hands out its own file's bytes: nothing is parsed, serialized
+        or copied to memory. For a finished buffer (nothing is appended while it is read)."""
+        if self._file is None:
+            return io.BytesIO(b"".join(orjson.dumps(b, option=orjson.OPT_NON_STR_KEYS) + b"\n"
+                                       for b in list(self._batches)))
+        with self._lock:
+            self._file.flush()
+            raw = os.fdopen(os.dup(self._file.fileno()), "rb")
+        raw.seek(0)  # the offset is shared with the buffer, which reads with pread and seeks before writing
+        return raw
 
     def records(self) -> Iterator[Record]:
         for batch in self.batches():

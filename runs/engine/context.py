@@ -59,6 +59,13 @@ class RunOptions:
     # A pipelines.redaction.Redactor: every event's texts are scrubbed of the run's credentials before the
     # store sees them (the runs service gives one that learns the secrets and headers the run uses).
     redactor: Any = None
+    # The durable boundary: saves a completed step's outputs ({branch: buffer}) where any worker can read
+    # them, returning {branch or "_main": name}; called in the step's thread before the step counts as
+    # COMPLETED. None: outputs live in memory only (a resumed run runs such steps again).
+    persist: Callable[[str, dict], dict] | None = None
+    # Draining: returns None, or the time (``time.time()``) by which the run must be handed back. Once it
+    # answers, no step starts; steps still in flight at that time are interrupted and run again elsewhere.
+    drain: Callable[[], float | None] | None = None
 
 
 class StepInput:

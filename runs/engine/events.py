@@ -51,6 +51,17 @@ class StepFinished:
     error: str | None = None
     warnings: tuple[str, ...] = ()
     checkpoint: dict | None = None
+    # Where its outputs were saved for a resume ({branch or "_main": name}; {} when nothing needs them),
+    # None when they were not saved.
+    outputs: dict | None = None
+
+
+@dataclass(frozen=True)
+class StepInterrupted:
+    """A step in flight when its worker handed the run back: it runs again, from its start, on the next."""
+
+    step_key: str
+    reason: str
 
 
 @dataclass(frozen=True)

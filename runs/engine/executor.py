@@ -21,6 +21,13 @@ and the run is not failed by it. A ``disabled`` step is SKIPPED and passes its i
 A failed attempt is retried ``retries`` times after ``retryDelayMs`` unless the error says it is not
 retryable (a config error). A step PAUSED (a gate) holds its successors back; the run ends PAUSED.
 
+Durable runs (``RunOptions.persist``, ``RunOptions.drain``): a completed step's outputs that a later step
+reads are saved, in the step's thread, before the step is reported COMPLETED; a run resumed elsewhere
+reads them instead of running the step again. When the worker drains, no step starts any more; the run
+ends ``HANDED_BACK`` as soon as the steps in flight end, or at the drain deadline with those still in
+flight interrupted (they run again from their start on the next worker). When the store's heartbeat says
+another worker owns the run now, the run ends ``LOST`` at once and nothing more is written.
+
 Hooks (``definition.hooks``, see :mod:`pipelines.hooks`): SCRIPT actions run inside the step's thread,
 batch by batch, over its input (BEFORE_) and its outputs (AFTER_); every other action becomes a
 :class:`HookFired` event, emitted from the main thread like every event, for the store to carry out.
@@ -52,6 +59,7 @@ from runs.engine.events import (
     RunStarted,
     StepCounts,
     StepFinished,
+    StepInterrupted,
     StepRetrying,
     StepStarted,
 )
@@ -60,6 +68,8 @@ from runs.engine.store import RedactingStore, RunStore
 log = logging.getLogger(__name__)
 
 ENDED = frozenset({"COMPLETED", "FAILED", "SKIPPED", "CANCELLED"})
+# Run outcomes besides the run statuses: the run goes on elsewhere, or was taken over by another worker.
+HANDED_BACK, LOST = "HANDED_BACK", "LOST"
 NO_COUNTS = StepCounts()
 
 
@@ -76,6 +86,8 @@ class RunResult:
     counts: dict[str, StepCounts] = field(default_factory=dict)
     # Steps that paused in this part of the run, with what they said about it.
     pauses: dict[str, dict] = field(default_factory=dict)
+    # Steps whose outputs were saved by ``RunOptions.persist`` ({key: {branch or "_main": name}}).
+    saved: dict[str, dict] = field(default_factory=dict)
 
     def output(self, key: str, branch: str | None = None) -> list:
         bufs = self.outputs.get(key) or {}
@@ -95,6 +107,7 @@ class _Attempt:
     started: float
     deadline: float | None
     ctx: StepContext
+    saved: dict | None = None  # set by the step's thread once its outputs are saved
 
 
 def execute(
@@ -144,6 +157,11 @@ class _Execution:
         self.counts: dict[str, StepCounts] = {
             k: p.counts for k, p in options.previous.items() if p.counts is not None
         }
+        # Steps whose outputs another step reads (as data or through step_outputs): only these are saved.
+        self.read_by_others = {i.source for ins in self.inputs.values() for i in ins}
+        self.saved: dict[str, dict] = {}
+        self.handing_back = False
+        self.lost = False
 
     # --- the loop ---------------------------------------------------------------------------------
 
@@ -166,10 +184,14 @@ class _Execution:
                 if key not in reached and self.status[key] == "PENDING":
                     self.usable.add(key)  # contributes no records, blocks nobody
                     self.outputs[key] = {}
-                    self._end(key, "SKIPPED", error=f"not part of this run (it starts at step '{seed}')")
+                    self._end(key, "SKIPPED", error=f"not part of this run (it starts at step '{seed}')",
+                              outputs=self._nothing_saved())
         self._candidates.update(k for k in self.order if self.status[k] == "PENDING")
         while True:
             self._beat()
+            if self.lost:
+                break
+            self._check_drain()
             if not self.cancelled.is_set() and self.store.cancel_requested():
                 self.cancelled.set()
                 self.stop_starting = True
@@ -189,7 +211,31 @@ class _Execution:
         now = time.monotonic()
         if now - self.last_heartbeat >= self.options.heartbeat_seconds:
             self.last_heartbeat = now
-            self.store.heartbeat()
+            if self.store.heartbeat() is False:
+                # Another worker owns the run (this one was silent too long): stop, write nothing more.
+                log.warning("run %s: another worker has taken the run over; stopping", self.options.run_id)
+                self.lost = True
+                self.stop_starting = True
+                for attempt in self.in_flight.values():
+                    attempt.ctx.cancelled.set()
+                self.in_flight.clear()
+
+    def _check_drain(self) -> None:
+        if self.options.drain is None or self.cancelled.is_set():
+            return
+        hand_back_at = self.options.drain()
+        if hand_back_at is None:
+            return
+        if not self.handing_back:
+            self.handing_back = True
+            self.stop_starting = True
+        if self.in_flight and time.time() >= hand_back_at:
+            for key, attempt in list(self.in_flight.items()):
+                attempt.ctx.cancelled.set()  # the thread cannot be killed; its late result is ignored
+                del self.in_flight[key]
+                self.status[key] = "PENDING"
+                self.store.emit(StepInterrupted(key, "the worker stopped (drain window over) while the step ran; "
+                                                     "it runs again from its start on the next worker"))
 
     def _retry_pending(self) -> bool:
         return bool(self.retry_at) and not self.stop_starting
@@ -296,7 +342,10 @@ class _Execution:
             self.outputs[key][branch] = merged
         self.usable.add(key)
         n = len(merged)
-        self._end(key, "SKIPPED", counts=StepCounts(n, n), error="disabled: input passed through")
+        saved = None
+        if self.options.persist is not None:
+            saved = self.options.persist(key, {None: merged}) if key in self.read_by_others else {}
+        self._end(key, "SKIPPED", counts=StepCounts(n, n), error="disabled: input passed through", outputs=saved)
         self._release_inputs(key)
 
     # --- running one attempt --------------------------------------------------------------------
@@ -363,6 +412,9 @@ class _Execution:
                     outcome = handler.run(step, inputs, ctx)
                 if after and self.hooks.scripts(after) and not outcome.paused:
                     self._script_outputs(after, outcome, ctx)
+                if self.options.persist is not None and not outcome.paused and not ctx.cancelled.is_set():
+                    attempt.saved = (self.options.persist(key, outcome.outputs)
+                                     if key in self.read_by_others else {})
                 self.results.put((key, attempt, outcome, None))
             except BaseException as exc:  # reported to the main thread, never lost
                 self.results.put((key, attempt, None, exc))
@@ -407,7 +459,7 @@ class _Execution:
             self._fire(after, key, records=lambda n: main.head(n) if main is not None else [],
                        recordCount=len(main) if main is not None else 0)
         self.usable.add(key)
-        self._end(key, "COMPLETED", counts=counts, attempt=attempt, checkpoint=ctx.checkpoint)
+        self._end(key, "COMPLETED", counts=counts, attempt=attempt, checkpoint=ctx.checkpoint, outputs=attempt.saved)
         self._release_inputs(key)
 
     def _on_attempt_failed(self, key: str, attempt: _Attempt, message: str, *, retryable: bool) -> None:
@@ -432,7 +484,8 @@ class _Execution:
         if step.continue_on_error:
             self.usable.add(key)
             self.outputs[key] = {}
-            self._end(key, "FAILED", counts=counts, attempt=attempt, error=message + " (continueOnError)")
+            self._end(key, "FAILED", counts=counts, attempt=attempt, error=message + " (continueOnError)",
+                      outputs=self._nothing_saved())
             self._release_inputs(key)
             return
         self.failures.append((key, message))
@@ -442,7 +495,11 @@ class _Execution:
             for other in self.in_flight.values():
                 other.ctx.cancelled.set()
 
-    def _end(self, key, status, *, counts=NO_COUNTS, attempt=None, error=None, checkpoint=None) -> None:
+    def _nothing_saved(self) -> dict:
+        """The saved outputs of a usable step without records: nothing to read back, saving or not."""
+        return {}
+
+    def _end(self, key, status, *, counts=NO_COUNTS, attempt=None, error=None, checkpoint=None, outputs=None) -> None:
         self.status[key] = status
         started = self.started_at.get(key)
         duration = int((time.monotonic() - started) * 1000) if started is not None else 0
@@ -456,7 +513,10 @@ class _Execution:
             error,
             warnings,
             copy.deepcopy(checkpoint) if checkpoint is not None and status == "COMPLETED" else None,
+            outputs,
         )
+        if outputs is not None:
+            self.saved[key] = outputs
         self.finished[key] = event
         self.counts[key] = counts
         if status in ENDED:
@@ -476,8 +536,15 @@ class _Execution:
     # --- the end ------------------------------------------------------------------------------------
 
     def _finish(self) -> RunResult:
-        # Anything left PENDING never ran: skipped after a failure, cancelled, or waiting behind a gate.
+        if self.lost:
+            self._close_outputs(keep_all=False)
+            return RunResult(LOST, "another worker took the run over", dict(self.finished))
         paused = [k for k in self.order if self.status[k] == "PAUSED"]
+        if self.handing_back and self._goes_on(paused):
+            self.store.emit(RunFinished(HANDED_BACK, None))
+            return RunResult(HANDED_BACK, None, dict(self.finished), self.outputs, dict(self.status),
+                             frozenset(self.usable), dict(self.counts), dict(self.pauses), dict(self.saved))
+        # Anything left PENDING never ran: skipped after a failure, cancelled, or waiting behind a gate.
         for key in self.order:
             if self.status[key] != "PENDING":
                 continue
@@ -494,16 +561,27 @@ class _Execution:
                          "errors": c.errors} for k, c in self.counts.items()}
             self._fire(f"PIPELINE_{status}", None, status=status, error=error, steps=steps)
         self.store.emit(RunFinished(status, error))
+        kept = self._close_outputs(keep_all=bool(paused))
+        return RunResult(status, error, dict(self.finished), kept, dict(self.status), frozenset(self.usable),
+                         dict(self.counts), dict(self.pauses), dict(self.saved))
+
+    def _goes_on(self, paused: list[str]) -> bool:
+        """Whether a run that stopped starting steps because its worker drains still has steps to run
+        (else it ended anyway: completed, paused, or failed under FAIL_FAST)."""
+        if self.failures and self.policy == "FAIL_FAST":
+            return False
+        return any(s == "PENDING" for s in self.status.values())
+
+    def _close_outputs(self, *, keep_all: bool) -> dict:
         keep = self.options.keep_outputs
         kept = {}
         for key, outs in self.outputs.items():
-            if keep is True or (keep and key in keep) or paused:
+            if keep is True or (keep and key in keep) or keep_all:
                 kept[key] = outs
             else:
                 for buf in {id(b): b for b in outs.values()}.values():
                     buf.close()
-        return RunResult(status, error, dict(self.finished), kept, dict(self.status), frozenset(self.usable),
-                         dict(self.counts), dict(self.pauses))
+        return kept
 
     # --- hooks ------------------------------------------------------------------------------------
 

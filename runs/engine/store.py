@@ -22,8 +22,9 @@ class RunStore(Protocol):
     def cancel_requested(self) -> bool:
         """True once somebody asked to cancel this run."""
 
-    def heartbeat(self) -> None:
-        """Called every few seconds while the run is alive (the reaper reads it)."""
+    def heartbeat(self) -> bool | None:
+        """Called every few seconds while the run is alive (the reaper reads it). False: another worker
+        owns the run now; the executor stops at once."""
 
     def load_checkpoint(self, step_key: str) -> dict:
         """The step's saved checkpoint (a copy the step may change), {} when none."""

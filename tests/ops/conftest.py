@@ -110,9 +110,10 @@ class Fleet:
 
     # --- clusters ---
 
-    def start_cluster(self, name: str, **extra) -> subprocess.Popen:
-        log = open(self.logs / f"{name}.log", "w")
-        proc = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env={**self.env, **extra},
+    def start_cluster(self, name: str, command: str = "qcluster", **extra) -> subprocess.Popen:
+        """``manage.py qcluster`` (django-q2's) or ``manage.py worker`` (ours: drains, sweeps)."""
+        log = open(self.logs / f"{name}.log", "a")
+        proc = subprocess.Popen([sys.executable, "manage.py", command], cwd=ROOT, env={**self.env, **extra},
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         proc.name, proc.log_path = name, self.logs / f"{name}.log"
         log.close()

@@ -1,4 +1,5 @@
-"""The reaper, in-process: a run whose worker went silent ends FAILED once and is announced once."""
+"""The reaper, in-process: a run whose worker went silent is taken back once per silence, and past the
+resume limit ends FAILED once and is announced once."""
 
 import pytest
 from django.utils import timezone
@@ -12,12 +13,13 @@ from tests.fixtures import simple_definition
 pytestmark = pytest.mark.django_db
 
 
-def test_it_announces_each_reaped_run_once():
+def test_it_announces_each_run_it_gives_up_on_once(settings):
     ended = []
 
     def listener(sender, run, **kwargs):
         ended.append((run.pk, run.status))
 
+    settings.DATAHUB_MAX_RESUMES = 0
     run = services.create_run(save_definition(simple_definition("silent")))
     assert services.claim(run.pk)
     Run.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timezone.timedelta(minutes=10))
@@ -59,7 +61,7 @@ def test_it_queues_again_a_pending_run_whose_task_was_lost():
     assert execute_run(lost.pk) == "COMPLETED" and execute_run(lost.pk) == "skipped"
 
 
-def test_the_reaper_task_fails_silent_runs_and_queues_lost_ones():
+def test_the_reaper_task_takes_back_silent_runs_and_queues_lost_ones(django_capture_on_commit_callbacks):
     from django_q.models import OrmQ
 
     from runs import tasks
@@ -69,6 +71,8 @@ def test_the_reaper_task_fails_silent_runs_and_queues_lost_ones():
     assert services.claim(silent.pk)
     Run.objects.filter(pk=silent.pk).update(heartbeat_at=timezone.now() - timezone.timedelta(hours=1))
     lost = _pending_since("lost-2", 3600)
-    assert tasks.reap_stale_runs() == 1
-    assert Run.objects.get(pk=silent.pk).status == RunStatus.FAILED
-    assert _queued_run_ids() == [lost.pk]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tasks.reap_stale_runs() == 1
+    assert Run.objects.get(pk=silent.pk).status == RunStatus.PENDING
+    # The silent run was queued again at once; the lost one because the queue was empty before.
+    assert _queued_run_ids() == sorted([silent.pk, lost.pk])
