@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('runs', '0007_pending_releases'),
+        ('runs', '0011_event_trigger_outbox'),
     ]
 
     operations = [
