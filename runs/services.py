@@ -475,6 +475,11 @@ def _fail(run: Run, message: str) -> None:
 
     Run.objects.filter(pk=run.pk).update(status=RunStatus.FAILED, error=scrub_everywhere(message),
                                          finished_at=timezone.now())
+    # Its steps that were running stopped with it, and those that did not run will not: say so on each.
+    run.step_runs.filter(status=StepStatus.RUNNING).update(status=StepStatus.FAILED,
+                                                           error="stopped: the run failed (see the run's error)")
+    run.step_runs.filter(status=StepStatus.PENDING).update(
+        status=StepStatus.SKIPPED, error="not run: the run failed (see the run's error)")
 
 
 def _reload(run: Run) -> Run:

@@ -195,3 +195,20 @@ def test_the_run_page_and_both_apis_show_the_history_across_workers(
     client.force_login(alice)
     page = client.get(f"/runs/{run.pk}/").content.decode()
     assert 'id="run-history"' in page and "worker lost" in page and "no heartbeat since" in page
+
+
+def test_a_run_failed_by_an_internal_error_shows_its_steps_that_will_not_run_as_skipped(media, monkeypatch):
+    emit = DjangoRunStore.emit
+
+    def broken(self, event):
+        emit(self, event)
+        if isinstance(event, StepStarted) and event.step_key == "upper":
+            raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(DjangoRunStore, "emit", broken)
+    outcome = services.run_now(services.create_run(save_definition(definition("broken"))))
+    assert outcome.run.status == RunStatus.FAILED and "the database went away" in outcome.run.error
+    steps = {s.step_key: (s.status, s.error) for s in outcome.run.step_runs.all()}
+    assert steps["clean"][0] == "COMPLETED"
+    assert steps["upper"] == ("FAILED", "stopped: the run failed (see the run's error)")
+    assert steps["out"] == ("SKIPPED", "not run: the run failed (see the run's error)")
