@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('runs', '0011_event_trigger_outbox'),
+        ('runs', '0012_run_logs'),
     ]
 
     operations = [
