@@ -125,6 +125,12 @@ def test_the_page_shows_numbers_with_thousands_separators(pipeline, alice):
     assert "<html" not in realtime
 
 
+def test_each_pipeline_links_to_its_analytics(pipeline, alice):
+    client = Client()
+    client.force_login(alice)
+    assert 'href="/analytics/?pipeline=shop"' in client.get("/pipelines/").content.decode()
+
+
 def test_it_answers_bad_filters_and_needs_the_permission(pipeline, alice, charlie):
     client = Client()
     client.force_login(alice)
