@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Self
 
 from pipelines import registry
-from pipelines.definition import ERROR_POLICIES, MAX_CONCURRENT_STEPS, parse
+from pipelines.definition import ERROR_POLICIES, MAX_CONCURRENT_STEPS, RUN_LOG_LEVELS, parse
 from pipelines.errors import UnknownCode
 
 __all__ = [
@@ -188,6 +188,14 @@ class PipelineBuilder:
         return self._context_section(
             "throughput", batchSize=batch_size, rateLimitRps=rate_limit_rps, concurrency=concurrency
         )
+
+    def log_level(self, level: str) -> Self:
+        """How much its runs write to their log: ERROR, PIPELINE, STEP or DEBUG (``context.logLevel``;
+        without it the hub's level applies)."""
+        if level not in RUN_LOG_LEVELS:
+            raise ValueError(f"level must be one of {', '.join(RUN_LOG_LEVELS)}, got {level!r}")
+        self._context["logLevel"] = level
+        return self
 
     def _context_section(self, section: str, **values: Any) -> Self:
         _merge(self._context.setdefault(section, {}), {k: v for k, v in values.items() if v is not None})

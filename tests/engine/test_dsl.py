@@ -513,3 +513,11 @@ def test_it_puts_a_config_key_named_like_a_step_field_into_config_when_given_raw
 
     assert built["steps"][0]["config"] == {"timeoutMs": 500}
     assert built["steps"][0]["timeoutMs"] == 9000
+
+
+def test_it_sets_the_log_level_and_refuses_an_unknown_one():
+    built = create_pipeline().code("p").name("P").log_level("DEBUG").extract("src", "inMemory", data=[]).build()
+    assert built["context"]["logLevel"] == "DEBUG"
+    parse(built)
+    with pytest.raises(ValueError, match="ERROR, PIPELINE, STEP, DEBUG"):
+        create_pipeline().log_level("VERBOSE")
