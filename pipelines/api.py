@@ -40,6 +40,7 @@ from rest_framework.utils.urls import remove_query_param, replace_query_param
 from datahub_project.lockout import LockoutTokenAuthentication
 from pipelines import registry, services
 from pipelines.definition import problems_of
+from pipelines.drafts import ON_STALE, StaleBase, save_from_base
 from pipelines.errors import DefinitionError, Problem
 from pipelines.models import Pipeline
 
@@ -406,6 +407,22 @@ class PipelineCreateSerializer(Body):
 class PipelineUpdateSerializer(Body):
     definition = serializers.DictField(help_text="the whole new definition JSON")
     message = StrictCharField(required=False, allow_blank=True, max_length=500, default="")
+    baseRevision = StrictIntegerField(  # noqa: N815 - the JSON key
+        required=False, min_value=1, max_value=MAX_POSITIVE_INT,
+        help_text="the revision this definition is a change of; when a newer one was published meanwhile the "
+                  "answer is 409 with the diff to it, unless onStale says otherwise (without it: saved as is)")
+    onStale = serializers.ChoiceField(  # noqa: N815 - the JSON key
+        choices=list(ON_STALE), required=False, default="refuse",
+        help_text="refuse (409 with the diff), merge (both changes, 409 naming conflicts), overwrite (on purpose)")
+
+
+class StaleSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    baseRevision = serializers.IntegerField(allow_null=True)  # noqa: N815 - the JSON key
+    currentRevision = serializers.IntegerField()  # noqa: N815 - the JSON key
+    diff = serializers.CharField(help_text="unified diff from baseRevision to currentRevision")
+    conflicts = serializers.ListField(child=serializers.CharField(), help_text="what both changed (onStale=merge)")
+    current = serializers.DictField(help_text="the current revision's definition")
 
 
 class PipelineSettingsSerializer(Body):
@@ -483,7 +500,9 @@ def pipelines(request):
                summary="A pipeline with its current definition")
 @extend_schema(methods=["PUT"], operation_id="pipelines_update", tags=["pipelines"], parameters=[CODE_PARAMETER],
                request=PipelineUpdateSerializer,
-               responses={200: PipelineDetailSerializer, **errors(*WRITE_ERRORS, 404)},
+               responses={200: PipelineDetailSerializer, **errors(*WRITE_ERRORS, 404),
+                          409: OpenApiResponse(StaleSerializer, description="a newer revision than baseRevision "
+                                               "was published: the diff to it (and, merging, the conflicts)")},
                summary="Replace the definition (a new revision when it changed)")
 @extend_schema(methods=["PATCH"], operation_id="pipelines_settings", tags=["pipelines"],
                parameters=[CODE_PARAMETER], request=PipelineSettingsSerializer,
@@ -512,10 +531,12 @@ def pipeline(request, code: str):
         raise Invalid([Problem(f"the definition's code '{given}' is not this pipeline's ('{found.code}'); "
                                "leave it out or make them equal", field="definition.code").as_dict()])
     try:
-        saved = services.save_definition(body["definition"], user=request.user, code=found.code,
-                                          message=body["message"])
+        saved = save_from_base(body["definition"], pipeline=found, user=request.user, message=body["message"],
+                               base=body.get("baseRevision"), on_stale=body["onStale"])
     except DefinitionError as exc:
         raise definition_invalid(exc) from None
+    except StaleBase as exc:
+        return Response({"detail": str(exc), **exc.as_dict()}, status=status.HTTP_409_CONFLICT)
     return Response(PipelineDetailSerializer(saved).data)
 
 

@@ -223,3 +223,55 @@ def merge_into_draft(pipeline: Pipeline, user) -> list[str]:
     draft.base_revision = current
     draft.save()
     return result.conflicts
+
+
+class StaleBase(Exception):
+    """A definition sent as a change of revision ``base`` while the pipeline is at a newer one."""
+
+    def __init__(self, base: PipelineRevision | None, current: PipelineRevision, diff: str,
+                 conflicts: list[str] | None = None):
+        self.base = base
+        self.current = current
+        self.diff = diff
+        self.conflicts = conflicts or []
+        what = (f"revision {current.number} was published after revision {base.number if base else '?'}, "
+                "which this change is based on")
+        if self.conflicts:
+            what += "; merging found conflicts: " + "; ".join(self.conflicts)
+        super().__init__(what)
+
+    def as_dict(self) -> dict:
+        return {"baseRevision": self.base.number if self.base else None, "currentRevision": self.current.number,
+                "diff": self.diff, "conflicts": self.conflicts, "current": self.current.definition}
+
+
+ON_STALE = ("refuse", "merge", "overwrite")
+
+
+@transaction.atomic
+def save_from_base(definition: Any, *, pipeline: Pipeline, user, message: str, base: int | None,
+                   on_stale: str = "refuse") -> Pipeline:
+    """The API's save with optimistic concurrency: ``definition`` is a change of revision ``base``.
+
+    When a newer revision was published meanwhile: ``refuse`` raises StaleBase with the diff from
+    ``base`` to the current revision; ``merge`` merges both changes (three_way) and saves the result, or
+    raises StaleBase naming the conflicts; ``overwrite`` saves ``definition`` as it is. Without ``base``
+    the save is unconditional, as before revisions were compared (clients that do not send one).
+    """
+    pipeline = Pipeline.objects.select_for_update().select_related("current_revision").get(pk=pipeline.pk)
+    current = pipeline.current_revision
+    if base is None or current is None or base == current.number or on_stale == "overwrite":
+        return save_definition(definition, user=user, code=pipeline.code, message=message)
+    base_revision = pipeline.revisions.filter(number=base).first()
+    if base_revision is None:
+        raise DefinitionError(Problem(f"there is no revision {base} of '{pipeline.code}'", field="baseRevision"))
+    diff = diff_text(base_revision.definition, current.definition, f"r{base}", f"r{current.number}")
+    if on_stale != "merge":
+        raise StaleBase(base_revision, current, diff)
+    mine = normalized(definition, pipeline.code) if isinstance(definition, dict) else None
+    if mine is None:
+        return save_definition(definition, user=user, code=pipeline.code, message=message)  # raises, every problem
+    merged = three_way(base_revision.definition, current.definition, mine)
+    if merged.conflicts:
+        raise StaleBase(base_revision, current, diff, merged.conflicts)
+    return save_definition(merged.definition, user=user, code=pipeline.code, message=message)

@@ -17,6 +17,7 @@ from graphene.types.generic import GenericScalar
 from graphql import GraphQLError
 
 from pipelines import registry, services
+from pipelines.drafts import ON_STALE, StaleBase, save_from_base
 from pipelines.errors import DatahubError, DefinitionError
 from pipelines.models import Pipeline
 
@@ -168,33 +169,63 @@ class Query(graphene.ObjectType):
         return [entry.describe() for k in kinds for entry in registry.ALL[k]]
 
 
+class StaleType(graphene.ObjectType):
+    """A newer revision was published after the one a change was based on."""
+
+    base_revision = graphene.Int()
+    current_revision = graphene.Int(required=True)
+    diff = graphene.String(required=True, description="unified diff from baseRevision to currentRevision")
+    conflicts = graphene.List(graphene.NonNull(graphene.String), required=True,
+                              description="what both changed (onStale: MERGE)")
+
+
+OnStale = graphene.Enum("OnStale", [(x.upper(), x) for x in ON_STALE])
+
+
 class SavePipeline(graphene.Mutation):
     """Create or update a pipeline from a definition, validated as in the editor.
 
     An invalid definition is not an error of the request: ``ok`` is false and ``problems`` lists
-    every problem with its step and field, and nothing is saved.
+    every problem with its step and field, and nothing is saved. With ``baseRevision``, a change made
+    while a newer revision was published is not saved either: ``stale`` holds the diff to it, and the
+    caller sends it again with ``onStale: MERGE`` or ``OVERWRITE`` on purpose.
     """
 
     class Arguments:
         definition = GenericScalar(required=True)
         code = graphene.String(description="the pipeline's code (default: the definition's code)")
         message = graphene.String(default_value="", description="what changed, kept with the revision")
+        base_revision = graphene.Int(description="the revision this definition is a change of")
+        on_stale = OnStale(default_value="refuse", description="when a newer revision than baseRevision exists")
 
     ok = graphene.Boolean(required=True)
     created = graphene.Boolean(required=True)
     pipeline = graphene.Field(PipelineType)
     problems = graphene.List(graphene.NonNull(ProblemType), required=True)
+    stale = graphene.Field(StaleType)
 
     @staticmethod
-    def mutate(root, info, definition, code=None, message=""):
+    def mutate(root, info, definition, code=None, message="", base_revision=None, on_stale="refuse"):
         require(info, "pipelines.add_pipeline", "pipelines.change_pipeline", any_of=True)
         target = code or (definition.get("code") if isinstance(definition, dict) else None)
         exists = isinstance(target, str) and Pipeline.objects.filter(code=target).exists()
         user = require(info, "pipelines.change_pipeline" if exists else "pipelines.add_pipeline")
+        message = (message or "")[:500]
         try:
-            saved = services.save_definition(definition, user=user, code=code, message=(message or "")[:500])
+            if exists and base_revision is not None:
+                saved = save_from_base(definition, pipeline=Pipeline.objects.get(code=target), user=user,
+                                       message=message, base=base_revision, on_stale=getattr(on_stale, "value",
+                                                                                             on_stale))
+            else:
+                saved = services.save_definition(definition, user=user, code=code, message=message)
         except DefinitionError as exc:
             return SavePipeline(ok=False, created=False, pipeline=None, problems=exc.as_list())
+        except StaleBase as exc:
+            stale = StaleType(base_revision=exc.base.number if exc.base else None,
+                              current_revision=exc.current.number, diff=exc.diff, conflicts=exc.conflicts)
+            return SavePipeline(ok=False, created=False, pipeline=None, stale=stale,
+                                problems=[{"step": None, "field": "baseRevision", "message": str(exc),
+                                           "code": "stale"}])
         return SavePipeline(ok=True, created=not exists, pipeline=saved, problems=[])
 
 
