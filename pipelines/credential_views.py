@@ -118,7 +118,7 @@ def _connection_page(request, connection, form, result=None):
 def connection_edit(request: HttpRequest, code: str) -> HttpResponse:
     connection = get_object_or_404(Connection, code=code)
     initial = {"code": connection.code, "name": connection.name, "type": connection.type,
-               "config": json.dumps(connection.config, indent=2)}
+               "config": json.dumps(credentials.shown_config(connection.config), indent=2)}
     if request.method == "GET":
         return _connection_page(request, connection, ConnectionForm(initial=initial))
     if not request.user.has_perm("pipelines.change_connection"):
@@ -141,7 +141,7 @@ def connection_edit(request: HttpRequest, code: str) -> HttpResponse:
 def connection_test(request: HttpRequest, code: str) -> HttpResponse:
     connection = get_object_or_404(Connection, code=code)
     initial = {"code": connection.code, "name": connection.name, "type": connection.type,
-               "config": json.dumps(connection.config, indent=2)}
+               "config": json.dumps(credentials.shown_config(connection.config), indent=2)}
     return _connection_page(request, connection, ConnectionForm(initial=initial), result=check_connection(connection))
 
 

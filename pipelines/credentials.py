@@ -46,6 +46,8 @@ _INLINE_CREDENTIALS = {
     "privatekey": "a ...SecretCode key",
 }
 _URL_KEYS = ("url", "baseUrl", "amqpUrl", "endpoint")
+# scheme://user:password@ (the user part kept, the password hidden or refused)
+_URL_PASSWORD = re.compile(r"^([a-z][a-z0-9+.-]*://[^/@:]*):[^/@]*@")
 
 
 class CredentialError(DatahubError):
@@ -175,13 +177,32 @@ def secret_view(secret: Secret, usage: Usage) -> dict:
     }
 
 
+def shown_config(value: Any) -> Any:
+    """A connection config as the interfaces show it. Saving refuses credentials in a config, but one
+    written before that rule (or by hand in the database) must not come back either: values of
+    credential keys and URL passwords are shown as ``***``."""
+    if isinstance(value, Mapping):
+        out = {}
+        for key, v in value.items():
+            if _INLINE_CREDENTIALS.get(re.sub(r"[^a-z]", "", str(key).lower())):
+                out[key] = "***"
+            elif isinstance(v, str) and _URL_PASSWORD.match(v):
+                out[key] = _URL_PASSWORD.sub(r"\1:***@", v, count=1)
+            else:
+                out[key] = shown_config(v)
+        return out
+    if isinstance(value, list):
+        return [shown_config(v) for v in value]
+    return value
+
+
 def connection_view(connection: Connection, usage: Usage) -> dict:
     return {
         "code": connection.code,
         "name": connection.name,
         "type": connection.type,
         "typeLabel": CONNECTION_TYPES.get(connection.type, connection.type),
-        "config": connection.config,
+        "config": shown_config(connection.config),
         "secretCodes": sorted(set(_secret_refs(connection.config))),
         "usedBy": {"pipelines": usage.pipelines},
         "createdAt": connection.created_at,
@@ -208,7 +229,7 @@ def _check_config(config: Any, problems: list[Problem]) -> None:
         if instead:
             problems.append(Problem(f"a credential may not be written into a connection: store it as a secret "
                                     f"and name it with {instead}", field=f"config.{key}"))
-        if key in _URL_KEYS and isinstance(value, str) and re.match(r"^[a-z][a-z0-9+.-]*://[^/@]*:[^/@]*@", value):
+        if key in _URL_KEYS and isinstance(value, str) and _URL_PASSWORD.match(value):
             problems.append(Problem("this URL holds a password: store it as a secret and name it with "
                                     "passwordSecretCode (or connectionStringSecretCode for the whole URL)",
                                     field=f"config.{key}"))

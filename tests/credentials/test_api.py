@@ -158,3 +158,17 @@ def test_it_never_answers_a_secret_value_anywhere(api, olga, settings, tmp_path)
     fields = gql(api, '{ __type(name: "Secret") { fields { name } } }')["data"]["__type"]["fields"]
     assert not {f["name"] for f in fields} & {"value", "ciphertext", "plaintext"}
     assert json.loads(answers[5].content)["ok"] is False  # the file does not exist; the message hides its path
+
+
+def test_a_credential_written_into_a_config_before_the_rule_is_not_shown(api, olga):
+    Connection.objects.create(code="old", type="POSTGRES", config={
+        "host": "db", "password": SECRET_VALUE, "nested": {"apiKey": SECRET_VALUE},
+        "url": f"postgres://app:{SECRET_VALUE}@db/x"})
+    browser = api.__class__()
+    browser.force_login(olga)
+    for response in (api.get("/api/connections/old/"), api.get("/api/connections/"),
+                     browser.get("/connections/old/"),
+                     api.post("/graphql/", {"query": '{ connection(code: "old") { config } }'}, format="json")):
+        assert SECRET_VALUE not in response.content.decode()
+    config = api.get("/api/connections/old/").json()["config"]
+    assert config == {"host": "db", "password": "***", "nested": {"apiKey": "***"}, "url": "postgres://app:***@db/x"}
