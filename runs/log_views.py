@@ -24,6 +24,8 @@ from runs.run_logs import LEVELS
 PER_PAGE = 100
 EXPORT_LIMIT = 50_000
 MAX_RUN_ID = 2**63 - 1
+TIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"]
+TIME_INPUT = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
 
 
 class LogFilter(forms.Form):
@@ -33,10 +35,8 @@ class LogFilter(forms.Form):
     level = forms.ChoiceField(required=False, choices=[("", "any level"), *[(v, v) for v in LEVELS]],
                               help_text="this level and the more severe ones")
     q = forms.CharField(required=False, max_length=200, label="Text")
-    since = forms.DateTimeField(required=False, label="From", input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M",
-                                                                             "%Y-%m-%d"])
-    until = forms.DateTimeField(required=False, label="Until", input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M",
-                                                                              "%Y-%m-%d"])
+    since = forms.DateTimeField(required=False, label="From", input_formats=TIME_FORMATS, widget=TIME_INPUT)
+    until = forms.DateTimeField(required=False, label="Until", input_formats=TIME_FORMATS, widget=TIME_INPUT)
 
     def clean(self):
         data = super().clean()
