@@ -30,6 +30,11 @@ def on_starting(server):
     a weak password under the production profile, or a stored secret no master key decrypts)."""
     import django
     from django.core.management import call_command
+    from django.db import connections
 
     django.setup()
     call_command("check", fail_level="ERROR")
+    # The checks query the database. A connection left open here would be inherited by every worker forked
+    # from this process: with persistent connections (DATAHUB_DB_CONN_MAX_AGE) they would all talk over the
+    # same socket and read one another's results (one request answered with another's rows).
+    connections.close_all()

@@ -140,3 +140,21 @@ def test_gunicorn_serves_the_production_profile(tmp_path):
             os.killpg(server.pid, 9)
             server.wait(5)
         log.close()
+
+
+def test_gunicorn_forks_its_workers_without_a_database_connection(tmp_path):
+    """The master runs the system checks before it forks; a connection they leave open would be shared by
+    every worker (each reading the others' query results under load)."""
+    script = tmp_path / "starting.py"
+    script.write_text(
+        "import runpy\n"
+        f"runpy.run_path({str(ROOT / 'deploy' / 'gunicorn.conf.py')!r})['on_starting'](None)\n"
+        "from django.db import connections\n"
+        "print('open' if any(c.connection is not None for c in connections.all(initialized_only=True)) "
+        "else 'closed')\n")
+    env = production_env(tmp_path, PYTHONPATH=str(ROOT), DATAHUB_DB_CONN_MAX_AGE="60",
+                         DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    done = subprocess.run([sys.executable, str(script)], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "closed"
