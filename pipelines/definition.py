@@ -448,9 +448,19 @@ def check_step_config(step: StepSpec) -> list[Problem]:
     for where, message in schema_found:
         add(message, "config" + (f".{where}" if where else ""))
     check = type_entry.meta.get("check")
-    if check is not None and not schema_found:
-        for where, message in check(dict(step.config)):
-            add(message, f"config.{where}")
+    if check is not None:
+        # Every problem at once: the type's own check runs even when the schema found some. It may assume
+        # its schema holds, so then it may fail, and what it finds at a field the schema named is left out.
+        try:
+            found = check(dict(step.config))
+        except Exception:  # noqa: BLE001 - only when the schema problems above are already reported
+            if not schema_found:
+                raise
+            found = []
+        named = {where for where, _ in schema_found}
+        for where, message in found:
+            if not schema_found or where not in named:
+                add(message, f"config.{where}")
     return problems
 
 

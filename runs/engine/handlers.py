@@ -286,7 +286,25 @@ VALIDATE_SCHEMA = {
                               "description": "ACCUMULATE records every invalid record and passes the valid "
                               "ones; FAIL_FAST fails the step at the first invalid record."},
         "fields": {"type": "object", "description": "Field path -> rules ({required, type, min, max, ...})."},
-        "rules": {"type": "array", "description": "Rules, each with a `field`.", "items": {"type": "object"}},
+        "rules": {"type": "array", "description": "Rules, each with a `field`.", "items": {
+            # The properties make the editor's form a row per rule; unknown keys are left to
+            # validate_problems, so the editor says what the run would ("unknown rule key(s) ...").
+            "type": "object",
+            "properties": {
+                "field": {"type": "string", "description": "The field path the rule checks."},
+                "required": {"type": "boolean"},
+                "type": {"enum": ["string", "number", "integer", "boolean", "object", "array"]},
+                "min": {"type": "number"},
+                "max": {"type": "number"},
+                "minLength": {"type": "integer", "minimum": 0},
+                "maxLength": {"type": "integer", "minimum": 0},
+                "pattern": {"type": "string", "description": "A regular expression a string must match."},
+                "enum": {"type": "array", "description": "The allowed values."},
+                "format": {"enum": ["email", "url", "uuid", "date"]},
+                "message": {"type": "string", "description": "Replaces the generated text."},
+            },
+            "required": ["field"],
+        }},
     },
     "additionalProperties": False,
 }
@@ -334,8 +352,53 @@ STEP_TYPES = (
     ("SINK", WriteHandler(), _PASS, "Pushes records to a queue, index or webhook."),
 )
 
+def validate_problems(config: dict) -> list[tuple[str, str]]:
+    """What compile_rules refuses when the run reaches the step, with the same messages, but every rule's
+    problem at once (the run stops at the first), each at the path of the rule's field in the form."""
+    fields, listed = config.get("fields") or {}, config.get("rules") or []
+    if not isinstance(fields, dict) or not isinstance(listed, list) or not (fields or listed):
+        try:
+            compile_rules(config)
+        except ConfigError as exc:
+            return [(exc.field or "", str(exc))]
+        return []
+    out = []
+    for name, rule in fields.items():
+        try:
+            compile_rules({"fields": {name: rule}})
+        except ConfigError as exc:
+            out.append((exc.field or f"fields.{name}", str(exc)))
+    for i, rule in enumerate(listed):
+        try:
+            compile_rules({"rules": [rule]})
+        except ConfigError as exc:
+            name = rule.get("field") if isinstance(rule, dict) else None
+            where = exc.field or ""
+            prefix = f"fields.{name}"
+            where = f"rules.{i}" + (where[len(prefix):] if name is not None and where.startswith(prefix) else "")
+            out.append((where, str(exc)))
+    return out
+
+
+def route_problems(config: dict) -> list[tuple[str, str]]:
+    """What RouteHandler refuses when it compiles the branches' conditions, every condition at once."""
+    from pipelines.conditions import compile_conditions
+
+    out = []
+    for i, branch in enumerate(config.get("branches") or []):
+        when = branch.get("when") or [] if isinstance(branch, dict) else []
+        for j, cond in enumerate(when if isinstance(when, list) else [when]):
+            try:
+                compile_conditions([cond])
+            except ConfigError as exc:
+                rest = (exc.field or "").removeprefix("[0]")
+                out.append((f"branches.{i}.when.{j}{rest}", str(exc)))
+    return out
+
+
 # Checks beyond the JSON schema, run when a definition is validated: (field, message) per problem.
-STEP_CHECKS = {"TRIGGER": trigger_problems, "TRANSFORM": retry_problems}
+STEP_CHECKS = {"TRIGGER": trigger_problems, "TRANSFORM": retry_problems, "VALIDATE": validate_problems,
+               "ROUTE": route_problems}
 
 for _code, _handler, _schema, _description in STEP_TYPES:
     registry.step_types.register(
