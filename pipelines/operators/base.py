@@ -141,8 +141,10 @@ def inline(fn: RecordFn, source: str, **names: Any) -> RecordFn:
     """Give a record function its *inline form*: the statements that do its work on a record ``r``, which
     the chain writes into its compiled loop instead of calling ``fn`` (a call per operator and record is
     the chain's largest overhead on a million records). ``{name}`` in ``source`` stands for ``names[name]``;
-    ``MISSING`` is known. The statements must do exactly what ``fn`` does, never drop the record and
-    leave it in ``r``; tests run chains both ways (``OperatorChain(..., inline=False)``)."""
+    ``MISSING`` is known. Only the *names* of the values are written into the compiled source; the values
+    (field names, separators, functions: whatever a definition holds) are bound as variables, so no
+    definition's text ever becomes code. The statements must do exactly what ``fn`` does, never drop the
+    record and leave it in ``r``; tests run chains both ways (``OperatorChain(..., inline=False)``)."""
     fn.inline = (source, names)  # type: ignore[attr-defined]
     return fn
 

@@ -100,3 +100,11 @@ def test_a_failure_after_inlined_operators_names_its_operator(picky):
                           {"id": 3, "s": "z"}])
     assert [(f.op_index, f.op, f.record["id"]) for f in result.failures] == [(4, "picky", 1), (2, "picky", 2)]
     assert result.records == [{"id": 3, "s": "z", "u": "z", "seen": [2, 4]}]
+
+
+def test_definition_text_never_becomes_code():
+    field = "x')\nraise SystemExit(3)\n#"
+    chain = OperatorChain([{"op": "set", "args": {"path": field, "value": "v')\nraise SystemExit"}},
+                           {"op": "rename", "args": {"from": field, "to": "{r}"}}])
+    assert chain.apply([{"id": 1}]).records == [{"id": 1, "{r}": "v')\nraise SystemExit"}]
+    assert "SystemExit" not in chain._fused_loop_source()
