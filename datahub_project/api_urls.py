@@ -11,6 +11,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from pipelines import api as pipelines_api
 from pipelines import credential_api, tokens
 from runs import api as runs_api
+from runs import log_api
 
 urlpatterns = [
     path("pipelines/", pipelines_api.pipelines, name="api-pipelines"),
@@ -33,6 +34,7 @@ urlpatterns = [
     path("connections/<str:code>/test/", credential_api.connection_test, name="api-connection-test"),
     path("secrets/", credential_api.secrets, name="api-secrets"),
     path("secrets/<str:code>/", credential_api.secret, name="api-secret"),
+    path("logs/", log_api.logs, name="api-logs"),
     path("adapters/", pipelines_api.adapters, name="api-adapters"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),

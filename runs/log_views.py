@@ -18,6 +18,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
 from pipelines.models import Pipeline
+from runs import run_logs
 from runs.models import Run, RunLog
 from runs.run_logs import LEVELS
 
@@ -46,25 +47,9 @@ class LogFilter(forms.Form):
 
 
 def filtered(form: LogFilter):
-    lines = RunLog.objects.select_related("run__pipeline").order_by("-id")
     if not form.is_valid():
-        return lines.none()
-    f = form.cleaned_data
-    if f["pipeline"]:
-        lines = lines.filter(run__pipeline__code=f["pipeline"])
-    if f["run"]:
-        lines = lines.filter(run_id=f["run"])
-    if f["step"]:
-        lines = lines.filter(step_key=f["step"])
-    if f["level"]:
-        lines = lines.filter(level__in=LEVELS[: LEVELS.index(f["level"]) + 1])
-    if f["q"]:
-        lines = lines.filter(message__icontains=f["q"])
-    if f["since"]:
-        lines = lines.filter(created_at__gte=f["since"])
-    if f["until"]:
-        lines = lines.filter(created_at__lte=f["until"])
-    return lines
+        return RunLog.objects.none()
+    return run_logs.select(**{k: v for k, v in form.cleaned_data.items() if v not in (None, "")})
 
 
 def as_json(line: RunLog) -> dict:
@@ -87,7 +72,7 @@ def log_explorer(request: HttpRequest) -> HttpResponse:
     if request.GET and not form.is_valid():
         lines = RunLog.objects.none()
     else:
-        lines = filtered(form) if request.GET else RunLog.objects.select_related("run__pipeline").order_by("-id")
+        lines = filtered(form) if request.GET else run_logs.select()
     if request.GET.get("format") == "json":
         chosen = list(lines[:EXPORT_LIMIT + 1])
         body = {"count": min(len(chosen), EXPORT_LIMIT), "truncated": len(chosen) > EXPORT_LIMIT,

@@ -132,3 +132,25 @@ class RunLogger:
         if self._lines:
             RunLog.objects.bulk_create(self._lines)
             self._lines = []
+
+
+def select(*, pipeline: str = "", run: int | None = None, step: str = "", level: str = "", q: str = "",
+           since=None, until=None):
+    """Log lines, newest first, filtered as the explorer and the API filter them (``level``: that level
+    and the more severe ones). Empty filters select everything."""
+    lines = RunLog.objects.select_related("run__pipeline").order_by("-id")
+    if pipeline:
+        lines = lines.filter(run__pipeline__code=pipeline)
+    if run:
+        lines = lines.filter(run_id=run)
+    if step:
+        lines = lines.filter(step_key=step)
+    if level:
+        lines = lines.filter(level__in=LEVELS[: LEVELS.index(level) + 1])
+    if q:
+        lines = lines.filter(message__icontains=q)
+    if since:
+        lines = lines.filter(created_at__gte=since)
+    if until:
+        lines = lines.filter(created_at__lte=until)
+    return lines

@@ -160,3 +160,25 @@ def test_the_explorer_makes_the_same_queries_for_few_and_many_lines(viewer):
     for n in range(8):
         run(simple_definition(f"p{n}", logLevel="DEBUG"))
     assert (queries({}), queries({"format": "json"})) == few
+
+
+def test_the_api_lists_lines_with_the_same_filters(alice, charlie):
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    r = run(failing("other", records=1, logLevel="DEBUG"))
+    run(simple_definition("shop"))
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=alice).key}")
+    page = api.get("/api/logs/", {"pipeline": "other", "level": "WARNING", "limit": 5}).json()
+    assert page["count"] == 1 and page["results"][0]["message"] == "record failed: sku is required"
+    assert page["results"][0] | {"id": 0, "time": ""} == {
+        "id": 0, "time": "", "level": "WARNING", "pipeline": "other", "run": r.pk, "step": "check",
+        "message": "record failed: sku is required", "data": {"attempts": 1}}
+    assert api.get("/api/logs/", {"run": r.pk}).json()["count"] == RunLog.objects.filter(run=r).count()
+    bad = api.get("/api/logs/", {"level": "LOUD", "run": "x"})
+    assert bad.status_code == 400 and {p["field"] for p in bad.json()["problems"]} == {"level", "run"}
+    outsider = APIClient()
+    outsider.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=charlie).key}")
+    assert outsider.get("/api/logs/").status_code == 403
+    assert APIClient().get("/api/logs/").status_code == 401
