@@ -269,7 +269,19 @@ def build_slugify(args: dict, ctx: OperatorContext):
             put(record, slug[:SLUG_MAX_LENGTH])
         return record
 
+    src, dst = plain_key(args, "source"), plain_key(args, "target")
+    if src is not None and dst is not None and edges is None:
+        inline(fn, _SLUGIFY_INLINE, src=src, dst=dst, normalize=normalize, whitespace_run=whitespace_run,
+               replacement=replacement, not_slug=not_slug, ws=js.WHITESPACE, limit=SLUG_MAX_LENGTH)
     return fn
+
+
+_SLUGIFY_INLINE = """v = r.get({src})
+if type(v) is str:
+    v = v.lower()
+    if not v.isascii():
+        v = {normalize}("NFD", v)
+    r[{dst}] = {whitespace_run}({replacement}, {not_slug}("", v).strip({ws}))[:{limit}]"""
 
 
 # ---------------------------------------------------------------------------------------------------------

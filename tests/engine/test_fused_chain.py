@@ -75,6 +75,8 @@ INLINED = [
     [{"op": "math", "args": {"operation": "multiply", "source": "a", "operand": "1.19", "target": "g"}}],
     [{"op": "math", "args": {"operation": "add", "source": "a", "operand": 2, "decimals": 1, "target": "a"}}],
     [{"op": "round", "args": {"source": "a", "decimals": 2}}],
+    [{"op": "slugify", "args": {"source": "a", "target": "slug"}}],
+    [{"op": "slugify", "args": {"source": "b", "target": "b", "separator": "_"}}],
 ]
 
 
