@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from html import escape
+from typing import Any
 
 from pipelines import graph
 from pipelines.definition import parse
@@ -152,18 +153,19 @@ def step_graph(
             fill, stroke, ink = "#ffffff", "#cbd5e1", "#0f172a"
         classes = "node" + (f" node-{status.lower()}" if status else "") + (" node-disabled" if s.get("disabled") else "")
         sub = kind.title() + (f" · {s['adapterCode']}" if s.get("adapterCode") else "")
+        count = (counts or {}).get(key)
         if status:
-            sub = status.title() + (f" · {counts[key]}" if counts and counts.get(key) else "")
+            sub = status.title() + (f" · {_count_label(count)}" if count else "")
         tip = f"{key} ({kind}{', ' + s['adapterCode'] if s.get('adapterCode') else ''})" + (
-            f": {status}" if status else "")
+            f": {status}" if status else "") + (f", {_count_label(count, full=True)} records" if count else "")
         node = [
             f'<g class="{classes}" transform="translate({x:.0f},{y:.0f})" data-step="{escape(key)}">',
             f"<title>{escape(tip)}</title>",
             f'<rect width="{NODE_W}" height="{NODE_H}" rx="9" fill="{fill}" stroke="{stroke}" stroke-width="1.5"'
             + (' stroke-dasharray="5 4"' if s.get("disabled") or status == "SKIPPED" else "") + "/>",
             f'<rect width="6" height="{NODE_H}" rx="3" fill="{accent}"/>',
-            f'<text x="16" y="22" class="node-key" fill="{ink}">{escape(_short(str(s.get("name") or key), 20))}</text>',
-            f'<text x="16" y="41" class="node-sub" fill="{ink}">{escape(_short(sub, 26))}</text>',
+            _node_text(_short(str(s.get("name") or key), 20), 22, "node-key", ink, 17),
+            _node_text(_short(sub, 26), 41, "node-sub", ink, 21),
             "</g>",
         ]
         if link is not None:
@@ -242,6 +244,21 @@ def daily_chart(days: Sequence[date], runs: Sequence[int], failed: Sequence[int]
         out.extend(f'<circle class="dot-records" cx="{px:.1f}" cy="{py:.1f}" r="2.5"/>' for px, py in points)
     out.append("</svg>")
     return "".join(out)
+
+
+def _node_text(text: str, y: int, cls: str, ink: str, fits: int) -> str:
+    """A line of a node. Past ``fits`` characters it is squeezed to the node's width (textLength), so a long
+    name or count never runs out of its box whatever the font."""
+    squeeze = f' textLength="{NODE_W - 24}" lengthAdjust="spacingAndGlyphs"' if len(text) > fits else ""
+    return f'<text x="16" y="{y}" class="{cls}" fill="{ink}"{squeeze}>{escape(text)}</text>'
+
+
+def _count_label(count: Any, *, full: bool = False) -> str:
+    """A step's records in and out: compact in its node (3M→30k), with separators in its tooltip."""
+    if isinstance(count, tuple):
+        n_in, n_out = count
+        return f"{n_in:,} in, {n_out:,} out" if full else f"{_compact(n_in)}→{_compact(n_out)}"
+    return str(count)
 
 
 def _compact(n: int) -> str:

@@ -183,6 +183,17 @@ def pretty(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str)
 
 
+def final_keys(definition: dict) -> set[str]:
+    """The steps whose output is what the run put out: those that feed no other step with records (the last
+    step when the pipeline has no edges)."""
+    steps = [s.get("key") for s in definition.get("steps", [])]
+    edges = definition.get("edges") or []
+    if not edges:
+        return set(steps[-1:])
+    feeding = {e.get("from") for e in edges if not e.get("dependencyOnly")}
+    return {key for key in steps if key not in feeding}
+
+
 def _run_context(request: HttpRequest, run: Run) -> dict:
     definition = run.revision.definition
     step_runs = {s.step_key: s for s in run.step_runs.all()}
@@ -199,7 +210,7 @@ def _run_context(request: HttpRequest, run: Run) -> dict:
             share[bucket] += 1
     done = share["COMPLETED"] + share["FAILED"] + share["SKIPPED"]
     statuses = {s["key"]: s["status"] for s in steps}
-    counts = {s["key"]: f"{s['run'].records_in}→{s['run'].records_out}" for s in steps
+    counts = {s["key"]: (s["run"].records_in, s["run"].records_out) for s in steps
               if s["run"] and (s["run"].records_in or s["run"].records_out)}
     error_counts = dict(run.record_errors.values_list("step_key").annotate(n=Count("id")))
     open_counts = dict(run.record_errors.filter(dead_letter=True, replayed_at__isnull=True)
@@ -237,7 +248,7 @@ def _run_context(request: HttpRequest, run: Run) -> dict:
         "totals": {
             "errors": sum(s["errors"] for s in steps),
             "in": max((s["run"].records_in for s in steps if s["run"]), default=0),
-            "out": max((s["run"].records_out for s in steps if s["run"]), default=0),
+            "out": sum(s["run"].records_out for s in steps if s["run"] and s["key"] in final_keys(definition)),
         },
         "graph": mark_safe(svg.definition_graph(definition, statuses=statuses, counts=counts,
                                                 link=lambda key: f"?step={key}#errors")),
