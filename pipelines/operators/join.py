@@ -42,7 +42,8 @@ import math
 import re
 import sys
 from collections.abc import Callable, Iterable
-from itertools import chain
+from itertools import chain, compress, repeat
+from operator import is_not, itemgetter, or_
 from typing import Any
 
 from pipelines.errors import ConfigError, StepError
@@ -279,6 +280,35 @@ def key_function(paths: tuple[Path, ...]) -> Callable[[Any], Any]:
 
 
 _CONTAINERS = frozenset({dict, list})
+_TEXT_OR_NULL = frozenset({str, type(None)})
+
+
+def _picker(names: list[str]) -> Callable[[list[dict]], Iterable[tuple]]:
+    """``rows -> each row's values of names`` (None for a missing one): ``itemgetter`` over the rows, in C,
+    unless one of them lacks a name."""
+    if not names:
+        return lambda rows: repeat((), len(rows))
+    get_all = itemgetter(*names)
+
+    def pick(rows: list[dict]) -> Iterable[tuple]:
+        try:
+            values = list(map(get_all, rows))
+        except KeyError:
+            return [tuple(map(row.get, names)) for row in rows]
+        return zip(values) if len(names) == 1 else values
+
+    return pick
+
+
+def keys_of(records: list[dict], paths: tuple[Path, ...], key: Callable[[Any], Any]) -> list:
+    """Every record's key (``key_function``); a top-level path is read in C."""
+    name = paths[0]._single if len(paths) == 1 else None
+    if name is None:
+        return list(map(key, records))
+    keys = list(map(dict.get, records, repeat(name)))
+    if not _TEXT_OR_NULL.issuperset(map(type, keys)):
+        keys = [k if type(k) is str or k is None else scalar_key(k) for k in keys]
+    return keys
 
 
 def _deep_bytes(value: Any) -> int:
@@ -313,52 +343,49 @@ class _Join:
         else:
             fields = select
         names = [(prefix + name, name) for name in fields]
-        right_key = key_function(right_paths)
-        self.index: dict[Any, dict | list[dict]] = {}
+        # key -> its first right row (projected); key -> the further rows of a key that repeats.
+        self.index: dict[Any, dict] = {}
+        self.more: dict[Any, list[dict]] = {}
         # Right rows in right-data order with their keys: RIGHT/FULL emit the never-matched ones at the end.
         self.keep_right = self.join_type in ("RIGHT", "FULL")
         self.right: list[tuple[Any, dict]] = []
-        self.nested = False  # any right value a dict or list: each use then needs its own copy
-        used = 0
-        getsizeof, containers = sys.getsizeof, _CONTAINERS
+        self.nested = False
         targets = [target for target, _name in names]
-        sources = [name for _target, name in names]
-        single = right_paths[0]._single if len(right_paths) == 1 else None
-        index, keep_right, right_rows = self.index, self.keep_right, self.right
-        for i, row in enumerate(rows):
-            if type(row) is not dict:
-                raise StepError(f"multiJoin {label}[{i}] must be an object")
-            projected = dict(zip(targets, map(row.get, sources), strict=True))
-            # The dict, its values, and its slot in the index and the row list (about 120 bytes).
-            if containers.isdisjoint(map(type, projected.values())):
-                used += getsizeof(projected) + sum(map(getsizeof, projected.values())) + 120
+        pick = _picker([name for _target, name in names])
+        right_key = key_function(right_paths)
+        index, more, keep_right, right_rows = self.index, self.more, self.keep_right, self.right
+        rows = rows if isinstance(rows, list) else list(rows)
+        used = 0
+        # A thousand rows at a time, so that most of the work (and the budget check) runs in C.
+        for start in range(0, len(rows), 1000):
+            chunk = rows[start:start + 1000]
+            if not all(map(dict.__instancecheck__, chunk)):
+                bad = next(i for i, row in enumerate(chunk) if type(row) is not dict)
+                raise StepError(f"multiJoin {label}[{start + bad}] must be an object")
+            projected = list(map(dict, map(zip, repeat(targets), pick(chunk))))
+            values = list(chain.from_iterable(map(dict.values, projected)))
+            # The dicts, their values, and a slot in the index and the row list each (about 120 bytes).
+            used += sum(map(sys.getsizeof, projected)) + 120 * len(chunk)
+            if _CONTAINERS.isdisjoint(map(type, values)):
+                used += sum(map(sys.getsizeof, values))
             else:
-                self.nested = True
-                used += _deep_bytes(projected) + 120
+                self.nested = True  # a nested right value: every use then gets its own copy
+                used += sum(map(_deep_bytes, values))
             if used > budget:
                 raise StepError(
                     f"multiJoin: the right side ({label}) needs more than its memory budget of "
-                    f"{budget // 2**20} MiB (about {used // 2**20} MiB after {i + 1} rows); raise "
-                    f"memoryBudgetMb (at most {memory_limit_mb()}, setting DATAHUB_JOIN_MEMORY_MB) or join "
-                    f"a smaller output",
+                    f"{budget // 2**20} MiB (about {used // 2**20} MiB after {start + len(chunk)} rows); "
+                    f"raise memoryBudgetMb (at most {memory_limit_mb()}, setting DATAHUB_JOIN_MEMORY_MB) or "
+                    f"join a smaller output",
                 )
-            if single is not None:
-                key = row.get(single)
-                if type(key) is not str:
-                    key = scalar_key(key)
-            else:
-                key = right_key(row)
-            if key is not None:
-                # One right row per key is the common case: the row itself; a list only for repeats.
-                hits = index.get(key)
-                if hits is None:
-                    index[key] = projected
-                elif type(hits) is dict:
-                    index[key] = [hits, projected]
-                else:
-                    hits.append(projected)
+            keys = keys_of(chunk, right_paths, right_key)
+            for key, row in zip(keys, projected, strict=True):
+                if key in index:
+                    more.setdefault(key, []).append(row)
+                elif key is not None:
+                    index[key] = row
             if keep_right:
-                right_rows.append((key, projected))
+                right_rows.extend(zip(keys, projected, strict=True))
         self.null_row = dict.fromkeys(target for target, _name in names)
         self.left_paths = left_paths
         self.left_key = key_function(left_paths)
@@ -370,43 +397,69 @@ class _Join:
     def join(self, records: Batch) -> Batch:
         if self.keep_right:
             self._note_left_fields(records)
-        out: Batch = []
-        append = out.append
-        lookup = self.index.get
-        keep_left, null_row = self.keep_left, self.null_row
-        mark = self.matched.add if self.keep_right else None
-        single = self.left_paths[0]._single if len(self.left_paths) == 1 else None
-        left_key = self.left_key
         # The input records are never changed, and no output row shares a dict or list with them or with
         # another row (the chain skips its entry copy for this operator): each output row is a new dict,
-        # deep-copied only when the batch or the right side has a nested value. Unmatched rows of
+        # deep-copied only when a joined record or the right side has a nested value. Unmatched rows of
         # INNER/RIGHT are never copied at all.
-        deep = self.nested or not _CONTAINERS.isdisjoint(
-            map(type, chain.from_iterable(map(dict.values, records))))
+        if self.nested or not self.null_row:
+            out = self._join_each(records, deep=self.nested)
+        else:
+            out = self._join_flat(records)
+        self._count(len(out))
+        return out
+
+    def _join_flat(self, records: Batch) -> Batch:
+        """Flat records: the whole batch in a few C-level passes (``map``, ``compress``, ``dict | dict``);
+        Python code runs per record only for a composite or nested key, or to place the further rows of
+        a key that repeats on the right."""
+        keys = keys_of(records, self.left_paths, self.left_key)
+        lookup, null_row = self.index.get, self.null_row
+        if self.keep_left:
+            lefts = records
+            hits = list(map(lookup, keys, repeat(null_row)))
+            if self.keep_right:
+                self.matched.update(compress(keys, map(is_not, hits, repeat(null_row))))
+        else:
+            hits = list(map(lookup, keys))  # None for a null key: None is never a key of the index
+            lefts = list(compress(records, hits))  # right rows are never empty dicts, so always true
+            keys = list(compress(keys, hits))
+            hits = list(filter(None, hits))
+            if self.keep_right:
+                self.matched.update(keys)
+        if not _CONTAINERS.isdisjoint(map(type, chain.from_iterable(map(dict.values, lefts)))):
+            return self._join_each(records, deep=True)  # a nested left value: each row gets its own copy
+        out = list(map(or_, lefts, hits))
+        more = self.more
+        if more and not more.keys().isdisjoint(keys):
+            # A key with several right rows: its further rows go right after its first, from the back so
+            # that the positions still to come do not move.
+            for i in reversed([i for i, k in enumerate(keys) if k in more]):
+                out[i + 1:i + 1] = [lefts[i] | row for row in more[keys[i]]]
+        return out
+
+    def _join_each(self, records: Batch, deep: bool) -> Batch:
+        """Record by record: nested values that each output row needs its own copy of (or no right field)."""
+        out: Batch = []
+        append = out.append
+        lookup, more = self.index.get, self.more
+        keep_left, null_row = self.keep_left, self.null_row
+        mark = self.matched.add if self.keep_right else None
+        left_key = self.left_key
         for left in records:
-            if single is not None:
-                key = left.get(single)
-                if type(key) is not str and key is not None:
-                    key = scalar_key(key)
-            else:
-                key = left_key(left)
-            hits = lookup(key)  # None never is a key of the index
-            if hits is None:
+            key = left_key(left)
+            first = lookup(key)  # None never is a key of the index
+            if first is None:
                 if not keep_left:
                     continue
-                hits = null_row
-            elif mark is not None:
-                mark(key)
-            if type(hits) is dict:
-                merged = dict(left)
-                merged.update(hits)
-                append(deep_copy(merged) if deep else merged)
-                continue
-            for projected in hits:
+                rows = (null_row,)
+            else:
+                if mark is not None:
+                    mark(key)
+                rows = (first, *more[key]) if key in more else (first,)
+            for projected in rows:
                 merged = dict(left)
                 merged.update(projected)
                 append(deep_copy(merged) if deep else merged)
-        self._count(len(out))
         return out
 
     def _note_left_fields(self, records: Batch) -> None:

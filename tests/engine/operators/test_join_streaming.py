@@ -130,3 +130,12 @@ def test_it_accepts_a_budget_up_to_the_servers_limit(settings):
     definition = parse(pipeline({"memoryBudgetMb": 64}))
     result = execute(definition, InMemoryStore(), RunOptions(keep_outputs=True))
     assert result.status == "COMPLETED", result.error
+
+
+def test_it_keeps_keys_type_strict_on_flat_records():
+    left = [{"k": 1}, {"k": "1"}, {"k": True}, {"k": 1.0}, {"k": None}, {"k": float("nan")}, {}]
+    right = [{"k": "1", "m": "s"}, {"k": 1, "m": "n"}, {"k": True, "m": "b"}, {"k": 1, "m": "n2"}]
+    ops = [{"op": "multiJoin", "args": {"leftKey": "k", "rightKey": "k", "rightData": right, "type": "INNER",
+                                        "select": ["m"]}}]
+    out = OperatorChain(ops).apply_all(left).records
+    assert [r["m"] for r in out] == ["n", "n2", "s", "b", "n", "n2"]
