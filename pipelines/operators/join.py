@@ -392,6 +392,7 @@ class _Join:
         self.keep_left = self.join_type in ("LEFT", "FULL")
         self.matched: set = set()
         self.left_fields: dict[str, None] = {}
+        self.known_left: frozenset[str] = frozenset()
         self.emitted = 0
 
     def join(self, records: Batch) -> Batch:
@@ -464,13 +465,11 @@ class _Join:
 
     def _note_left_fields(self, records: Batch) -> None:
         """The left field names (first-seen order) for the rows only the right side makes. A batch whose
-        names are all known already costs one C-level set union."""
-        seen = self.left_fields
-        if seen.keys() >= set().union(*records):
+        names are all known already costs one C-level pass over its keys."""
+        if self.known_left.issuperset(chain.from_iterable(records)):
             return
-        for record in records:
-            if not record.keys() <= seen.keys():
-                seen.update(dict.fromkeys(record))
+        self.left_fields.update(dict.fromkeys(chain.from_iterable(records)))
+        self.known_left = frozenset(self.left_fields)
 
     def finish(self) -> Batch:
         """RIGHT/FULL: the right rows no left record matched, in right-data order, left fields null."""
@@ -492,12 +491,11 @@ class _Join:
             raise StepError(f"multiJoin output exceeds maxOutputRecords ({self.limit})")
 
 
-def _union_keys(rows: Iterable[Record]) -> dict[str, None]:
-    seen: dict[str, None] = {}
-    for row in rows:
-        if type(row) is dict and not row.keys() <= seen.keys():
-            seen.update(dict.fromkeys(row))
-    return seen
+def _union_keys(rows: list) -> dict[str, None]:
+    """Every key of the (dict) rows, in first-seen order, in one C-level pass."""
+    if not all(map(dict.__instancecheck__, rows)):
+        rows = [row for row in rows if type(row) is dict]
+    return dict.fromkeys(chain.from_iterable(rows))
 
 
 def _state(args: dict, ctx: OperatorContext) -> _Join:
