@@ -5,7 +5,7 @@ factory is called, so a bad regex or a missing required arg fails before the fir
 per-record operators (and custom operators, called one record at a time) are fused into one loop per
 record (the hot path of a million-row run): for per-record operators it is code compiled per segment
 (:class:`_FusedLoop`) that calls them in a row, or writes their statements in place where an operator
-has an inline form (:func:`pipelines.operators.base.inline`: set, rename, trim, case changes, split,
+has an inline form (:func:`pipelines.operators.base.inline`: set, rename, trim, case changes, split, slugify,
 concat, toNumber and the numeric operators on plain keys), with no per-record dispatch through a list of
 functions and no per-operator bookkeeping; a flat record is copied at C speed (:func:`copy_record`).
 
