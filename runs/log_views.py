@@ -95,7 +95,11 @@ def run_log(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(Run.objects.select_related("pipeline", "revision"), pk=min(pk, MAX_RUN_ID))
     form = LogFilter({**request.GET.dict(), "run": run.pk})
     page = Paginator(filtered(form).order_by("id"), PER_PAGE).get_page(request.GET.get("page"))
-    return render(request, "runs/run_log.html", {
+    context = {
         "run": run, "pipeline": run.pipeline, "form": form, "page": page, "query": _query(request),
         "steps": [s["key"] for s in (run.revision.definition or {}).get("steps", []) if isinstance(s, dict)],
-    })
+    }
+    # While the run goes, the lines poll themselves (htmx) and only that part is sent again.
+    if request.htmx and request.htmx.target == "run-log-lines":
+        return render(request, "runs/run_log.html#lines", context)
+    return render(request, "runs/run_log.html", context)

@@ -182,3 +182,14 @@ def test_the_api_lists_lines_with_the_same_filters(alice, charlie):
     outsider.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=charlie).key}")
     assert outsider.get("/api/logs/").status_code == 403
     assert APIClient().get("/api/logs/").status_code == 401
+
+
+def test_an_active_runs_log_polls_itself(viewer):
+    pending = services.create_run(save_definition(simple_definition("waiting")))
+    page = viewer.get(f"/runs/{pending.pk}/log/").content.decode()
+    assert f'hx-get="/runs/{pending.pk}/log/?' in page and 'hx-trigger="every 3s"' in page
+    part = viewer.get(f"/runs/{pending.pk}/log/", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="run-log-lines")
+    body = part.content.decode()
+    assert '<section class="panel" id="run-log-lines"' in body and "<html" not in body and "times in UTC" in body
+    ended = run(simple_definition("done"))
+    assert "hx-trigger" not in viewer.get(f"/runs/{ended.pk}/log/").content.decode().split('id="run-log-lines"')[1][:200]
