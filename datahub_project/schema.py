@@ -111,7 +111,7 @@ def _decide(info, name: str, run_id, step_key: str, *extra):
         raise error("gates are not available yet (the gates app does not provide this)", "UNAVAILABLE")
     permission = gates_service("APPROVE_PERMISSION")
     user = require(info, permission) if permission else require(info)
-    run = found_run(run_id)
+    run = found_run(run_id, user)
     try:
         decide(run, step_key, user, *extra)
     except LookupError as exc:  # gates.services.GateNotFound

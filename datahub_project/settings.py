@@ -71,6 +71,8 @@ MIDDLEWARE = [
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
+    # Owners and teams on pipelines, connections and secrets (pipelines.access).
+    "rules.permissions.ObjectPermissionBackend",
 ]
 
 ROOT_URLCONF = "datahub_project.urls"

@@ -92,11 +92,11 @@ CONFLICT = {409: OpenApiResponse(ConflictSerializer, description="Already decide
                                  "no longer waits at this gate.")}
 
 
-def gate_or_404(run_id: int, step_key: str) -> GateRequest:
+def gate_or_404(user, run_id: int, step_key: str) -> GateRequest:
     if run_id > MAX_ID or not KEY_PATTERN.match(step_key):
         raise NotFound(f"run {run_id} has no gate at step '{step_key[:100]}'")
     try:
-        return services.get_gate(run_id, step_key)
+        return services.get_gate(run_id, step_key, user)
     except services.GateNotFound as exc:
         raise NotFound(str(exc)) from None
 
@@ -131,7 +131,7 @@ def pending(request):
                summary="One gate: its counts, preview records, decision and notices")
 @endpoint(["GET"], GET=VIEW)
 def gate(request, run_id: int, step_key: str):
-    return Response(GateDetailSerializer(gate_or_404(run_id, step_key), context={"request": request}).data)
+    return Response(GateDetailSerializer(gate_or_404(request.user, run_id, step_key), context={"request": request}).data)
 
 
 @extend_schema(operation_id="gates_approve", tags=["gates"], parameters=[RUN_ID, STEP_KEY], request=None,
@@ -139,7 +139,7 @@ def gate(request, run_id: int, step_key: str):
                summary="Approve: the held records go on and the run continues from the gate on a worker")
 @endpoint(["POST"], POST=DECIDE)
 def approve(request, run_id: int, step_key: str):
-    found = gate_or_404(run_id, step_key)
+    found = gate_or_404(request.user, run_id, step_key)
     return _decided(request, lambda: services.approve(found.run, found.step_key, request.user))
 
 
@@ -150,5 +150,5 @@ def approve(request, run_id: int, step_key: str):
 @endpoint(["POST"], POST=DECIDE)
 def reject(request, run_id: int, step_key: str):
     body = validated(RejectSerializer, request.data if request.data is not None else {})
-    found = gate_or_404(run_id, step_key)
+    found = gate_or_404(request.user, run_id, step_key)
     return _decided(request, lambda: services.reject(found.run, found.step_key, request.user, body["reason"]))

@@ -29,6 +29,7 @@ from django.utils import timezone
 from audit.trail import record
 from gates.models import GateRequest, GateStatus
 from gates.step import DEFAULT_PREVIEW_COUNT, emails
+from pipelines import access
 from pipelines.errors import DatahubError
 from pipelines.records import loads
 from runs import services as run_services
@@ -179,6 +180,7 @@ def _drop_timers(gates: list[GateRequest]) -> None:
 def approve(run: Run | int, step_key: str, user) -> GateRequest:
     """Approve a waiting gate: its records go on and the run continues on a worker, from the gate."""
     _require_decider(user)
+    get_gate(_run_id(run), step_key, user)  # GateNotFound when the pipeline is not theirs
     return _approve(_run_id(run), step_key, user=user)
 
 
@@ -193,6 +195,7 @@ def reject(run: Run | int, step_key: str, user, reason: str) -> GateRequest:
     """Reject a waiting gate: the run is cancelled with the reason, its held records are dropped and
     nothing after the gate runs."""
     _require_decider(user)
+    get_gate(_run_id(run), step_key, user)  # GateNotFound when the pipeline is not theirs
     reason = (reason or "").strip() if isinstance(reason, str) else ""
     if not reason:
         raise InvalidDecision("a rejection needs a reason")
@@ -288,22 +291,27 @@ def _get(run_id: int, step_key: str) -> GateRequest:
 def pending_gates(user):
     """The gates waiting for a decision, oldest first, that ``user`` may see (none without permission).
     A gate whose run stopped waiting (cancelled from the runs page) is not listed."""
-    qs = (GateRequest.objects.filter(status=GateStatus.PENDING, run__status=RunStatus.PAUSED)
+    qs = (access.visible(user, GateRequest.objects, via="run__pipeline")
+          .filter(status=GateStatus.PENDING, run__status=RunStatus.PAUSED)
           .select_related("run", "run__pipeline").order_by("created_at", "id"))
     return qs if can_view(user) else qs.none()
 
 
 def recent_decisions(user, limit: int = 20):
-    qs = (GateRequest.objects.exclude(status=GateStatus.PENDING)
+    qs = (access.visible(user, GateRequest.objects, via="run__pipeline").exclude(status=GateStatus.PENDING)
           .select_related("run", "run__pipeline", "decided_by").order_by("-decided_at", "-id"))
     return qs[:limit] if can_view(user) else qs.none()
 
 
-def get_gate(run_id: int, step_key: str) -> GateRequest:
+def get_gate(run_id: int, step_key: str, user=None) -> GateRequest:
+    """The gate; GateNotFound when there is none or (given ``user``) its pipeline is not theirs."""
     try:
-        return _get(run_id, step_key)
+        gate = _get(run_id, step_key)
     except GateRequest.DoesNotExist:
-        raise GateNotFound(f"run {run_id} has no gate at step '{step_key}'") from None
+        gate = None
+    if gate is None or (user is not None and not access.may(user, gate.run.pipeline)):
+        raise GateNotFound(f"run {run_id} has no gate at step '{step_key}'")
+    return gate
 
 
 @dataclass

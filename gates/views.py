@@ -35,11 +35,11 @@ def _require_decide(user) -> None:
         raise PermissionDenied("deciding gates needs the 'gates.approve_gate' permission")
 
 
-def _gate_or_404(run_id: int, step_key: str) -> GateRequest:
+def _gate_or_404(user, run_id: int, step_key: str) -> GateRequest:
     if run_id > MAX_ID or not KEY_PATTERN.match(step_key):
         raise Http404("no such gate")
     try:
-        return services.get_gate(run_id, step_key)
+        return services.get_gate(run_id, step_key, user)
     except services.GateNotFound:
         raise Http404(f"run {run_id} has no gate at step '{step_key}'") from None
 
@@ -93,7 +93,7 @@ def _review_context(request: HttpRequest, gate: GateRequest, *, records: bool = 
 @require_GET
 def review(request: HttpRequest, run_id: int, step_key: str) -> HttpResponse:
     _require_view(request.user)
-    gate = _gate_or_404(run_id, step_key)
+    gate = _gate_or_404(request.user, run_id, step_key)
     target = _target(request)
     if target == "gate-decision":
         # The steps table comes along out of band, so a poll refreshes both.
@@ -123,7 +123,7 @@ def _after_decision(request: HttpRequest, gate: GateRequest, *, notice: str, ok:
 @require_POST
 def approve(request: HttpRequest, run_id: int, step_key: str) -> HttpResponse:
     _require_decide(request.user)
-    gate = _gate_or_404(run_id, step_key)
+    gate = _gate_or_404(request.user, run_id, step_key)
     try:
         services.approve(gate.run, gate.step_key, request.user)
     except services.GateConflict as exc:
@@ -136,7 +136,7 @@ def approve(request: HttpRequest, run_id: int, step_key: str) -> HttpResponse:
 @require_POST
 def reject(request: HttpRequest, run_id: int, step_key: str) -> HttpResponse:
     _require_decide(request.user)
-    gate = _gate_or_404(run_id, step_key)
+    gate = _gate_or_404(request.user, run_id, step_key)
     reason = request.POST.get("reason", "")
     try:
         services.reject(gate.run, gate.step_key, request.user, reason)

@@ -27,6 +27,7 @@ class PipelineAdmin(admin.ModelAdmin):
     list_filter = ("enabled",)
     search_fields = ("code", "name", "description")
     readonly_fields = ("current_revision", "created_at", "updated_at")
+    filter_horizontal = ("owners", "teams")  # who may use it (pipelines.access)
     inlines = [StepInline, EdgeInline]
 
 
@@ -49,7 +50,7 @@ class SecretForm(forms.ModelForm):
 
     class Meta:
         model = Secret
-        fields = ("code", "description")
+        fields = ("code", "description", "owners", "teams")
 
     def save(self, commit=True):
         secret = super().save(commit=False)
@@ -64,11 +65,13 @@ class SecretForm(forms.ModelForm):
 class SecretAdmin(admin.ModelAdmin):
     form = SecretForm
     list_display = ("code", "description", "is_set", "env_name", "updated_at")
+    filter_horizontal = ("owners", "teams")
     search_fields = ("code", "description")
 
 
 @admin.register(Connection)
 class ConnectionAdmin(admin.ModelAdmin):
     list_display = ("code", "name", "type", "updated_at")
+    filter_horizontal = ("owners", "teams")
     list_filter = ("type",)
     search_fields = ("code", "name")

@@ -38,7 +38,7 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from datahub_project.lockout import LockoutTokenAuthentication
-from pipelines import registry, services
+from pipelines import access, registry, services
 from pipelines.definition import problems_of
 from pipelines.drafts import ON_STALE, StaleBase, save_from_base
 from pipelines.errors import DefinitionError, Problem
@@ -338,12 +338,13 @@ CODE_PARAMETER = OpenApiParameter(
 # --- pipelines ----------------------------------------------------------------------------------------
 
 
-def pipeline_or_404(code: str, *, lock: bool = False) -> Pipeline:
+def pipeline_or_404(user, code: str, *, lock: bool = False) -> Pipeline:
+    """The pipeline, or 404 when there is none or ``user`` may not use it (pipelines.access)."""
     if not _CODE.match(code):
         raise NotFound(f"no pipeline '{code[:100]}'")
     queryset = Pipeline.objects.select_for_update() if lock else Pipeline.objects.select_related("current_revision")
     pipeline = queryset.filter(code=code).first()
-    if pipeline is None:
+    if pipeline is None or not access.may(user, pipeline):
         raise NotFound(f"no pipeline '{code}'")
     return pipeline
 
@@ -477,7 +478,7 @@ _DEFINITION_BODY = {"application/json": {
 def pipelines(request):
     if request.method == "GET":
         query = query_of(request, PipelineQuery)
-        queryset = Pipeline.objects.select_related("current_revision").order_by("code")
+        queryset = access.visible(request.user, Pipeline.objects.select_related("current_revision")).order_by("code")
         if query.get("search"):
             queryset = queryset.filter(Q(code__icontains=query["search"]) | Q(name__icontains=query["search"]))
         return paged(request, queryset, PipelineSerializer, query)
@@ -515,17 +516,17 @@ def pipelines(request):
           PATCH="pipelines.change_pipeline", DELETE="pipelines.delete_pipeline")
 def pipeline(request, code: str):
     if request.method == "GET":
-        return Response(PipelineDetailSerializer(pipeline_or_404(code)).data)
+        return Response(PipelineDetailSerializer(pipeline_or_404(request.user, code)).data)
     if request.method == "DELETE":
-        delete_pipeline(pipeline_or_404(code))
+        delete_pipeline(pipeline_or_404(request.user, code))
         return Response(status=status.HTTP_204_NO_CONTENT)
     if request.method == "PATCH":
         body = validated(PipelineSettingsSerializer, request.data)
         with transaction.atomic():
-            found = set_pipeline_settings(pipeline_or_404(code, lock=True), **body)
+            found = set_pipeline_settings(pipeline_or_404(request.user, code, lock=True), **body)
         return Response(PipelineDetailSerializer(found).data)
     body = validated(PipelineUpdateSerializer, request.data)
-    found = pipeline_or_404(code)
+    found = pipeline_or_404(request.user, code)
     given = body["definition"].get("code")
     if given is not None and given != found.code:
         raise Invalid([Problem(f"the definition's code '{given}' is not this pipeline's ('{found.code}'); "
@@ -546,7 +547,7 @@ def pipeline(request, code: str):
 @endpoint(["GET"], GET="pipelines.view_pipeline")
 def revisions(request, code: str):
     query = query_of(request, PageQuery)
-    found = pipeline_or_404(code)
+    found = pipeline_or_404(request.user, code)
     queryset = found.revisions.select_related("created_by").order_by("-number")
     return paged(request, queryset, RevisionSerializer, query)
 
@@ -562,7 +563,7 @@ def _revision_number(number: int) -> int:
                responses={200: RevisionDetailSerializer, **errors(401, 403, 404)}, summary="One revision")
 @endpoint(["GET"], GET="pipelines.view_pipeline")
 def revision(request, code: str, number: int):
-    found = pipeline_or_404(code)
+    found = pipeline_or_404(request.user, code)
     rev = found.revisions.select_related("created_by").filter(number=_revision_number(number)).first()
     if rev is None:
         raise NotFound(f"pipeline '{code}' has no revision {number}")
@@ -575,7 +576,7 @@ def revision(request, code: str, number: int):
                summary="Make an old revision current again (saved as a new revision)")
 @endpoint(["POST"], POST="pipelines.change_pipeline")
 def restore(request, code: str, number: int):
-    found = pipeline_or_404(code)
+    found = pipeline_or_404(request.user, code)
     if not found.revisions.filter(number=_revision_number(number)).exists():
         raise NotFound(f"pipeline '{code}' has no revision {number}")
     try:
@@ -604,7 +605,7 @@ def validate(request):
 @endpoint(["GET"], GET="pipelines.view_pipeline")
 def export(request, code: str):
     query = query_of(request, ExportQuery)
-    found = pipeline_or_404(code)
+    found = pipeline_or_404(request.user, code)
     try:
         rev = services.get_revision(found, query.get("revision"))
     except DefinitionError as exc:

@@ -11,3 +11,4 @@ class PipelinesConfig(AppConfig):
         from pipelines.plugins import load_plugins
 
         load_plugins(settings.DATAHUB_PLUGIN_MODULES)
+        from pipelines import access  # noqa: F401  (registers the object permissions)

@@ -15,7 +15,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
-from pipelines import credentials
+from pipelines import access, credentials
 from pipelines.api import (
     WRITE_ERRORS,
     Body,
@@ -37,9 +37,9 @@ CODE = OpenApiParameter("code", str, OpenApiParameter.PATH, pattern=credentials.
 READ = (401, 403)
 
 
-def _found(model, code: str):
+def _found(model, code: str, user):
     found = model.objects.filter(code=code).first() if credentials.CODE.match(code) else None
-    if found is None:
+    if found is None or not access.may(user, found):
         raise NotFound(f"no {model._meta.verbose_name} '{code[:100]}'")
     return found
 
@@ -132,7 +132,7 @@ def _secret_data(secret: Secret) -> dict:
 @endpoint(["GET", "POST"], GET="pipelines.view_connection", POST="pipelines.add_connection")
 def connections(request):
     if request.method == "GET":
-        return _page(request, Connection.objects.all(), credentials.connection_view, UsageIndex.of_connection)
+        return _page(request, access.visible(request.user, Connection.objects.all()), credentials.connection_view, UsageIndex.of_connection)
     body = validated(ConnectionBody, request.data)
     if "code" not in body:
         raise Invalid([{"step": None, "field": "code", "message": "is required", "code": "required"}])
@@ -149,7 +149,7 @@ def connections(request):
 @endpoint(["GET", "PUT", "DELETE"], GET="pipelines.view_connection", PUT="pipelines.change_connection",
           DELETE="pipelines.delete_connection")
 def connection(request, code: str):
-    found = _found(Connection, code)
+    found = _found(Connection, code, request.user)
     if request.method == "GET":
         return Response(_connection_data(found))
     if request.method == "DELETE":
@@ -170,7 +170,7 @@ def connection(request, code: str):
                responses={200: CheckSerializer, **errors(*READ, 404)})
 @endpoint(["POST"], POST=("pipelines.view_connection", "pipelines.change_connection"))
 def connection_test(request, code: str):
-    return Response(check_connection(_found(Connection, code)).as_dict())
+    return Response(check_connection(_found(Connection, code, request.user)).as_dict())
 
 
 @extend_schema(methods=["GET"], operation_id="secrets_list", tags=["secrets"],
@@ -180,7 +180,7 @@ def connection_test(request, code: str):
 @endpoint(["GET", "POST"], GET="pipelines.view_secret", POST="pipelines.add_secret")
 def secrets(request):
     if request.method == "GET":
-        return _page(request, Secret.objects.all(), credentials.secret_view, UsageIndex.of_secret)
+        return _page(request, access.visible(request.user, Secret.objects.all()), credentials.secret_view, UsageIndex.of_secret)
     body = validated(SecretBody, request.data)
     if "code" not in body:
         raise Invalid([{"step": None, "field": "code", "message": "is required", "code": "required"}])
@@ -197,7 +197,7 @@ def secrets(request):
 @endpoint(["GET", "PUT", "DELETE"], GET="pipelines.view_secret", PUT="pipelines.change_secret",
           DELETE="pipelines.delete_secret")
 def secret(request, code: str):
-    found = _found(Secret, code)
+    found = _found(Secret, code, request.user)
     if request.method == "GET":
         return Response(_secret_data(found))
     if request.method == "DELETE":

@@ -12,7 +12,7 @@ import re
 import graphene
 from graphene.types.generic import GenericScalar
 
-from pipelines import credentials
+from pipelines import access, credentials
 from pipelines.connection_checks import check_connection
 from pipelines.credentials import CredentialError, InUse, UsageIndex
 from pipelines.models import Connection, Secret
@@ -91,32 +91,32 @@ class Query(graphene.ObjectType):
 
     @staticmethod
     def resolve_connections(root, info):
-        require(info, "pipelines.view_connection")
+        user = require(info, "pipelines.view_connection")
         index = UsageIndex.build()
-        return [_connection_view(c, index) for c in Connection.objects.all()]
+        return [_connection_view(c, index) for c in access.visible(user, Connection.objects.all())]
 
     @staticmethod
     def resolve_connection(root, info, code):
-        require(info, "pipelines.view_connection")
-        found = Connection.objects.filter(code=code).first()
+        user = require(info, "pipelines.view_connection")
+        found = access.visible(user, Connection.objects).filter(code=code).first()
         return _connection_view(found) if found else None
 
     @staticmethod
     def resolve_secrets(root, info):
-        require(info, "pipelines.view_secret")
+        user = require(info, "pipelines.view_secret")
         index = UsageIndex.build()
-        return [_secret_view(s, index) for s in Secret.objects.all()]
+        return [_secret_view(s, index) for s in access.visible(user, Secret.objects.all())]
 
     @staticmethod
     def resolve_secret(root, info, code):
-        require(info, "pipelines.view_secret")
-        found = Secret.objects.filter(code=code).first()
+        user = require(info, "pipelines.view_secret")
+        found = access.visible(user, Secret.objects).filter(code=code).first()
         return _secret_view(found) if found else None
 
 
-def _found(model, code: str):
+def _found(model, code: str, info):
     found = model.objects.filter(code=code).first()
-    if found is None:
+    if found is None or not access.may(info.context.user, found):
         raise error(f"no {model._meta.verbose_name} '{code[:100]}'", "NOT_FOUND")
     return found
 
@@ -137,7 +137,9 @@ class SaveConnection(graphene.Mutation):
     @staticmethod
     def mutate(root, info, code, type, name="", config=None):  # noqa: A002 - the field's name
         existing = Connection.objects.filter(code=code).first()
-        require(info, "pipelines.change_connection" if existing else "pipelines.add_connection")
+        user = require(info, "pipelines.change_connection" if existing else "pipelines.add_connection")
+        if existing is not None and not access.may(user, existing):
+            raise error(f"no connection '{code[:100]}'", "NOT_FOUND")
         try:
             saved = credentials.save_connection(code=code, type=type, name=name or "", config=config,
                                                 existing=existing)
@@ -156,7 +158,7 @@ class DeleteConnection(graphene.Mutation):
     def mutate(root, info, code):
         require(info, "pipelines.delete_connection")
         try:
-            credentials.delete_connection(_found(Connection, code))
+            credentials.delete_connection(_found(Connection, code, info))
         except InUse as exc:
             raise error(str(exc), "CONFLICT") from None
         return DeleteConnection(ok=True)
@@ -173,7 +175,7 @@ class TestConnection(graphene.Mutation):
     @staticmethod
     def mutate(root, info, code):
         require(info, "pipelines.view_connection", "pipelines.change_connection")
-        result = check_connection(_found(Connection, code))
+        result = check_connection(_found(Connection, code, info))
         return CheckType(ok=result.ok, message=result.message, elapsed_ms=result.elapsed_ms)
 
 
@@ -192,7 +194,9 @@ class SaveSecret(graphene.Mutation):
     @staticmethod
     def mutate(root, info, code, value=None, description=None):
         existing = Secret.objects.filter(code=code).first()
-        require(info, "pipelines.change_secret" if existing else "pipelines.add_secret")
+        user = require(info, "pipelines.change_secret" if existing else "pipelines.add_secret")
+        if existing is not None and not access.may(user, existing):
+            raise error(f"no secret '{code[:100]}'", "NOT_FOUND")
         try:
             saved = credentials.save_secret(code=code, value=value, description=description, existing=existing)
         except CredentialError as exc:
@@ -210,7 +214,7 @@ class DeleteSecret(graphene.Mutation):
     def mutate(root, info, code):
         require(info, "pipelines.delete_secret")
         try:
-            credentials.delete_secret(_found(Secret, code))
+            credentials.delete_secret(_found(Secret, code, info))
         except InUse as exc:
             raise error(str(exc), "CONFLICT") from None
         return DeleteSecret(ok=True)

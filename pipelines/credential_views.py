@@ -18,11 +18,11 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from pipelines import credentials
+from pipelines import access, credentials
 from pipelines.connection_checks import CHECKS, check_connection
 from pipelines.credentials import CredentialError, InUse, UsageIndex
 from pipelines.models import Connection, Secret
@@ -81,7 +81,7 @@ class ConnectionForm(forms.Form):
 @_perm("pipelines.view_connection")
 def connection_list(request: HttpRequest) -> HttpResponse:
     usage = UsageIndex.build()
-    rows = [credentials.connection_view(c, usage.of_connection(c.code)) for c in Connection.objects.all()]
+    rows = [credentials.connection_view(c, usage.of_connection(c.code)) for c in access.visible(request.user, Connection.objects.all())]
     return render(request, "connections/list.html", {
         "rows": rows, "can_add": request.user.has_perm("pipelines.add_connection"), "tab": "connections"})
 
@@ -116,7 +116,7 @@ def _connection_page(request, connection, form, result=None):
 @require_http_methods(["GET", "POST"])
 @_perm("pipelines.view_connection")
 def connection_edit(request: HttpRequest, code: str) -> HttpResponse:
-    connection = get_object_or_404(Connection, code=code)
+    connection = access.get_or_404(request.user, Connection.objects, code=code)
     initial = {"code": connection.code, "name": connection.name, "type": connection.type,
                "config": json.dumps(credentials.shown_config(connection.config), indent=2)}
     if request.method == "GET":
@@ -139,7 +139,7 @@ def connection_edit(request: HttpRequest, code: str) -> HttpResponse:
 @require_POST
 @_perm("pipelines.view_connection", "pipelines.change_connection")
 def connection_test(request: HttpRequest, code: str) -> HttpResponse:
-    connection = get_object_or_404(Connection, code=code)
+    connection = access.get_or_404(request.user, Connection.objects, code=code)
     initial = {"code": connection.code, "name": connection.name, "type": connection.type,
                "config": json.dumps(credentials.shown_config(connection.config), indent=2)}
     return _connection_page(request, connection, ConnectionForm(initial=initial), result=check_connection(connection))
@@ -148,7 +148,7 @@ def connection_test(request: HttpRequest, code: str) -> HttpResponse:
 @require_POST
 @_perm("pipelines.view_connection", "pipelines.delete_connection")
 def connection_delete(request: HttpRequest, code: str) -> HttpResponse:
-    connection = get_object_or_404(Connection, code=code)
+    connection = access.get_or_404(request.user, Connection.objects, code=code)
     try:
         credentials.delete_connection(connection)
     except InUse as exc:
@@ -175,7 +175,7 @@ class SecretForm(forms.Form):
 @_perm("pipelines.view_secret")
 def secret_list(request: HttpRequest) -> HttpResponse:
     usage = UsageIndex.build()
-    rows = [credentials.secret_view(s, usage.of_secret(s.code)) for s in Secret.objects.all()]
+    rows = [credentials.secret_view(s, usage.of_secret(s.code)) for s in access.visible(request.user, Secret.objects.all())]
     return render(request, "secrets/list.html", {
         "rows": rows, "can_add": request.user.has_perm("pipelines.add_secret"), "tab": "secrets"})
 
@@ -200,7 +200,7 @@ def secret_new(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @_perm("pipelines.view_secret")
 def secret_edit(request: HttpRequest, code: str) -> HttpResponse:
-    secret = get_object_or_404(Secret, code=code)
+    secret = access.get_or_404(request.user, Secret.objects, code=code)
     form = SecretForm(initial={"code": secret.code, "description": secret.description})
     if request.method == "POST":
         if not request.user.has_perm("pipelines.change_secret"):
@@ -227,7 +227,7 @@ def secret_edit(request: HttpRequest, code: str) -> HttpResponse:
 @require_POST
 @_perm("pipelines.view_secret", "pipelines.delete_secret")
 def secret_delete(request: HttpRequest, code: str) -> HttpResponse:
-    secret = get_object_or_404(Secret, code=code)
+    secret = access.get_or_404(request.user, Secret.objects, code=code)
     try:
         credentials.delete_secret(secret)
     except InUse as exc:

@@ -18,7 +18,21 @@ code_validator = RegexValidator(
 )
 
 
-class Pipeline(models.Model):
+class Shared(models.Model):
+    """Who may use a pipeline, connection or secret (pipelines.access). With no owner and no team it is
+    open to everyone whose model permissions allow; otherwise only to its owners, the members of its
+    teams, and superusers."""
+
+    owners = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+",
+                                    help_text="People who may use it (with their model permissions).")
+    teams = models.ManyToManyField("auth.Group", blank=True, related_name="+",
+                                   help_text="Groups whose members may use it.")
+
+    class Meta:
+        abstract = True
+
+
+class Pipeline(Shared):
     code = models.CharField(max_length=100, unique=True, validators=[code_validator])
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True, default="")
@@ -115,7 +129,7 @@ class PipelineRevision(models.Model):
         return f"{self.pipeline.code} r{self.number}"
 
 
-class Secret(models.Model):
+class Secret(Shared):
     """A named secret. Its value is write-only: stored encrypted, or as a reference ``env:NAME``.
 
     Nothing but :func:`pipelines.secrets.resolve_secret` (called inside the worker) reads the value.
@@ -140,7 +154,7 @@ class Secret(models.Model):
         return bool(self.ciphertext or self.env_name)
 
 
-class Connection(models.Model):
+class Connection(Shared):
     TYPES = [
         ("HTTP", "HTTP / REST API"),
         ("GRAPHQL", "GraphQL API"),

@@ -16,7 +16,7 @@ from django.db.models import Q
 from graphene.types.generic import GenericScalar
 from graphql import GraphQLError
 
-from pipelines import registry, services
+from pipelines import access, registry, services
 from pipelines.drafts import ON_STALE, StaleBase, save_from_base
 from pipelines.errors import DatahubError, DefinitionError
 from pipelines.models import Pipeline
@@ -149,16 +149,16 @@ class Query(graphene.ObjectType):
 
     @staticmethod
     def resolve_pipelines(root, info, limit, offset, search=None):
-        require(info, "pipelines.view_pipeline")
-        queryset = Pipeline.objects.select_related("current_revision").order_by("code")
+        user = require(info, "pipelines.view_pipeline")
+        queryset = access.visible(user, Pipeline.objects.select_related("current_revision")).order_by("code")
         if search:
             queryset = queryset.filter(Q(code__icontains=search) | Q(name__icontains=search))
         return queryset[window(limit, offset)]
 
     @staticmethod
     def resolve_pipeline(root, info, code):
-        require(info, "pipelines.view_pipeline")
-        return Pipeline.objects.select_related("current_revision").filter(code=code).first()
+        user = require(info, "pipelines.view_pipeline")
+        return access.visible(user, Pipeline.objects.select_related("current_revision")).filter(code=code).first()
 
     @staticmethod
     def resolve_adapters(root, info, kind=None):

@@ -64,6 +64,8 @@ def save_definition(data: Any, *, user=None, code: str | None = None, message: s
     normalized = definition.to_dict()
     normalized["code"] = code
     normalized.setdefault("name", code)
+    if user is not None:
+        _check_access(user, code, normalized)
     pipeline, created = Pipeline.objects.select_for_update().get_or_create(
         code=code, defaults={"name": normalized["name"]}
     )
@@ -77,6 +79,20 @@ def save_definition(data: Any, *, user=None, code: str | None = None, message: s
     pipeline.current_revision = revision
     pipeline.save(update_fields=["current_revision", "updated_at"])
     return pipeline
+
+
+def _check_access(user, code: str, normalized: dict) -> None:
+    """A person may change only a pipeline they may use, and have it name only connections and secrets
+    they may use (pipelines.access). Saves without a person (CLI import, demos) are the operator's."""
+    from pipelines import access
+
+    existing = Pipeline.objects.filter(code=code).first()
+    if existing is not None and not access.may(user, existing):
+        raise DefinitionError([Problem(f"pipeline '{code}' belongs to other people; you may not change it",
+                                       code="forbidden")])
+    problems = access.unusable_references(user, normalized)
+    if problems:
+        raise DefinitionError([Problem(p, code="forbidden") for p in problems])
 
 
 def _write_rows(pipeline: Pipeline, definition: Definition, normalized: dict) -> None:

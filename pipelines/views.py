@@ -24,13 +24,13 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import reswap, retarget
 
-from pipelines import drafts, editing, svg
+from pipelines import access, drafts, editing, svg
 from pipelines import forms as pforms
 from pipelines.definition import STEP_TYPES, problems_of
 from pipelines.errors import DefinitionError
@@ -69,11 +69,12 @@ def _partial(request: HttpRequest, template: str, name: str, context: dict, *, t
 @can_view
 def pipeline_list(request: HttpRequest) -> HttpResponse:
     q = request.GET.get("q", "").strip()
-    pipelines = Pipeline.objects.select_related("current_revision").annotate(step_count=Count("steps"))
+    pipelines = access.visible(request.user, Pipeline.objects.select_related("current_revision")
+                               .annotate(step_count=Count("steps")))
     if q:
         pipelines = pipelines.filter(Q(code__icontains=q) | Q(name__icontains=q) | Q(description__icontains=q))
     page = Paginator(pipelines.order_by("code"), 50).get_page(request.GET.get("page"))
-    context = {"page": page, "q": q, "total": Pipeline.objects.count(), **_perms(request)}
+    context = {"page": page, "q": q, "total": access.visible(request.user, Pipeline.objects).count(), **_perms(request)}
     if request.htmx and request.htmx.target == "pipeline-table":
         return render(request, "pipelines/list.html#table", context)
     return render(request, "pipelines/list.html", context)
@@ -91,7 +92,7 @@ def _perms(request: HttpRequest) -> dict:
 @require_POST
 @can_change
 def pipeline_toggle(request: HttpRequest, code: str) -> HttpResponse:
-    pipeline = get_object_or_404(Pipeline, code=code)
+    pipeline = access.get_or_404(request.user, Pipeline.objects, code=code)
     pipeline.enabled = not pipeline.enabled
     pipeline.save(update_fields=["enabled", "updated_at"])
     if request.htmx:
@@ -104,7 +105,7 @@ def pipeline_toggle(request: HttpRequest, code: str) -> HttpResponse:
 @require_GET
 @can_view
 def pipeline_export(request: HttpRequest, code: str) -> HttpResponse:
-    pipeline = get_object_or_404(Pipeline, code=code)
+    pipeline = access.get_or_404(request.user, Pipeline.objects, code=code)
     number = request.GET.get("revision")
     if number:
         try:
@@ -181,7 +182,7 @@ def pipeline_import(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @can_add
 def pipeline_duplicate(request: HttpRequest, code: str) -> HttpResponse:
-    pipeline = get_object_or_404(Pipeline, code=code)
+    pipeline = access.get_or_404(request.user, Pipeline.objects, code=code)
     source = definition_of(pipeline)
     initial = {"code": editing.unique_key({"steps": [{"key": p} for p in Pipeline.objects.values_list(
         "code", flat=True)]}, f"{pipeline.code}-copy"), "name": f"Copy of {pipeline.name}"}
@@ -407,7 +408,7 @@ def _card_response(request: HttpRequest, pipeline: Pipeline, key: str, form, *, 
 @require_GET
 @can_view
 def pipeline_editor(request: HttpRequest, code: str) -> HttpResponse:
-    pipeline = get_object_or_404(Pipeline, code=code)
+    pipeline = access.get_or_404(request.user, Pipeline.objects, code=code)
     if request.htmx and request.htmx.target == "palette-items":
         query = request.GET.get("palette_q", "")
         return render(request, "pipelines/editor.html#palette-items",
@@ -482,7 +483,7 @@ def _working_step(request: HttpRequest, pipeline: Pipeline, key: str) -> tuple[d
 @can_change
 def step_save(request: HttpRequest, code: str, key: str) -> HttpResponse:
     """Save step: the card's input into the draft (or kept as typed, with its problems at their fields)."""
-    pipeline = get_object_or_404(Pipeline, code=code)
+    pipeline = access.get_or_404(request.user, Pipeline.objects, code=code)
     definition, previous = _working_step(request, pipeline, key)
     action = request.POST.get("_action", "save") or "save"
     if action != "save":
@@ -514,7 +515,7 @@ def _autosaved(request: HttpRequest, pipeline: Pipeline, status: str, problems: 
 def step_autosave(request: HttpRequest, code: str, key: str) -> HttpResponse:
     """What a step card holds, saved as the person types (debounced). Valid input goes into the draft; the
     rest is kept as typed. A new key waits for Save step, so the card keeps posting to the key it shows."""
-    pipeline = get_object_or_404(Pipeline, code=code)
+    pipeline = access.get_or_404(request.user, Pipeline.objects, code=code)
     definition, _ = _working_step(request, pipeline, key)
     attempt = _try_step(definition, key, request.POST)
     if attempt.changed is not None and attempt.new_key == key:
@@ -530,7 +531,7 @@ def step_autosave(request: HttpRequest, code: str, key: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @can_change
 def step_new(request: HttpRequest, code: str) -> HttpResponse:
-    pipeline = get_object_or_404(Pipeline, code=code)
+    pipeline = access.get_or_404(request.user, Pipeline.objects, code=code)
     definition, _ = _working(request, pipeline)
     if request.method == "GET":
         step_type = request.GET.get("type", "")
@@ -600,7 +601,7 @@ def _simple_change(request: HttpRequest, pipeline: Pipeline, change, flash: str,
 @require_POST
 @can_change
 def step_move(request: HttpRequest, code: str, key: str) -> HttpResponse:
-    pipeline = get_object_or_404(Pipeline, code=code)
+    pipeline = access.get_or_404(request.user, Pipeline.objects, code=code)
     offset = -1 if request.POST.get("direction") == "up" else 1
     return _simple_change(request, pipeline, lambda d: editing.move_step(d, key, offset), f"Moved {key}.",
                           open_step=key)
@@ -609,7 +610,7 @@ def step_move(request: HttpRequest, code: str, key: str) -> HttpResponse:
 @require_POST
 @can_change
 def step_remove(request: HttpRequest, code: str, key: str) -> HttpResponse:
-    pipeline = get_object_or_404(Pipeline, code=code)
+    pipeline = access.get_or_404(request.user, Pipeline.objects, code=code)
     return _simple_change(request, pipeline, lambda d: editing.remove_step(d, key), f"Removed {key}.",
                           forget=f"step:{key}")
 
@@ -617,7 +618,7 @@ def step_remove(request: HttpRequest, code: str, key: str) -> HttpResponse:
 @require_POST
 @can_change
 def edge_add(request: HttpRequest, code: str) -> HttpResponse:
-    pipeline = get_object_or_404(Pipeline, code=code)
+    pipeline = access.get_or_404(request.user, Pipeline.objects, code=code)
     post = request.POST
     state = {"from": post.get("from", ""), "to": post.get("to", ""), "branch": post.get("branch", "").strip(),
              "dependencyOnly": post.get("dependencyOnly") in ("1", "on"), "errors": {}, "problems": []}
@@ -644,14 +645,14 @@ def edge_add(request: HttpRequest, code: str) -> HttpResponse:
 @require_POST
 @can_change
 def edge_remove(request: HttpRequest, code: str, index: int) -> HttpResponse:
-    pipeline = get_object_or_404(Pipeline, code=code)
+    pipeline = access.get_or_404(request.user, Pipeline.objects, code=code)
     return _simple_change(request, pipeline, lambda d: editing.remove_edge(d, index), "Removed the connection.")
 
 
 @require_POST
 @can_change
 def edges_clear(request: HttpRequest, code: str) -> HttpResponse:
-    pipeline = get_object_or_404(Pipeline, code=code)
+    pipeline = access.get_or_404(request.user, Pipeline.objects, code=code)
     return _simple_change(request, pipeline, editing.use_list_order, "The steps run in list order again.")
 
 
@@ -666,7 +667,7 @@ def _allow_concurrent(pipeline: Pipeline, post) -> None:
 @require_POST
 @can_change
 def pipeline_settings(request: HttpRequest, code: str) -> HttpResponse:
-    pipeline = get_object_or_404(Pipeline, code=code)
+    pipeline = access.get_or_404(request.user, Pipeline.objects, code=code)
     attempt = _try_settings(_working(request, pipeline)[0], request.POST)
     if attempt.changed is None:
         drafts.save_draft(pipeline, request.user, pending={"settings": _post_pairs(request.POST)})
@@ -685,7 +686,7 @@ def pipeline_settings(request: HttpRequest, code: str) -> HttpResponse:
 @require_POST
 @can_change
 def settings_autosave(request: HttpRequest, code: str) -> HttpResponse:
-    pipeline = get_object_or_404(Pipeline, code=code)
+    pipeline = access.get_or_404(request.user, Pipeline.objects, code=code)
     attempt = _try_settings(_working(request, pipeline)[0], request.POST)
     _allow_concurrent(pipeline, request.POST)
     if attempt.changed is not None:
@@ -739,7 +740,7 @@ def _stale_context(stale: drafts.StaleDraft, draft: PipelineDraft, message: str)
 def pipeline_publish(request: HttpRequest, code: str) -> HttpResponse:
     """Publish the draft as the next revision, with a message. From a stale base the answer is the diff to
     the newer revision and two deliberate choices: merge it into the draft, or publish over it."""
-    pipeline = get_object_or_404(Pipeline, code=code)
+    pipeline = access.get_or_404(request.user, Pipeline.objects, code=code)
     message = request.POST.get("message", "").strip()[:500]
     choice = request.POST.get("_action", "publish")
     _, draft = _working(request, pipeline)
@@ -786,7 +787,7 @@ def _merge(request: HttpRequest, pipeline: Pipeline) -> HttpResponse:
 @require_POST
 @can_change
 def draft_discard(request: HttpRequest, code: str) -> HttpResponse:
-    pipeline = get_object_or_404(Pipeline, code=code)
+    pipeline = access.get_or_404(request.user, Pipeline.objects, code=code)
     drafts.discard_draft(pipeline, request.user)
     messages.success(request, "Discarded your draft: the editor shows the published revision.")
     return redirect("pipeline-editor", code=code)
@@ -814,7 +815,7 @@ def diff_lines(text: str) -> list[tuple[str, str]]:
 @require_GET
 @can_view
 def revision_detail(request: HttpRequest, code: str, number: int) -> HttpResponse:
-    pipeline = get_object_or_404(Pipeline, code=code)
+    pipeline = access.get_or_404(request.user, Pipeline.objects, code=code)
     try:
         revision = get_revision(pipeline, number)
     except DefinitionError:
@@ -841,7 +842,7 @@ def revision_detail(request: HttpRequest, code: str, number: int) -> HttpRespons
 @require_POST
 @can_change
 def revision_restore(request: HttpRequest, code: str, number: int) -> HttpResponse:
-    pipeline = get_object_or_404(Pipeline, code=code)
+    pipeline = access.get_or_404(request.user, Pipeline.objects, code=code)
     try:
         restore_revision(pipeline, number, user=request.user)
     except DefinitionError as exc:
@@ -857,7 +858,7 @@ def revision_restore(request: HttpRequest, code: str, number: int) -> HttpRespon
 @require_http_methods(["GET", "POST"])
 @can_view
 def pipeline_json(request: HttpRequest, code: str) -> HttpResponse:
-    pipeline = get_object_or_404(Pipeline, code=code)
+    pipeline = access.get_or_404(request.user, Pipeline.objects, code=code)
     text = json.dumps(definition_of(pipeline), indent=2, ensure_ascii=False)
     problems: list[dict] = []
     error = ""

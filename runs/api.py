@@ -13,6 +13,7 @@ from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
+from pipelines import access
 from pipelines.api import (
     MAX_ID,
     MAX_POSITIVE_INT,
@@ -38,10 +39,13 @@ from runs import services
 from runs.models import Run, RunEventKind, RunStatus
 
 
-def run_or_404(run_id: int, *, detail: bool = False) -> Run:
+def run_or_404(run_id: int, *, detail: bool = False, user=None) -> Run:
+    """The run, or 404 when there is none or (given ``user``) its pipeline is not theirs (pipelines.access)."""
     run = None
     if run_id <= MAX_ID:
         queryset = Run.objects.select_related("pipeline", "revision", "triggered_by")
+        if user is not None:
+            queryset = access.visible(user, queryset, via="pipeline")
         if detail:
             queryset = queryset.prefetch_related("step_runs", "events")
         run = queryset.filter(pk=run_id).first()
@@ -193,9 +197,10 @@ def _detail(run: Run) -> dict:
 def runs(request):
     if request.method == "GET":
         query = query_of(request, RunQuery)
-        queryset = Run.objects.select_related("pipeline", "revision", "triggered_by").order_by("-created_at", "-id")
+        queryset = access.visible(request.user, Run.objects.select_related("pipeline", "revision", "triggered_by"),
+                                  via="pipeline").order_by("-created_at", "-id")
         if query.get("pipeline"):
-            pipeline = Pipeline.objects.filter(code=query["pipeline"]).first()
+            pipeline = access.visible(request.user, Pipeline.objects).filter(code=query["pipeline"]).first()
             if pipeline is None:
                 raise Invalid([Problem(f"no pipeline '{query['pipeline']}'", field="pipeline",
                                        code="unknown_pipeline").as_dict()])
@@ -209,7 +214,7 @@ def runs(request):
         return paged(request, queryset, RunSerializer, query)
 
     body = validated(StartRunSerializer, request.data)
-    pipeline = Pipeline.objects.filter(code=body["pipeline"]).first()
+    pipeline = access.visible(request.user, Pipeline.objects).filter(code=body["pipeline"]).first()
     if pipeline is None:
         raise Invalid([Problem(f"no pipeline '{body['pipeline']}'", field="pipeline",
                                code="unknown_pipeline").as_dict()])
@@ -231,7 +236,7 @@ def runs(request):
                summary="A run with its step runs (status, counts, duration, errors)")
 @endpoint(["GET"], GET="runs.view_run")
 def run(request, run_id: int):
-    return Response(_detail(run_or_404(run_id)))
+    return Response(_detail(run_or_404(run_id, user=request.user)))
 
 
 @extend_schema(operation_id="runs_cancel", tags=["runs"], parameters=[RUN_ID], request=None,
@@ -239,7 +244,7 @@ def run(request, run_id: int):
                summary="Cancel a run: at once when pending or paused, at its next step when running")
 @endpoint(["POST"], POST="pipelines.run_pipeline")
 def cancel(request, run_id: int):
-    found = run_or_404(run_id)
+    found = run_or_404(run_id, user=request.user)
     if not found.is_active:
         raise Conflict(f"run {found.pk} has already ended ({found.status})")
     return Response(_detail(services.cancel_run(found, f"cancelled by {request.user.get_username()} (API)")))
@@ -251,7 +256,7 @@ def cancel(request, run_id: int):
 @endpoint(["POST"], POST="pipelines.run_pipeline")
 def rerun(request, run_id: int):
     body = validated(RerunSerializer, request.data or {})
-    found = run_or_404(run_id)
+    found = run_or_404(run_id, user=request.user)
     _runnable(found.pipeline)
     try:
         with transaction.atomic():
@@ -267,7 +272,7 @@ def rerun(request, run_id: int):
 @endpoint(["GET"], GET="runs.view_run")
 def record_errors(request, run_id: int):
     query = query_of(request, RecordErrorQuery)
-    found = run_or_404(run_id)
+    found = run_or_404(run_id, user=request.user)
     queryset = found.record_errors.order_by("id")
     if query.get("step"):
         queryset = queryset.filter(step_key=query["step"])
@@ -280,7 +285,7 @@ def record_errors(request, run_id: int):
 @endpoint(["POST"], POST="pipelines.run_pipeline")
 def replay(request, run_id: int):
     body = validated(ReplaySerializer, request.data)
-    found = run_or_404(run_id)
+    found = run_or_404(run_id, user=request.user)
     try:
         new = services.replay_record_errors(found, body["step"], body.get("ids"), user=request.user)
     except services.RunConflict as exc:

@@ -10,6 +10,7 @@ import graphene
 from django.db import transaction
 from graphene.types.generic import GenericScalar
 
+from pipelines import access
 from pipelines.errors import DefinitionError
 from pipelines.models import Pipeline
 from pipelines.schema import error, require, window
@@ -27,15 +28,19 @@ def run_id_of(value) -> int | None:
     return int(text)
 
 
-def find_run(value) -> Run | None:
+def find_run(value, user=None) -> Run | None:
+    """The run, or None; given ``user``, also None when its pipeline is not theirs (pipelines.access)."""
     run_id = run_id_of(value)
     if run_id is None:
         return None
-    return Run.objects.select_related("pipeline", "revision", "triggered_by").filter(pk=run_id).first()
+    queryset = Run.objects.select_related("pipeline", "revision", "triggered_by")
+    if user is not None:
+        queryset = access.visible(user, queryset, via="pipeline")
+    return queryset.filter(pk=run_id).first()
 
 
-def found_run(value) -> Run:
-    run = find_run(value)
+def found_run(value, user=None) -> Run:
+    run = find_run(value, user)
     if run is None:
         raise error(f"no run '{value}'", "NOT_FOUND")
     return run
@@ -163,8 +168,9 @@ class Query(graphene.ObjectType):
 
     @staticmethod
     def resolve_runs(root, info, limit, offset, pipeline=None, status=None, since=None, until=None):
-        require(info, "runs.view_run")
-        queryset = Run.objects.select_related("pipeline", "revision", "triggered_by").order_by("-created_at", "-id")
+        user = require(info, "runs.view_run")
+        queryset = access.visible(user, Run.objects.select_related("pipeline", "revision", "triggered_by"),
+                                  via="pipeline").order_by("-created_at", "-id")
         if pipeline is not None:
             queryset = queryset.filter(pipeline__code=pipeline)
         if status:
@@ -181,8 +187,7 @@ class Query(graphene.ObjectType):
 
     @staticmethod
     def resolve_run(root, info, id):  # noqa: A002 - the GraphQL argument is called id
-        require(info, "runs.view_run")
-        return find_run(id)
+        return find_run(id, require(info, "runs.view_run"))
 
 
 class StartRun(graphene.Mutation):
@@ -204,7 +209,7 @@ class StartRun(graphene.Mutation):
             raise error("recordLimit must be at least 1", "BAD_INPUT")
         if revision is not None and revision < 1:
             raise error(f"no revision {revision}", "BAD_INPUT")
-        found = Pipeline.objects.filter(code=pipeline).first()
+        found = access.visible(user, Pipeline.objects).filter(code=pipeline).first()
         if found is None:
             raise error(f"no pipeline '{pipeline}'", "NOT_FOUND")
         if not found.enabled:
@@ -232,7 +237,7 @@ class CancelRun(graphene.Mutation):
     @staticmethod
     def mutate(root, info, run_id):
         user = require(info, "pipelines.run_pipeline")
-        run = found_run(run_id)
+        run = found_run(run_id, user)
         if not run.is_active:
             raise error(f"run {run.pk} has already ended ({run.status})", "CONFLICT")
         return CancelRun(run=services.cancel_run(run, f"cancelled by {user.get_username()} (GraphQL)"))

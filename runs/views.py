@@ -25,7 +25,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from pipelines import svg
+from pipelines import access, svg
 from pipelines.errors import DatahubError
 from pipelines.forms import PreviewForm
 from pipelines.models import Pipeline
@@ -92,14 +92,14 @@ def gate_model():
     return None
 
 
-def _gates_waiting() -> int | None:
+def _gates_waiting(user) -> int | None:
     model = gate_model()
     if model is None:
         return None
-    return model.objects.filter(status__iexact="PENDING").count()
+    return access.visible(user, model.objects.filter(status__iexact="PENDING"), via="run__pipeline").count()
 
 
-def _daily(days: int = 14) -> dict:
+def _daily(user, days: int = 14) -> dict:
     today = timezone.localdate()
     start_day = today - timedelta(days=days - 1)
     start = timezone.make_aware(timezone.datetime.combine(start_day, timezone.datetime.min.time()))
@@ -107,7 +107,7 @@ def _daily(days: int = 14) -> dict:
     runs = {d: 0 for d in dates}
     failed = {d: 0 for d in dates}
     records = {d: 0 for d in dates}
-    rows = (Run.objects.filter(created_at__gte=start, dry_run=False)
+    rows = (access.visible(user, Run.objects, via="pipeline").filter(created_at__gte=start, dry_run=False)
             .annotate(records=Max("step_runs__records_out")).values_list("created_at", "status", "records"))
     for created, status, count in rows:
         day = timezone.localtime(created).date()
@@ -128,25 +128,27 @@ def _daily(days: int = 14) -> dict:
 @can_view_runs
 def dashboard(request: HttpRequest) -> HttpResponse:
     day_ago = timezone.now() - timedelta(days=1)
-    active = _finish(_with_progress(Run.objects.filter(status__in=ACTIVE_STATUSES)).order_by("-created_at")[:20])
+    mine = access.visible(request.user, Run.objects, via="pipeline")
+    pipelines_of_mine = access.visible(request.user, Pipeline.objects)
+    active = _finish(_with_progress(mine.filter(status__in=ACTIVE_STATUSES)).order_by("-created_at")[:20])
     context: dict[str, Any] = {"active": active}
     if request.htmx and request.htmx.target == "active-runs":
         return render(request, "dashboard.html#active", context)
     last = Run.objects.filter(pipeline=OuterRef("pk"), dry_run=False).order_by("-created_at", "-id")
-    pipelines = list(Pipeline.objects.annotate(last_run_id=Subquery(last.values("pk")[:1]),
+    pipelines = list(pipelines_of_mine.annotate(last_run_id=Subquery(last.values("pk")[:1]),
                                                step_count=Count("steps")).order_by("code")[:50])
     last_runs = Run.objects.in_bulk([p.last_run_id for p in pipelines if p.last_run_id])
     for p in pipelines:
         p.last_run = last_runs.get(p.last_run_id)
-    failures = _finish(_with_progress(Run.objects.filter(status=RunStatus.FAILED).filter(
+    failures = _finish(_with_progress(mine.filter(status=RunStatus.FAILED).filter(
         Q(finished_at__gte=day_ago) | Q(finished_at__isnull=True, created_at__gte=day_ago))).order_by("-created_at")[:20])
     context.update({
         "pipelines": pipelines,
-        "pipeline_count": Pipeline.objects.count(),
-        "enabled_count": Pipeline.objects.filter(enabled=True).count(),
+        "pipeline_count": pipelines_of_mine.count(),
+        "enabled_count": pipelines_of_mine.filter(enabled=True).count(),
         "failures": failures,
-        "gates_waiting": _gates_waiting(),
-        "chart": _daily(),
+        "gates_waiting": _gates_waiting(request.user),
+        "chart": _daily(request.user),
         "can_run": request.user.has_perm(RUN),
     })
     return render(request, "dashboard.html", context)
@@ -159,7 +161,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 def run_list(request: HttpRequest) -> HttpResponse:
     code = request.GET.get("pipeline", "")
     status = request.GET.get("status", "")
-    runs = Run.objects.all()
+    runs = access.visible(request.user, Run.objects.all(), via="pipeline")
     if code:
         runs = runs.filter(pipeline__code=code)
     if status in RunStatus.values:
@@ -169,7 +171,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
     query = "&".join(f"{k}={v}" for k, v in (("pipeline", code), ("status", status)) if v)
     context = {
         "page": page, "pipeline_code": code, "status": status, "query": query,
-        "statuses": RunStatus.values, "pipeline_codes": Pipeline.objects.values_list("code", flat=True),
+        "statuses": RunStatus.values, "pipeline_codes": access.visible(request.user, Pipeline.objects).values_list("code", flat=True),
         "any_active": any(r.status in ACTIVE_STATUSES for r in page.object_list),
     }
     if request.htmx and request.htmx.target == "runs-table":
@@ -262,7 +264,8 @@ def _run_context(request: HttpRequest, run: Run) -> dict:
 @require_GET
 @can_view_runs
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    run = get_object_or_404(Run.objects.select_related("pipeline", "revision", "triggered_by", "replay_of"), pk=pk)
+    run = get_object_or_404(access.visible(request.user, Run.objects, via="pipeline").select_related(
+        "pipeline", "revision", "triggered_by", "replay_of"), pk=pk)
     context = _run_context(request, run)
     target = request.htmx.target if request.htmx else None
     if target == "run-progress":
@@ -278,7 +281,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @can_run
 def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
-    run = get_object_or_404(Run, pk=pk)
+    run = get_object_or_404(access.visible(request.user, Run.objects, via="pipeline"), pk=pk)
     if not run.is_active:
         messages.warning(request, f"Run {run.pk} has already ended ({run.status.lower()}).")
     else:
@@ -293,7 +296,8 @@ def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @can_run
 def run_rerun(request: HttpRequest, pk: int) -> HttpResponse:
-    run = get_object_or_404(Run.objects.select_related("pipeline", "revision"), pk=pk)
+    run = get_object_or_404(access.visible(request.user, Run.objects, via="pipeline").select_related(
+        "pipeline", "revision"), pk=pk)
     try:
         new = services.start_run(run.pipeline, user=request.user, revision=run.revision, dry_run=run.dry_run,
                                  record_limit=run.record_limit, trigger="rerun")
@@ -307,7 +311,8 @@ def run_rerun(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @can_run
 def run_replay(request: HttpRequest, pk: int) -> HttpResponse:
-    run = get_object_or_404(Run.objects.select_related("pipeline", "revision"), pk=pk)
+    run = get_object_or_404(access.visible(request.user, Run.objects, via="pipeline").select_related(
+        "pipeline", "revision"), pk=pk)
     step = request.POST.get("step", "")
     ids: list[int] | None = None
     if request.POST.get("scope") != "all":
@@ -345,7 +350,7 @@ def _detail_url(run: Run) -> str:
 @require_POST
 @can_run
 def run_start(request: HttpRequest, code: str) -> HttpResponse:
-    pipeline = get_object_or_404(Pipeline, code=code)
+    pipeline = access.get_or_404(request.user, Pipeline.objects, code=code)
     if not pipeline.enabled:
         messages.error(request, f"{pipeline.name} is disabled; enable it to run it.")
         return _back(request, reverse("pipeline-list"))
@@ -383,7 +388,7 @@ def record_table(records: list, limit: int = 200) -> dict:
 @require_http_methods(["GET", "POST"])
 @can_run
 def pipeline_preview(request: HttpRequest, code: str) -> HttpResponse:
-    pipeline = get_object_or_404(Pipeline, code=code)
+    pipeline = access.get_or_404(request.user, Pipeline.objects, code=code)
     form = PreviewForm(request.POST or None)
     context: dict[str, Any] = {"pipeline": pipeline, "form": form}
     if request.method == "POST" and form.is_valid():

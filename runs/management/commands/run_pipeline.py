@@ -4,6 +4,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from pipelines import access
 from pipelines.errors import DefinitionError
 from pipelines.files import read_definition_file
 from pipelines.models import Pipeline
@@ -29,13 +30,17 @@ class Command(BaseCommand):
         parser.add_argument("--revision", type=int, help="run this revision instead of the current one")
         parser.add_argument("--allow-concurrent", action="store_true",
                             help="start even if another run of the pipeline is active")
+        parser.add_argument("--as", dest="as_user", metavar="USERNAME",
+                            help="run as this person: only their pipelines (owners and teams) and with their "
+                            "'pipelines.run_pipeline' permission; the run is theirs in the audit trail")
 
     def handle(self, *args, **o):
         if o["show_output"] and not o["sync"]:
             raise CommandError("--show-output needs --sync (the output is kept only in the process that runs it)")
         if o["limit"] is not None and o["limit"] < 1:
             raise CommandError("--limit must be at least 1")
-        pipeline = self._pipeline(o["target"])
+        user = self._user(o["as_user"]) if o["as_user"] else None
+        pipeline = self._pipeline(o["target"], user)
         known = {s.key for s in pipeline.steps.all()}
         for key in o["show_output"]:
             if key not in known:
@@ -44,7 +49,7 @@ class Command(BaseCommand):
         try:
             with transaction.atomic():
                 create = services.create_run if o["sync"] else services.start_run
-                run = create(pipeline, revision=o["revision"], dry_run=o["dry_run"], record_limit=o["limit"],
+                run = create(pipeline, user=user, revision=o["revision"], dry_run=o["dry_run"], record_limit=o["limit"],
                              trigger="cli", allow_concurrent=o["allow_concurrent"] or None)
         except (DefinitionError, services.RunConflict) as exc:
             raise CommandError(str(exc)) from None
@@ -58,18 +63,29 @@ class Command(BaseCommand):
         if outcome.run.status == "FAILED":
             raise SystemExit(1)
 
-    def _pipeline(self, target: str) -> Pipeline:
+    def _user(self, username: str):
+        from django.contrib.auth import get_user_model
+
+        user = get_user_model().objects.filter(username=username, is_active=True).first()
+        if user is None:
+            raise CommandError(f"--as: no active user '{username}'")
+        if not user.has_perm("pipelines.run_pipeline"):
+            raise CommandError(f"--as: {username} may not run pipelines (no 'pipelines.run_pipeline' permission)")
+        return user
+
+    def _pipeline(self, target: str, user=None) -> Pipeline:
         if target.endswith(".json") or Path(target).is_file():
             try:
                 data = read_definition_file(target)
                 code = (data.get("code") if isinstance(data, dict) else None) or Path(target).stem.lower()
-                return save_definition(data, code=code, message=f"run from {target}")
+                return save_definition(data, code=code, user=user, message=f"run from {target}")
             except DefinitionError as exc:
                 raise CommandError(f"{target} is not a valid pipeline:\n" + "\n".join(
                     f"  - {p}" for p in exc.problems)) from None
-        pipeline = Pipeline.objects.filter(code=target).first()
+        pipelines = access.visible(user, Pipeline.objects) if user is not None else Pipeline.objects
+        pipeline = pipelines.filter(code=target).first()
         if pipeline is None:
-            known = ", ".join(Pipeline.objects.values_list("code", flat=True)[:20]) or "none yet"
+            known = ", ".join(pipelines.values_list("code", flat=True)[:20]) or "none yet"
             raise CommandError(f"no pipeline '{target}' (known: {known}); give a code or a FILE.json")
         if not pipeline.enabled:
             raise CommandError(f"pipeline '{target}' is disabled")

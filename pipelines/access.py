@@ -1,0 +1,110 @@
+"""Per-object access: owners and teams on pipelines, connections and secrets (django-rules).
+
+An object with no owner and no team is open: the model permissions alone decide, as before. Once it has
+owners or teams, only they (and superusers) may use it, whatever their model permissions say; everyone
+else gets "not found", so its existence does not leak. Runs and gates follow their pipeline.
+
+``user.has_perm("pipelines.use_pipeline", obj)`` (and ``use_connection``, ``use_secret``) is the object
+check, answered by the rules backend; :func:`visible` is the same rule as a queryset filter for lists.
+A pipeline may reference (``connectionCode``, ``secretCode``, ``...SecretCode`` anywhere in a step's
+config or its hooks) only connections and secrets that the person saving it may use:
+:func:`unusable_references`.
+"""
+
+from __future__ import annotations
+
+import rules
+from django.db.models import Q, QuerySet
+from django.http import Http404
+
+
+@rules.predicate
+def _open(user, obj) -> bool:
+    return obj is not None and not obj.owners.exists() and not obj.teams.exists()
+
+
+@rules.predicate
+def _owner(user, obj) -> bool:
+    return obj is not None and user.is_authenticated and obj.owners.filter(pk=user.pk).exists()
+
+
+@rules.predicate
+def _team_member(user, obj) -> bool:
+    return obj is not None and user.is_authenticated and obj.teams.filter(user=user).exists()
+
+
+may_use = rules.is_superuser | _open | _owner | _team_member
+for _model in ("pipeline", "connection", "secret"):
+    rules.add_perm(f"pipelines.use_{_model}", may_use)
+
+
+def visible(user, queryset: QuerySet, via: str = "") -> QuerySet:
+    """``queryset`` narrowed to what ``user`` may use; ``via`` is the path to the owning pipeline
+    (``"pipeline"`` for runs, ``"run__pipeline"`` for gates). A subquery, not a join, so counts and
+    annotations on ``queryset`` stay right."""
+    if getattr(user, "is_superuser", False):
+        return queryset
+    owner = queryset.model
+    if via:
+        from pipelines.models import Pipeline
+
+        owner = Pipeline
+    allowed = Q(owners__isnull=True, teams__isnull=True)
+    if getattr(user, "is_authenticated", False):
+        allowed |= Q(owners=user) | Q(teams__user=user)
+    return queryset.filter(**{f"{via}__in" if via else "pk__in": owner.objects.filter(allowed).values("pk")})
+
+
+def may(user, obj) -> bool:
+    return user.has_perm(f"pipelines.use_{obj._meta.model_name}", obj)
+
+
+def get_or_404(user, queryset: QuerySet, **lookup):
+    """The object, or Http404 when it does not exist or ``user`` may not use it (the same answer)."""
+    obj = queryset.filter(**lookup).first()
+    if obj is None or not may(user, obj):
+        raise Http404("no such object, or not yours to see")
+    return obj
+
+
+REFERENCE_KEYS = ("connectionCode",)
+
+
+def references(config) -> tuple[set[str], set[str]]:
+    """The connection and secret codes a step config names, at any depth."""
+    connections: set[str] = set()
+    secrets: set[str] = set()
+    stack = [config]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(item, str) and item:
+                    if key in REFERENCE_KEYS:
+                        connections.add(item)
+                    elif key == "secretCode" or key.endswith("SecretCode"):
+                        secrets.add(item)
+                elif isinstance(item, dict) and key.endswith("SecretCodes"):
+                    secrets.update(v for v in item.values() if isinstance(v, str) and v)
+                else:
+                    stack.append(item)
+        elif isinstance(value, list):
+            stack.extend(value)
+    return connections, secrets
+
+
+def unusable_references(user, definition: dict) -> list[str]:
+    """What ``definition`` names that ``user`` may not use, as "step 'k': connection 'c'" messages."""
+    from pipelines.models import Connection, Secret
+
+    places = [(f"step '{s.get('key')}'", s.get("config") or {}) for s in definition.get("steps") or []
+              if isinstance(s, dict)]
+    places.append(("hooks", definition.get("hooks") or {}))
+    problems = []
+    for where, config in places:
+        connections, secrets = references(config)
+        for kind, model, codes in (("connection", Connection, connections), ("secret", Secret, secrets)):
+            for obj in model.objects.filter(code__in=codes).order_by("code"):
+                if not may(user, obj):
+                    problems.append(f"{where}: {kind} '{obj.code}' is not yours to use")
+    return problems
