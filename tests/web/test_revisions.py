@@ -1,3 +1,4 @@
+
 import pytest
 
 from pipelines.models import Pipeline
