@@ -96,7 +96,7 @@ def check_event_models(app_configs, **kwargs):
 
 @register(Tags.security)
 def check_stored_secrets_decrypt(app_configs, **kwargs):
-    """datahub.W011: stored secrets that no master key decrypts. Shown when a worker starts (qcluster runs
+    """datahub.W011: stored secrets that no master key decrypts. Shown when a worker starts (manage.py worker runs
     the checks), at migrate and at gunicorn's start; a warning, not an error, so the pipelines that do
     not use those secrets keep running."""
     from django.db import DatabaseError

@@ -56,7 +56,7 @@ ALLOWED_HOSTS = env_list("DATAHUB_ALLOWED_HOSTS", [])
 if not ALLOWED_HOSTS:
     raise ImproperlyConfigured("DATAHUB_ALLOWED_HOSTS must list the host names this Datahub answers to")
 
-# Refuse to start (system check datahub.E010: migrate, qcluster and gunicorn's start run the checks)
+# Refuse to start (system check datahub.E010: migrate, manage.py worker and gunicorn's start run the checks)
 # while a superuser's password is a well-known weak one.
 DATAHUB_REFUSE_WEAK_SUPERUSER_PASSWORDS = True
 

@@ -26,7 +26,7 @@ forwarded_allow_ips = os.environ.get("DATAHUB_FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 
 def on_starting(server):
-    """Refuse to start on a system check error, as `migrate` and `qcluster` do (for example a superuser with
+    """Refuse to start on a system check error, as `migrate` and `manage.py worker` do (for example a superuser with
     a weak password under the production profile, or a stored secret no master key decrypts)."""
     import django
     from django.core.management import call_command

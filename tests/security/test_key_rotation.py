@@ -69,7 +69,7 @@ def test_it_names_a_stale_secret_in_rotation_and_at_worker_start_and_leaves_it_a
 
 
 def test_it_warns_when_the_worker_starts(settings, tmp_path):
-    # qcluster runs the system checks before it starts its workers; `check` is the same list.
+    # manage.py worker runs the system checks before it starts; `check` is the same list.
     settings.DATAHUB_MASTER_KEYS = ["gone-key-000000000000"]
     _store("stale", "x")
     settings.DATAHUB_MASTER_KEYS = [NEW]

@@ -1,4 +1,3 @@
-
 import pytest
 
 from pipelines.models import Pipeline
