@@ -107,8 +107,14 @@ def numeric_fn(args: dict, convert, *, target: str = "target", default_target: s
                 record[dst] = convert(value)
             return record
 
-        return inline(fn, "v = r.get({src})\nif type(v) is float or type(v) is int:\n    r[{dst}] = {convert}(v)",
-                      src=src, dst=dst, convert=convert)
+        form = getattr(convert, "inline_convert", None)
+        if form is None:
+            return inline(fn, "v = r.get({src})\nif type(v) is float or type(v) is int:\n    r[{dst}] = {convert}(v)",
+                          src=src, dst=dst, convert=convert)
+        statements, names = form  # they turn the number ``v`` into the value to write
+        body = "\n".join("    " + line for line in statements.splitlines())
+        return inline(fn, f"v = r.get({{src}})\nif type(v) is float or type(v) is int:\n{body}\n    r[{{dst}}] = v",
+                      src=src, dst=dst, **names)
     get, put = getter(args, "source"), setter(args, target, default=default_target)
 
     def fn(record):
@@ -133,6 +139,22 @@ def js_round(x: float) -> int:
 
 
 _ROUNDERS = {"round": js_round, "floor": math.floor, "ceil": math.ceil}
+
+
+_ROUND_HALF_UP_INLINE = """s = v * {factor}
+try:
+    w = {floor}(s)
+except (OverflowError, ValueError):
+    w = None
+if w is not None:
+    if s - w >= 0.5:
+        w += 1
+    w = w / {factor}
+    v = int(w) if w.is_integer() and -{safe} <= w <= {safe} else w"""
+
+_BINARY_INLINE = """v = {op}(v, {constant})
+if type(v) is float and v.is_integer() and -{safe} <= v <= {safe}:
+    v = int(v)"""
 
 
 def make_rounder(decimals: int, mode: str = "round"):
@@ -169,6 +191,9 @@ def make_rounder(decimals: int, mode: str = "round"):
                 return int(result)
             return result
 
+        # The same, as statements on ``v`` for the chain's compiled loop (see numeric_fn).
+        round_half_up.inline_convert = (_ROUND_HALF_UP_INLINE, {"factor": factor, "floor": floor,  # type: ignore[attr-defined]
+                                                               "safe": js.MAX_SAFE_INTEGER})
         return round_half_up
 
     def round_mode(value):
@@ -315,6 +340,8 @@ def build_math(args: dict, ctx: OperatorContext):
             return int(result)
         return result
 
+    compute.inline_convert = (_BINARY_INLINE, {"op": op, "constant": constant,  # type: ignore[attr-defined]
+                                               "safe": js.MAX_SAFE_INTEGER})
     return numeric_fn(args, compute)
 
 
@@ -462,6 +489,20 @@ def build_unit(args: dict, ctx: OperatorContext):
 # toNumber, toString, parseNumber
 
 
+_TO_NUMBER_INLINE = """v = r.get({src})
+t = type(v)
+if t is not int and t is not float:
+    if t is str:
+        v = {parse_float}(v)
+    elif t is bool:
+        v = 1 if v else 0
+    else:
+        v = None
+    if v is None:
+        v = {default}
+r[{dst}] = v"""
+
+
 @record_operator(
     "toNumber",
     name="To number",
@@ -501,8 +542,7 @@ def build_to_number(args: dict, ctx: OperatorContext):
             record[dst] = convert(record.get(src))
             return record
 
-        return inline(fn, "v = r.get({src})\nr[{dst}] = v if type(v) is int or type(v) is float else {convert}(v)",
-                      src=src, dst=dst, convert=convert)
+        return inline(fn, _TO_NUMBER_INLINE, src=src, dst=dst, parse_float=js.parse_float, default=default)
     get, put = getter(args, "source"), setter(args, "target", default=args["source"])
 
     def fn(record):

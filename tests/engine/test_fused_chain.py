@@ -55,7 +55,7 @@ def test_it_copies_nested_records_deeply_and_flat_ones_as_they_are():
 
 # -- inline forms: the compiled loop must do exactly what the operators' functions do -----------------
 
-VALUES = ["  a b  ", "\u00a0x\u2003", "", "Ünïcödé", "1,2,,3", "12.50", " 7 ", "abc", "1e3", "0x10", None, 0, 1, -2.5,
+VALUES = [1e308, -1e308, 2.675, 0.125, 2**53 + 1, -0.0, "  a b  ", "\u00a0x\u2003", "", "Ünïcödé", "1,2,,3", "12.50", " 7 ", "abc", "1e3", "0x10", None, 0, 1, -2.5,
           1.0, 2**60, True, False, [1, "a"], {"n": 1}]
 CORPUS = [{"id": i, "a": v, "b": w} for i, v in enumerate(VALUES) for w in (VALUES[(i * 7) % len(VALUES)], "x")]
 CORPUS += [{"id": "no-a", "b": "only b"}, {"id": "empty"}]
@@ -75,6 +75,10 @@ INLINED = [
     [{"op": "math", "args": {"operation": "multiply", "source": "a", "operand": "1.19", "target": "g"}}],
     [{"op": "math", "args": {"operation": "add", "source": "a", "operand": 2, "decimals": 1, "target": "a"}}],
     [{"op": "round", "args": {"source": "a", "decimals": 2}}],
+    [{"op": "round", "args": {"source": "a", "decimals": 1}}],
+    [{"op": "toNumber", "args": {"source": "b", "target": "n", "default": 0}}],
+    [{"op": "math", "args": {"operation": "divide", "source": "a", "operand": "3", "target": "q"}}],
+    [{"op": "math", "args": {"operation": "subtract", "source": "a", "operand": 0.5, "target": "a"}}],
     [{"op": "slugify", "args": {"source": "a", "target": "slug"}}],
     [{"op": "slugify", "args": {"source": "b", "target": "b", "separator": "_"}}],
 ]
