@@ -41,5 +41,5 @@ class LogLineSerializer(serializers.Serializer):
 def logs(request):
     query = query_of(request, LogQuery)
     filters = {k: query.get(k) for k in ("pipeline", "run", "step", "level", "q", "since", "until")}
-    lines = run_logs.select(**{k: v for k, v in filters.items() if v not in (None, "")})
+    lines = run_logs.select(request.user, **{k: v for k, v in filters.items() if v not in (None, "")})
     return paged(request, lines, LogLineSerializer, query)

@@ -1,7 +1,8 @@
 """Run logs in the browser: the explorer at /logs/ (filter by pipeline, run, step, level, text and time;
 newest first; JSON export of what the filters select) and a run's own log at /runs/<id>/log/.
 
-Looking needs ``runs.view_run``. Filters are checked by a form: a bad value is named at its field and the
+Looking needs ``runs.view_run``, and shows only the lines of pipelines the person may use
+(:mod:`pipelines.access`). Filters are checked by a form: a bad value is named at its field and the
 filter is not applied. The export is at most :data:`EXPORT_LIMIT` lines, newest first, and says so.
 """
 
@@ -17,6 +18,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
+from pipelines import access
 from pipelines.models import Pipeline
 from runs import run_logs
 from runs.models import Run, RunLog
@@ -46,10 +48,10 @@ class LogFilter(forms.Form):
         return data
 
 
-def filtered(form: LogFilter):
+def filtered(user, form: LogFilter):
     if not form.is_valid():
         return RunLog.objects.none()
-    return run_logs.select(**{k: v for k, v in form.cleaned_data.items() if v not in (None, "")})
+    return run_logs.select(user, **{k: v for k, v in form.cleaned_data.items() if v not in (None, "")})
 
 
 def as_json(line: RunLog) -> dict:
@@ -72,7 +74,7 @@ def log_explorer(request: HttpRequest) -> HttpResponse:
     if request.GET and not form.is_valid():
         lines = RunLog.objects.none()
     else:
-        lines = filtered(form) if request.GET else run_logs.select()
+        lines = filtered(request.user, form) if request.GET else run_logs.select(request.user)
     if request.GET.get("format") == "json":
         chosen = list(lines[:EXPORT_LIMIT + 1])
         body = {"count": min(len(chosen), EXPORT_LIMIT), "truncated": len(chosen) > EXPORT_LIMIT,
@@ -84,7 +86,7 @@ def log_explorer(request: HttpRequest) -> HttpResponse:
     page = Paginator(lines, PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "runs/logs.html", {
         "form": form, "page": page, "query": _query(request),
-        "pipeline_codes": Pipeline.objects.values_list("code", flat=True),
+        "pipeline_codes": access.visible(request.user, Pipeline.objects.all()).values_list("code", flat=True),
     })
 
 
@@ -92,9 +94,10 @@ def log_explorer(request: HttpRequest) -> HttpResponse:
 @login_required
 @permission_required("runs.view_run", raise_exception=True)
 def run_log(request: HttpRequest, pk: int) -> HttpResponse:
-    run = get_object_or_404(Run.objects.select_related("pipeline", "revision"), pk=min(pk, MAX_RUN_ID))
+    mine = access.visible(request.user, Run.objects.select_related("pipeline", "revision"), via="pipeline")
+    run = get_object_or_404(mine, pk=min(pk, MAX_RUN_ID))
     form = LogFilter({**request.GET.dict(), "run": run.pk})
-    page = Paginator(filtered(form).order_by("id"), PER_PAGE).get_page(request.GET.get("page"))
+    page = Paginator(filtered(request.user, form).order_by("id"), PER_PAGE).get_page(request.GET.get("page"))
     context = {
         "run": run, "pipeline": run.pipeline, "form": form, "page": page, "query": _query(request),
         "steps": [s["key"] for s in (run.revision.definition or {}).get("steps", []) if isinstance(s, dict)],

@@ -23,7 +23,7 @@ from collections import Counter
 
 from django.utils import timezone
 
-from pipelines import hub_settings
+from pipelines import access, hub_settings
 from pipelines.definition import RUN_LOG_LEVELS
 from runs.engine.events import (
     Event,
@@ -134,11 +134,11 @@ class RunLogger:
             self._lines = []
 
 
-def select(*, pipeline: str = "", run: int | None = None, step: str = "", level: str = "", q: str = "",
+def select(user, *, pipeline: str = "", run: int | None = None, step: str = "", level: str = "", q: str = "",
            since=None, until=None):
-    """Log lines, newest first, filtered as the explorer and the API filter them (``level``: that level
-    and the more severe ones). Empty filters select everything."""
-    lines = RunLog.objects.select_related("run__pipeline").order_by("-id")
+    """Log lines ``user`` may see (of pipelines they may use), newest first, filtered as the explorer and
+    the API filter them (``level``: that level and the more severe ones). Empty filters select all."""
+    lines = access.visible(user, RunLog.objects.select_related("run__pipeline"), via="run__pipeline").order_by("-id")
     if pipeline:
         lines = lines.filter(run__pipeline__code=pipeline)
     if run:
