@@ -193,3 +193,16 @@ def test_an_active_runs_log_polls_itself(viewer):
     assert '<section class="panel" id="run-log-lines"' in body and "<html" not in body and "times in UTC" in body
     ended = run(simple_definition("done"))
     assert "hx-trigger" not in viewer.get(f"/runs/{ended.pk}/log/").content.decode().split('id="run-log-lines"')[1][:200]
+
+
+def test_only_the_pipelines_one_may_use_count_in_logs_and_analytics(viewer, bob):
+    """A pipeline with owners (pipelines.access) is someone else's: its lines, runs and figures stay out."""
+    mine = run(simple_definition("mine"))
+    theirs = run(simple_definition("theirs"))
+    theirs.pipeline.owners.add(bob)
+    page = viewer.get("/logs/").content.decode()
+    assert f'href="/runs/{mine.pk}/log/"' in page and f'href="/runs/{theirs.pk}/log/"' not in page
+    assert viewer.get(f"/runs/{theirs.pk}/log/").status_code == 404
+    assert viewer.get("/logs/", {"run": theirs.pk, "format": "json"}).json()["count"] == 0
+    analytics_page = viewer.get("/analytics/").content.decode()
+    assert '<div class="value" id="stat-runs">1</div>' in analytics_page and "theirs" not in analytics_page
