@@ -14,7 +14,8 @@ guaranteed:
 - **Bound to the addressee.** The decision is made as the Datahub user the email was sent to, who must hold
   ``gates.approve_gate``. Logged in as someone else: refused. Not logged in: the login page, unless
   ``DATAHUB_GATE_LINKS_WITHOUT_LOGIN`` is on; then the link itself is the credential and the decision is
-  made as the one active user with that email address (none, or several: refused).
+  made as the one active user with that email address (none, or several: refused). That person must
+  also be allowed the pipeline (``pipelines.access``: its owners and teams, when it has any).
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from gates import action_links, services, tables
+from pipelines import access
 from runs.models import RunStatus
 
 
@@ -38,6 +39,8 @@ def act(request: HttpRequest, token: str) -> HttpResponse:
     context = {"action": action.action, "gate": gate, "run": gate.run, "pipeline": gate.run.pipeline,
                "person": person, "table": tables.table(gate.preview),
                "review_url": reverse("gates:review", args=[gate.run_id, gate.step_key])}
+    if not access.may(person, gate.run.pipeline):  # the pipeline has owners or teams, and not them
+        return _page(request, status=403, refused="the gate this link was sent for no longer exists")
     if not services.can_decide(person):
         return _page(request, status=403, refused=f"{person.get_username()} may not approve or reject gates "
                      f"(the '{services.APPROVE_PERMISSION}' permission is missing)", **context)
@@ -60,4 +63,6 @@ def act(request: HttpRequest, token: str) -> HttpResponse:
         return _page(request, confirm=True, reason=reason, reason_error=str(exc), **context)
     except services.GateConflict as exc:
         return _page(request, decided=str(exc), **context)
+    except services.GateNotFound:
+        return _page(request, status=403, refused="the gate this link was sent for no longer exists")
     return _page(request, done=done, **context)

@@ -133,3 +133,14 @@ def test_a_changed_or_expired_or_foreign_token_is_refused(links, approver_ops, s
     expired = client.post(approve)
     assert expired.status_code == 403 and "expired" in expired.content.decode()
     assert GateRequest.objects.get().status == GateStatus.PENDING
+
+
+def test_the_addressee_must_be_allowed_the_pipeline(links, approver_ops, bob):
+    run, approve, _ = links
+    run.pipeline.owners.add(bob)  # now bob's pipeline alone (pipelines.access)
+    client = logged_in(approver_ops)
+    page = client.get(approve)
+    assert page.status_code == 403 and "no longer exists" in page.content.decode()
+    assert "A-1" not in page.content.decode()  # no preview of records either
+    assert client.post(approve).status_code == 403
+    assert GateRequest.objects.get().status == GateStatus.PENDING
