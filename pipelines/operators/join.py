@@ -346,9 +346,11 @@ class _Join:
         # key -> its first right row (projected); key -> the further rows of a key that repeats.
         self.index: dict[Any, dict] = {}
         self.more: dict[Any, list[dict]] = {}
-        # Right rows in right-data order with their keys: RIGHT/FULL emit the never-matched ones at the end.
+        # Right rows in right-data order and their keys, as two lists (a pair per row would add 100,000
+        # objects for the garbage collector to walk): RIGHT/FULL emit the never-matched ones at the end.
         self.keep_right = self.join_type in ("RIGHT", "FULL")
-        self.right: list[tuple[Any, dict]] = []
+        self.right: list[dict] = []
+        self.right_keys: list[Any] = []
         self.nested = False
         targets = [target for target, _name in names]
         pick = _picker([name for _target, name in names])
@@ -385,7 +387,8 @@ class _Join:
                 elif key is not None:
                     index[key] = row
             if keep_right:
-                right_rows.extend(zip(keys, projected, strict=True))
+                right_rows.extend(projected)
+                self.right_keys.extend(keys)
         self.null_row = dict.fromkeys(target for target, _name in names)
         self.left_paths = left_paths
         self.left_key = key_function(left_paths)
@@ -479,7 +482,7 @@ class _Join:
         matched, nested = self.matched, self.nested
         out = [
             {**blank, **(deep_copy(projected) if nested else projected)}
-            for key, projected in self.right
+            for key, projected in zip(self.right_keys, self.right, strict=True)
             if key is None or key not in matched
         ]
         self._count(len(out))
