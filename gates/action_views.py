@@ -36,6 +36,9 @@ def act(request: HttpRequest, token: str) -> HttpResponse:
         person = action_links.decider(action, request.user)
     except action_links.LinkRefused as exc:
         return _page(request, status=403, refused=str(exc))
+    if not access.may(person, gate.run.pipeline):  # owners and teams (pipelines.access)
+        return _page(request, status=403, refused=f"{person.get_username()} may not use pipeline "
+                     f"'{gate.run.pipeline.code}': it belongs to other people")
     context = {"action": action.action, "gate": gate, "run": gate.run, "pipeline": gate.run.pipeline,
                "person": person, "table": tables.table(gate.preview),
                "review_url": reverse("gates:review", args=[gate.run_id, gate.step_key])}

@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib import admin
 
+from pipelines import access
 from pipelines.models import Connection, Edge, Pipeline, PipelineRevision, Secret, Step
 from pipelines.secrets import set_secret_value
 
@@ -21,13 +22,21 @@ class EdgeInline(admin.TabularInline):
     can_delete = False
 
 
+class OwnedAdmin(admin.ModelAdmin):
+    """Staff see in the admin only what they may use (owners and teams, pipelines.access)."""
+
+    filter_horizontal = ("owners", "teams")
+
+    def get_queryset(self, request):
+        return access.visible(request.user, super().get_queryset(request))
+
+
 @admin.register(Pipeline)
-class PipelineAdmin(admin.ModelAdmin):
+class PipelineAdmin(OwnedAdmin):
     list_display = ("code", "name", "enabled", "allow_concurrent_runs", "updated_at")
     list_filter = ("enabled",)
     search_fields = ("code", "name", "description")
     readonly_fields = ("current_revision", "created_at", "updated_at")
-    filter_horizontal = ("owners", "teams")  # who may use it (pipelines.access)
     inlines = [StepInline, EdgeInline]
 
 
@@ -62,16 +71,14 @@ class SecretForm(forms.ModelForm):
 
 
 @admin.register(Secret)
-class SecretAdmin(admin.ModelAdmin):
+class SecretAdmin(OwnedAdmin):
     form = SecretForm
     list_display = ("code", "description", "is_set", "env_name", "updated_at")
-    filter_horizontal = ("owners", "teams")
     search_fields = ("code", "description")
 
 
 @admin.register(Connection)
-class ConnectionAdmin(admin.ModelAdmin):
+class ConnectionAdmin(OwnedAdmin):
     list_display = ("code", "name", "type", "updated_at")
-    filter_horizontal = ("owners", "teams")
     list_filter = ("type",)
     search_fields = ("code", "name")

@@ -167,3 +167,30 @@ def test_it_runs_from_the_cli_only_what_the_person_may(world):
     call_command("run_pipeline", "a-orders", "--as", "mallory", "--sync", stdout=out)
     assert "COMPLETED" in out.getvalue()
     assert Run.objects.filter(pipeline__code="a-orders", triggered_by=world["mallory"]).exists()
+
+
+def test_it_refuses_an_email_approve_link_to_someone_outside_the_team(world):
+    from gates import action_links
+
+    run = world["run"]
+    mallory = world["mallory"]
+    mallory.email = "mallory@example.com"
+    mallory.save()
+    gate = GateRequest.objects.get(run=run)
+    client = _page_client(mallory)
+    path = f"/gates/act/{action_links.make_token(gate, 'approve', 'mallory@example.com')}/"
+    for response in (client.get(path), client.post(path)):
+        assert response.status_code == 403
+        assert b"belongs to other people" in response.content
+    assert GateRequest.objects.get(run=run).status == GateStatus.PENDING
+
+
+def test_it_hides_team_b_in_the_admin_from_team_a_staff(world):
+    mallory = world["mallory"]
+    mallory.is_staff = True
+    mallory.save()
+    client = _page_client(mallory)
+    assert b"b-orders" not in client.get("/admin/pipelines/pipeline/").content
+    assert b"b-key" not in client.get("/admin/pipelines/secret/").content
+    pk = Pipeline.objects.get(code="b-orders").pk
+    assert client.get(f"/admin/pipelines/pipeline/{pk}/change/").status_code in (302, 404)
