@@ -34,6 +34,7 @@ from pipelines.errors import DatahubError
 from pipelines.records import loads
 from runs import services as run_services
 from runs.models import ENDED_STATUSES, Run, RunStatus
+from runs.models import LIST_DEFERRED as LIST_DEFERRED_OF_RUNS
 
 log = logging.getLogger(__name__)
 
@@ -281,11 +282,16 @@ def _run_id(run: Run | int) -> int:
 
 
 def _get(run_id: int, step_key: str) -> GateRequest:
-    return GateRequest.objects.select_related("run", "run__pipeline", "decided_by").get(
+    return GateRequest.objects.select_related("run", "run__pipeline", "run__revision", "decided_by").get(
         run_id=run_id, step_key=step_key)
 
 
 # --- reading ------------------------------------------------------------------------------------------
+
+
+# What lists of gates leave out: the held records' preview and the run's JSON (a paused run's executor
+# state is the largest of it), which only the review page and the worker read.
+LIST_DEFERRED = ("preview", *(f"run__{name}" for name in LIST_DEFERRED_OF_RUNS if not name.startswith("revision__")))
 
 
 def pending_gates(user):
@@ -293,13 +299,13 @@ def pending_gates(user):
     A gate whose run stopped waiting (cancelled from the runs page) is not listed."""
     qs = (access.visible(user, GateRequest.objects, via="run__pipeline")
           .filter(status=GateStatus.PENDING, run__status=RunStatus.PAUSED)
-          .select_related("run", "run__pipeline").order_by("created_at", "id"))
+          .select_related("run", "run__pipeline").defer(*LIST_DEFERRED).order_by("created_at", "id"))
     return qs if can_view(user) else qs.none()
 
 
 def recent_decisions(user, limit: int = 20):
     qs = (access.visible(user, GateRequest.objects, via="run__pipeline").exclude(status=GateStatus.PENDING)
-          .select_related("run", "run__pipeline", "decided_by").order_by("-decided_at", "-id"))
+          .select_related("run", "run__pipeline", "decided_by").defer(*LIST_DEFERRED).order_by("-decided_at", "-id"))
     return qs[:limit] if can_view(user) else qs.none()
 
 

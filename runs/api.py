@@ -197,8 +197,7 @@ def _detail(run: Run) -> dict:
 def runs(request):
     if request.method == "GET":
         query = query_of(request, RunQuery)
-        queryset = access.visible(request.user, Run.objects.select_related("pipeline", "revision", "triggered_by"),
-                                  via="pipeline").order_by("-created_at", "-id")
+        queryset = access.visible(request.user, Run.objects.for_listing(), via="pipeline").order_by("-created_at", "-id")
         if query.get("pipeline"):
             pipeline = access.visible(request.user, Pipeline.objects).filter(code=query["pipeline"]).first()
             if pipeline is None:

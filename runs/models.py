@@ -37,6 +37,20 @@ class StepStatus(models.TextChoices):
     CANCELLED = "CANCELLED"
 
 
+# What lists of runs leave out: JSON only a run's own page or its worker reads (a paused run's executor
+# state, a seeded run's records: megabytes at worst) and the revision's definition. Reading them back
+# (PostgreSQL parses jsonb into Python) is what made lists of runs slow under load.
+LIST_DEFERRED = ("seed_records", "resume_state", "pending_releases", "pending_checkpoints", "progress",
+                 "revision__definition", "pipeline__context", "pipeline__extra")
+
+
+class RunQuerySet(models.QuerySet):
+    def for_listing(self) -> RunQuerySet:
+        """Runs as lists show them: pipeline, revision number and starter in the same query, without
+        :data:`LIST_DEFERRED`."""
+        return self.select_related("pipeline", "revision", "triggered_by").defer(*LIST_DEFERRED)
+
+
 class Run(models.Model):
     pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="runs")
     revision = models.ForeignKey(PipelineRevision, on_delete=models.PROTECT, related_name="runs")
@@ -73,6 +87,8 @@ class Run(models.Model):
     # How many times the run was taken back from a worker that disappeared and queued again (runs.recovery);
     # past DATAHUB_MAX_RESUMES it is failed instead. A graceful hand-back (a worker draining) does not count.
     resumes = models.PositiveIntegerField(default=0)
+
+    objects = RunQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
