@@ -28,7 +28,20 @@ from pathlib import Path
 
 import _common
 
-from tests.ops.conftest import REDIS, ROOT, _postgres, base_env, make_fleet, wait_for
+from tests.ops.conftest import REDIS, REDIS_KEYS, REDIS_LOCK, ROOT, _postgres, base_env, make_fleet, wait_for
+
+
+def free_redis_database():
+    """An empty Redis database, locked the way the ops tests lock theirs (they may run at the same time)."""
+    import redis
+
+    for db in range(15, 0, -1):
+        client = redis.Redis.from_url(f"{REDIS}/{db}")
+        if client.set(REDIS_LOCK, os.getpid(), nx=True, ex=3600):
+            if client.dbsize() == 1:
+                return client, f"{REDIS}/{db}"
+            client.delete(REDIS_LOCK)
+    raise SystemExit("no empty Redis database (1-15) is free")
 
 DEFINITION = {
     "version": 1, "code": "failover", "name": "failover",
@@ -85,11 +98,12 @@ def main() -> None:
     conn.execute(f'CREATE DATABASE "{name}"')
     url = f"postgres://postgres@127.0.0.1:5432/{name}"
     work = Path(tempfile.mkdtemp(prefix="datahub-failover-"))
+    client = None
     try:
         done = subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT,
                               env=base_env(url, work), capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
-        redis_url = f"{REDIS}/14" if args.broker == "redis" else None
+        client, redis_url = free_redis_database() if args.broker == "redis" else (None, None)
         failover, baseline = [], []
         for n in range(args.trials):
             fleet = make_fleet(work, url, redis_url, DATAHUB_WORKERS=1)
@@ -107,6 +121,11 @@ def main() -> None:
     finally:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.close()
+        if client is not None:
+            for pattern in REDIS_KEYS:
+                for key in client.scan_iter(pattern):
+                    client.delete(key)
+            client.delete(REDIS_LOCK)
 
 
 if __name__ == "__main__":

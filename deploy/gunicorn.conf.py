@@ -1,7 +1,7 @@
 """gunicorn settings for the web process: ``gunicorn -c deploy/gunicorn.conf.py datahub_project.wsgi``.
 
 Every value can be overridden on the command line or with gunicorn's own ``GUNICORN_CMD_ARGS``. Pages and
-the API are short requests; runs execute on the workers (``manage.py qcluster``), never in the web process.
+the API are short requests; runs execute on the workers (``manage.py worker``), never in the web process.
 """
 
 import os

@@ -15,6 +15,7 @@ the outputs back and runs only the steps that had not completed.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import asdict
 
 from django.core.files import File
@@ -72,8 +73,11 @@ def save_state(run, result: RunResult) -> dict:
     return {"version": 1, "steps": steps}
 
 
-def previous_steps(manifest: dict, spill_records: int) -> dict[str, PreviousStep]:
+def previous_steps(manifest: dict, spill_records: int, beat=None) -> dict[str, PreviousStep]:
+    """The executor's ``RunOptions.previous`` from a manifest, the saved outputs read back. ``beat`` is
+    called every few seconds meanwhile: reading a large output back must not look like a dead worker."""
     previous = {}
+    last_beat = time.monotonic()
     for key, entry in (manifest or {}).get("steps", {}).items():
         if entry["status"] == "PENDING":
             continue
@@ -92,6 +96,9 @@ def previous_steps(manifest: dict, spill_records: int) -> dict[str, PreviousStep
                     if len(batch) >= 1000:
                         buf.append(batch)
                         batch = []
+                        if beat is not None and time.monotonic() - last_beat >= 2:
+                            beat()
+                            last_beat = time.monotonic()
                 buf.append(batch)
             outputs[None if branch == MAIN else branch] = buf
         counts = StepCounts(**entry["counts"]) if entry.get("counts") else None

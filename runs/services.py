@@ -272,7 +272,7 @@ def execute_claimed(run: Run, *, keep_outputs=False) -> Outcome:
         definition = parse(run.revision.definition)
         options = run_options(run, keep_outputs=keep_outputs)
         if run.resume_state:
-            options.previous = resume.previous_steps(run.resume_state, options.spill_records)
+            options.previous = resume.previous_steps(run.resume_state, options.spill_records, beat=store.heartbeat)
         from runs import cdc
 
         continuous = cdc.step_for(run, definition)
