@@ -168,6 +168,76 @@ def test_it_hands_itself_over_before_the_task_timeout_and_a_worker_continues_it(
 
 
 @pytest.mark.parametrize("target", ["sqlite"], indirect=True)
+def test_a_run_whose_worker_dies_mid_batch_is_resumed_from_its_committed_checkpoint(target, monkeypatch):
+    """The worker dies while loading the second batch: the reaper takes the run back (no resume state: a
+    continuous run restarts from its checkpoint), a worker continues it, the batch is read again."""
+    from runs.engine.events import StepStarted
+    from runs.store import DjangoRunStore
+    from runs.tasks import execute_run
+
+    class WorkerKilled(BaseException):
+        """Not an Exception: nothing in the run catches it, as with a killed process."""
+
+    setup_tables(target)
+    target.insert("orders", [{"id": i, "name": f"o{i}", "created_at": T(1), "updated_at": T(1, i)} for i in (1, 2, 3)])
+    pipeline = save_definition(continuous(target))
+    emit, loads = DjangoRunStore.emit, []
+
+    def dying(self, event):
+        emit(self, event)
+        if isinstance(event, StepStarted) and event.step_key == "load":
+            loads.append(event)
+            if len(loads) == 2:
+                raise WorkerKilled()
+
+    monkeypatch.setattr(DjangoRunStore, "emit", dying)
+    first = start(pipeline)
+    wait_for(lambda: len(copied(target)) == 3, what="the first batch")
+    target.insert("orders", [{"id": i, "name": f"o{i}", "created_at": T(2), "updated_at": T(2, i)} for i in (4, 5)])
+    first.thread.join(20)
+    assert isinstance(first.error, WorkerKilled)
+    monkeypatch.setattr(DjangoRunStore, "emit", emit)
+    dead = Run.objects.get(pk=first.run.pk)
+    assert dead.status == "RUNNING" and [i for i, _ in copied(target)] == [1, 2, 3]
+    cursor = Checkpoint.objects.get(pipeline=pipeline, step_key="changes").data["cursor"]
+    assert [k["value"] for k in cursor["key"]] == [3]  # the batch in flight was not committed
+
+    Run.objects.filter(pk=dead.pk).update(heartbeat_at=dead.heartbeat_at - services.timezone.timedelta(minutes=5))
+    assert services.reap_stale_runs(max_silence_seconds=60) == 1
+    taken = Run.objects.get(pk=dead.pk)
+    assert taken.status == "PENDING" and taken.resume_state is None and taken.resumes == 1
+    assert taken.step_runs.get(step_key="load").status == "PENDING"
+
+    worker = Background(taken, body=lambda: execute_run(taken.pk))
+    wait_for(lambda: [i for i, _ in copied(target)] == [1, 2, 3, 4, 5], what="the lost batch, read again")
+    run = wait_for(lambda: (r := Run.objects.get(pk=taken.pk)).progress["records"] == 5 and r, what="progress")
+    assert run.status == "RUNNING" and run.started_at == dead.started_at
+    assert worker.stop().status == "CANCELLED"
+    assert [e.kind for e in run.events.all()] == ["STARTED", "WORKER_LOST", "RESUMED"]
+    assert "from its committed checkpoint" in run.events.get(kind="WORKER_LOST").detail
+
+
+@pytest.mark.parametrize("target", ["sqlite"], indirect=True)
+def test_a_draining_worker_hands_a_continuous_run_back_between_polls(target, monkeypatch):
+    from django_q.models import OrmQ
+
+    from runs import drain
+
+    setup_tables(target)
+    target.insert("orders", [{"id": 1, "name": "o1", "created_at": T(1), "updated_at": T(1)}])
+    pipeline = save_definition(continuous(target))
+    monkeypatch.setattr(drain, "_shared", None)  # put back after the test: this process is no worker
+    drain.install()
+    first = start(pipeline)
+    wait_for(lambda: len(copied(target)) == 1, what="the first batch")
+    drain.start(time.time() + 5)  # what `manage.py worker` does on SIGTERM
+    handed = first.join(timeout=10)
+    assert handed.status == "PENDING" and handed.progress["records"] == 1 and handed.resumes == 0
+    assert [q.name() for q in OrmQ.objects.all()] == [f"run-{handed.pk}"]
+    assert [e.kind for e in handed.events.all()] == ["STARTED", "HANDED_BACK"]
+
+
+@pytest.mark.parametrize("target", ["sqlite"], indirect=True)
 def test_a_continuous_pipeline_cannot_pause_at_a_gate(target, settings, tmp_path):
     settings.MEDIA_ROOT = str(tmp_path / "media")
     setup_tables(target)
