@@ -12,6 +12,10 @@ own). What must hold once the chaos stops:
   and no step started (in the trace the steps write) after it was seen COMPLETED;
 * no worker process is left.
 
+It runs after the other tests of tests/ops (its name sorts last but for the drain test, which does not care):
+thousands of task rows go through the shared ORM queue table, after which PostgreSQL hands queued tasks out
+in no particular order, and test_crash_recovery.py needs them in the order they were queued.
+
 Bounded: at most ~2 minutes per broker (the chaos lasts up to 45 s; then the runs left have 75 s to finish;
 without chaos the 30 runs take about 50 s on the three workers).
 """
