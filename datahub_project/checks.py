@@ -115,3 +115,17 @@ def check_stored_secrets_decrypt(app_configs, **kwargs):
         "run manage.py rotate_secrets, or set their values again.",
         id="datahub.W011",
     )]
+
+
+@register(Tags.compatibility)
+def check_trace_export(app_configs, **kwargs):
+    """datahub.E030: DATAHUB_OTLP_ENDPOINT is set but traces could not be sent (see runs.tracing)."""
+    endpoint = getattr(settings, "DATAHUB_OTLP_ENDPOINT", "")
+    if not endpoint:
+        return []
+    from runs.tracing import configuration_problem
+
+    problem = configuration_problem(endpoint)
+    if problem is None:
+        return []
+    return [Error(problem, hint="Runs go on without traces until this is fixed.", id="datahub.E030")]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from urllib.parse import urlsplit
 
 from django.conf import settings
 
@@ -31,27 +32,52 @@ from runs.models import Run
 log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
-_state: dict = {"endpoint": None, "provider": None}
+_state: dict = {"endpoint": None, "provider": None, "refused": None}
+
+
+def configuration_problem(endpoint: str) -> str | None:
+    """What is wrong with exporting to ``endpoint`` (the system check ``datahub.E030`` reports it at start),
+    or None: it must be an http(s) URL with a host, and the ``otel`` extra must be installed."""
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return (f"DATAHUB_OTLP_ENDPOINT {endpoint!r} is not an http(s) URL with a host "
+                "(for example http://collector:4318/v1/traces)")
+    try:
+        import opentelemetry.exporter.otlp.proto.http.trace_exporter  # noqa: F401
+        import opentelemetry.sdk.trace  # noqa: F401
+    except ImportError:
+        return ("DATAHUB_OTLP_ENDPOINT is set but the OpenTelemetry SDK is not installed: "
+                "pip install 'datahub[otel]'")
+    return None
 
 
 def provider():
-    """The process's TracerProvider for the configured endpoint, or None when export is off."""
+    """The process's TracerProvider for the configured endpoint, or None when export is off (or cannot
+    work: :func:`configuration_problem`, logged once per endpoint; a run never fails for it)."""
     endpoint = getattr(settings, "DATAHUB_OTLP_ENDPOINT", "")
     if not endpoint:
         return None
     with _lock:
-        if _state["endpoint"] != endpoint:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-            from opentelemetry.sdk.resources import Resource
-            from opentelemetry.sdk.trace import TracerProvider
-            from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        if _state["endpoint"] == endpoint:
+            return _state["provider"]
+        if _state["refused"] == endpoint:
+            return None
+        problem = configuration_problem(endpoint)
+        if problem:
+            log.error("traces are not exported: %s", problem)
+            _state["refused"] = endpoint
+            return None
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-            if _state["provider"] is not None:
-                _state["provider"].shutdown()
-            made = TracerProvider(resource=Resource.create({"service.name": "datahub"}))
-            made.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint, timeout=10)))
-            _state.update(endpoint=endpoint, provider=made)
-        return _state["provider"]
+        if _state["provider"] is not None:
+            _state["provider"].shutdown()
+        made = TracerProvider(resource=Resource.create({"service.name": "datahub"}))
+        made.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint, timeout=10)))
+        _state.update(endpoint=endpoint, provider=made)
+        return made
 
 
 def flush(timeout_ms: int = 10_000) -> bool:

@@ -1,9 +1,13 @@
 """OpenTelemetry export: with DATAHUB_OTLP_ENDPOINT set, a run sends a trace (a run span, a span per step
 with the records counts) over OTLP/HTTP to a real local receiver; without it nothing is sent."""
 
+import logging
+import sys
+
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from datahub_project.checks import check_trace_export
 from pipelines.services import save_definition
 from runs import services, tracing
 from tests.fixtures import simple_definition
@@ -70,3 +74,30 @@ def test_nothing_is_sent_without_an_endpoint(settings, httpserver):
     run(simple_definition("quiet"))
     tracing.flush()
     assert httpserver.log == []
+
+
+def test_a_bad_endpoint_is_a_check_error_and_runs_go_on_without_traces(settings, caplog):
+    settings.DATAHUB_OTLP_ENDPOINT = "collector:4318/v1/traces"
+    [error] = check_trace_export(None)
+    assert error.id == "datahub.E030"
+    assert "DATAHUB_OTLP_ENDPOINT 'collector:4318/v1/traces' is not an http(s) URL with a host" in error.msg
+    with caplog.at_level(logging.ERROR, logger="runs.tracing"):
+        assert run(simple_definition("untraced")).status == "COMPLETED"
+    assert "traces are not exported: DATAHUB_OTLP_ENDPOINT 'collector:4318/v1/traces'" in caplog.text
+
+
+def test_without_the_sdk_the_check_says_what_to_install_and_runs_go_on(settings, monkeypatch, caplog):
+    settings.DATAHUB_OTLP_ENDPOINT = "http://127.0.0.1:9/no-sdk/v1/traces"
+    monkeypatch.setitem(sys.modules, "opentelemetry.sdk.trace", None)  # what an import finds when not installed
+    [error] = check_trace_export(None)
+    assert error.id == "datahub.E030" and "pip install 'datahub[otel]'" in error.msg
+    with caplog.at_level(logging.ERROR, logger="runs.tracing"):
+        assert run(simple_definition("no-sdk")).status == "COMPLETED"
+    assert "the OpenTelemetry SDK is not installed" in caplog.text
+
+
+def test_the_check_passes_when_export_is_off_or_can_work(settings, httpserver):
+    settings.DATAHUB_OTLP_ENDPOINT = ""
+    assert check_trace_export(None) == []
+    settings.DATAHUB_OTLP_ENDPOINT = httpserver.url_for("/v1/traces")
+    assert check_trace_export(None) == []
