@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 _FLUSH_EVERY = 500
 _CANCEL_CHECK_SECONDS = 1.0
+_BEAT_WHILE_WRITING_SECONDS = 2.0
 # A checkpoint with this key and value is saved only when the run ends COMPLETED (see the module docstring;
 # pipelines.adapters.cdc writes it).
 DEFER_KEY, DEFER_UNTIL = "_commit", "RUN_COMPLETED"
@@ -52,6 +53,7 @@ class DjangoRunStore:
         # conditional on it, so a worker that was silent too long and was replaced cannot write over the
         # new owner.
         self.lease = run.lease
+        self._last_beat = time.monotonic()
         self._errors: list[RecordError] = []
         self._attempts: list[RecordAttempt] = []
         self._last_cancel_check = 0.0
@@ -195,6 +197,12 @@ class DjangoRunStore:
             RecordAttempt.objects.bulk_create(self._attempts, batch_size=_FLUSH_EVERY)
             self._attempts = []
         self._log.flush()
+        # Writing a step's 100,000 failed records takes the executor's thread a while: beat meanwhile, or a
+        # slow database would make this worker look dead (DATAHUB_HEARTBEAT_TIMEOUT) and its run be taken over.
+        now = time.monotonic()
+        if now - self._last_beat >= _BEAT_WHILE_WRITING_SECONDS:
+            self._last_beat = now
+            self.heartbeat()
 
     def cancel_requested(self) -> bool:
         if self._cancelled:

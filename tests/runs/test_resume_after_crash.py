@@ -212,3 +212,19 @@ def test_a_run_failed_by_an_internal_error_shows_its_steps_that_will_not_run_as_
     assert steps["clean"][0] == "COMPLETED"
     assert steps["upper"] == ("FAILED", "stopped: the run failed (see the run's error)")
     assert steps["out"] == ("SKIPPED", "not run: the run failed (see the run's error)")
+
+
+def test_writing_many_failed_records_keeps_the_heartbeat_going(media):
+    """The executor's thread writes a step's failed records in bulk; that must not look like a dead worker."""
+    from runs.engine.events import RecordFailed
+
+    run = services.create_run(save_definition(definition("noisy")))
+    assert services.claim(run.pk)
+    long_ago = timezone.now() - timezone.timedelta(minutes=5)
+    Run.objects.filter(pk=run.pk).update(heartbeat_at=long_ago)
+    store = DjangoRunStore(Run.objects.get(pk=run.pk))
+    store._last_beat -= 10  # the last beat was a while ago
+    for n in range(500):  # one flush
+        store.emit(RecordFailed("clean", {"n": n}, "bad record"))
+    assert Run.objects.get(pk=run.pk).heartbeat_at > long_ago
+    assert run.record_errors.count() == 500
