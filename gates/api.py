@@ -149,6 +149,6 @@ def approve(request, run_id: int, step_key: str):
                summary="Reject with a reason: the run is cancelled and nothing after the gate runs")
 @endpoint(["POST"], POST=DECIDE)
 def reject(request, run_id: int, step_key: str):
-    body = validated(RejectSerializer, request.data if request.data is not None else {})
+    body = validated(RejectSerializer, request.data)
     found = gate_or_404(request.user, run_id, step_key)
     return _decided(request, lambda: services.reject(found.run, found.step_key, request.user, body["reason"]))

@@ -269,6 +269,12 @@ def query_of(request, serializer_class: type[serializers.Serializer]) -> dict:
     """Query parameters checked by a serializer (also what documents them); bad values are a 400."""
     if any("\x00" in k or any("\x00" in v for v in vs) for k, vs in request.query_params.lists()):
         raise ParseError("query parameters may not contain NUL characters")
+    # DRF reads an empty value as "not given" (so ?limit= would mean the default); the schema says a
+    # parameter is sent with a value or not at all.
+    empty = [k for k, vs in request.query_params.lists() if k in serializer_class._declared_fields and "" in vs]
+    if empty:
+        raise Invalid([Problem("must not be empty; leave the parameter out instead", field=k, code="blank").as_dict()
+                       for k in sorted(empty)])
     return validated(serializer_class, request.query_params)
 
 

@@ -188,7 +188,7 @@ def _detail(run: Run) -> dict:
 
 
 @extend_schema(methods=["GET"], operation_id="runs_list", tags=["runs"], parameters=[RunQuery],
-               responses={200: page_of(RunSerializer), **errors(*READ_ERRORS)},
+               responses={200: page_of(RunSerializer), **errors(*READ_ERRORS, 404)},
                summary="Runs, newest first, filtered by pipeline, status and creation time")
 @extend_schema(methods=["POST"], operation_id="runs_start", tags=["runs"], request=StartRunSerializer,
                responses={201: RunDetailSerializer, **errors(*WRITE_ERRORS, 409)},
@@ -201,8 +201,8 @@ def runs(request):
         if query.get("pipeline"):
             pipeline = access.visible(request.user, Pipeline.objects).filter(code=query["pipeline"]).first()
             if pipeline is None:
-                raise Invalid([Problem(f"no pipeline '{query['pipeline']}'", field="pipeline",
-                                       code="unknown_pipeline").as_dict()])
+                # a well-formed filter naming nothing: 404, as for /api/pipelines/<code>/
+                raise NotFound(f"no pipeline '{query['pipeline']}'")
             queryset = queryset.filter(pipeline=pipeline)
         if query.get("status"):
             queryset = queryset.filter(status__in=sorted(query["status"]))
@@ -254,7 +254,7 @@ def cancel(request, run_id: int):
                summary="Start a new run of the same revision with the same options")
 @endpoint(["POST"], POST="pipelines.run_pipeline")
 def rerun(request, run_id: int):
-    body = validated(RerunSerializer, request.data or {})
+    body = validated(RerunSerializer, request.data)
     found = run_or_404(run_id, user=request.user)
     _runnable(found.pipeline)
     try:

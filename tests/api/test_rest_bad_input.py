@@ -88,3 +88,46 @@ def test_it_answers_404_for_ids_too_large_for_the_database(as_alice, db):
 def test_it_refuses_methods_an_endpoint_lacks(pipeline, as_alice):
     assert as_alice.delete("/api/runs/").status_code == 405
     assert as_alice.get("/api/pipelines/validate/").status_code == 405
+
+
+@pytest.mark.parametrize("query", ["limit=", "offset=", "search=", "limit=&search=x"])
+def test_it_refuses_an_empty_query_parameter_instead_of_reading_the_default(pipeline, as_alice, query):
+    response = as_alice.get(f"/api/pipelines/?{query}")
+    assert response.status_code == 400
+    assert all(p["message"].startswith("must not be empty") for p in response.json()["problems"])
+
+
+def test_it_refuses_a_null_body_where_the_body_is_optional(failed_run, as_alice):
+    """No body means "no options"; a JSON null is not an object and is refused (it was taken as {})."""
+    response = as_alice.generic("POST", f"/api/runs/{failed_run.pk}/rerun/", "null", content_type="application/json")
+    assert response.status_code == 400
+    assert as_alice.post(f"/api/runs/{failed_run.pk}/rerun/").status_code == 201
+
+
+def test_it_answers_404_for_a_run_filter_naming_no_pipeline(pipeline, as_alice):
+    response = as_alice.get("/api/runs/?pipeline=nope")
+    assert response.status_code == 404 and response.json()["detail"] == "no pipeline 'nope'"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_refuses_a_chunked_body_without_content_length_with_411(live_server, alice):
+    """Django reads a body only as far as Content-Length: a chunked one would be read as empty."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    from rest_framework.authtoken.models import Token
+
+    token = Token.objects.create(user=alice).key
+    host = urlsplit(live_server.url)
+    connection = http.client.HTTPConnection(host.hostname, host.port, timeout=10)
+    connection.putrequest("POST", "/api/pipelines/validate/")
+    connection.putheader("Authorization", f"Token {token}")
+    connection.putheader("Content-Type", "application/json")
+    connection.putheader("Transfer-Encoding", "chunked")
+    connection.endheaders()
+    body = b'{"definition": {"steps": []}}'
+    connection.send(b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+    response = connection.getresponse()
+    assert response.status == 411
+    assert b"Content-Length" in response.read()
+    connection.close()
