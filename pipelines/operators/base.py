@@ -27,7 +27,7 @@ registry adds it to each schema so that definitions written for the plugin valid
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -117,7 +117,7 @@ class OperatorContext:
     run_id: Any = None
     dry_run: bool = False
     checkpoint: dict = field(default_factory=dict)
-    step_outputs: Callable[[str], Batch] | None = None
+    step_outputs: Callable[[str], Iterable[Record]] | None = None
     # pipelines.http.HttpClient (SSRF-guarded, size-capped) or None where outbound HTTP is not allowed.
     http: Any = None
     # A Django-storage-like object (save/exists/url/open) for file operators; None means "return data URIs".

@@ -42,7 +42,7 @@ import math
 import re
 import sys
 from collections.abc import Callable, Iterable
-from itertools import chain, compress, repeat
+from itertools import chain, compress, islice, repeat
 from operator import is_not, itemgetter, or_
 from typing import Any
 
@@ -197,24 +197,30 @@ def _check_right_source(args: dict) -> str | None:
     return ref
 
 
-def _right_rows(args: dict, ctx: OperatorContext) -> Iterable[Record]:
-    """The right side's rows; a step's output is checked row by row as it is hashed."""
+def _right_rows(args: dict, ctx: OperatorContext) -> Callable[[], Iterable[Record]]:
+    """``read() -> the right side's rows``, which may be called twice (the field names, then the rows). A
+    step's output is read as it is stored (from its spill file, batch by batch), never as one list, so the
+    memory budget bounds what the join holds; its rows are checked as they are hashed."""
     ref = _check_right_source(args)
-    if ref is not None:
-        if ctx.step_outputs is None:
-            raise ConfigError(
-                "multiJoin rightDataPath reads another step's output, which is not available here",
-                field="rightDataPath",
-            )
+    if ref is None:
+        rows = args["rightData"]
+        return lambda: rows
+    if ctx.step_outputs is None:
+        raise ConfigError(
+            "multiJoin rightDataPath reads another step's output, which is not available here",
+            field="rightDataPath",
+        )
+
+    def read() -> Iterable[Record]:
         try:
-            rows = ctx.step_outputs(ref)
+            return ctx.step_outputs(ref)
         except KeyError:
             raise ConfigError(
                 f"multiJoin rightDataPath: step '{ref}' has no output here (is it a step of this pipeline?)",
                 field="rightDataPath",
             ) from None
-        return rows
-    return args["rightData"]
+
+    return read
 
 
 def _prefix(args: dict) -> str:
@@ -335,13 +341,9 @@ class _Join:
         self.limit = _max_output(args)
         budget = _memory_budget(args)
         prefix = _prefix(args)
-        rows = _right_rows(args, ctx)
+        read = _right_rows(args, ctx)
         label = "rightData" if args.get("rightData") is not None else f"step '{step_reference(args)}' output"
-        if select is None:
-            rows = rows if isinstance(rows, list) else list(rows)
-            fields: list[str] = list(_union_keys(rows))
-        else:
-            fields = select
+        fields: list[str] = list(_union_keys(read())) if select is None else select
         names = [(prefix + name, name) for name in fields]
         # key -> its first right row (projected); key -> the further rows of a key that repeats.
         self.index: dict[Any, dict] = {}
@@ -356,11 +358,10 @@ class _Join:
         pick = _picker([name for _target, name in names])
         right_key = key_function(right_paths)
         index, more, keep_right, right_rows = self.index, self.more, self.keep_right, self.right
-        rows = rows if isinstance(rows, list) else list(rows)
-        used = 0
+        rows = iter(read())
+        used = start = 0
         # A thousand rows at a time, so that most of the work (and the budget check) runs in C.
-        for start in range(0, len(rows), 1000):
-            chunk = rows[start:start + 1000]
+        while chunk := list(islice(rows, 1000)):
             if not all(map(dict.__instancecheck__, chunk)):
                 bad = next(i for i, row in enumerate(chunk) if type(row) is not dict)
                 raise StepError(f"multiJoin {label}[{start + bad}] must be an object")
@@ -389,6 +390,7 @@ class _Join:
             if keep_right:
                 right_rows.extend(projected)
                 self.right_keys.extend(keys)
+            start += len(chunk)
         self.null_row = dict.fromkeys(target for target, _name in names)
         self.left_paths = left_paths
         self.left_key = key_function(left_paths)
@@ -494,11 +496,15 @@ class _Join:
             raise StepError(f"multiJoin output exceeds maxOutputRecords ({self.limit})")
 
 
-def _union_keys(rows: list) -> dict[str, None]:
-    """Every key of the (dict) rows, in first-seen order, in one C-level pass."""
-    if not all(map(dict.__instancecheck__, rows)):
-        rows = [row for row in rows if type(row) is dict]
-    return dict.fromkeys(chain.from_iterable(rows))
+def _union_keys(rows: Iterable) -> dict[str, None]:
+    """Every key of the (dict) rows, in first-seen order, a thousand rows per C-level pass."""
+    rows = iter(rows)
+    keys: dict[str, None] = {}
+    while chunk := list(islice(rows, 1000)):
+        if not all(map(dict.__instancecheck__, chunk)):
+            chunk = [row for row in chunk if type(row) is dict]
+        keys.update(dict.fromkeys(chain.from_iterable(chunk)))
+    return keys
 
 
 def _state(args: dict, ctx: OperatorContext) -> _Join:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -103,7 +103,7 @@ class StepContext:
     checkpoint: dict
     attempt: int = 1
     cancelled: threading.Event = field(default_factory=threading.Event)
-    step_outputs: Callable[[str], Batch] | None = None
+    step_outputs: Callable[[str], Iterable[Record]] | None = None
     # {"extracted": records out of EXTRACT steps, "errors": record errors} of the steps ended so far.
     run_stats: Callable[[], dict] = lambda: {"extracted": 0, "errors": 0}
     errors: list[RecordFailed] = field(default_factory=list)

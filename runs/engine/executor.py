@@ -41,6 +41,7 @@ import queue
 import threading
 import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from pipelines import graph, hooks
@@ -366,11 +367,11 @@ class _Execution:
     def _step_output_reader(self, key: str):
         allowed = {i.source for i in self.inputs[key]}
 
-        def read(other: str) -> list:
+        def read(other: str) -> Iterator:
             if other not in allowed:
                 raise ConfigError(f"step '{key}' may only read the output of steps it depends on, not '{other}'")
             buf = (self.outputs.get(other) or {}).get(None)
-            return buf.to_list() if buf is not None else []
+            return buf.records() if buf is not None else iter(())  # batch by batch, never one whole list
 
         return read
 

@@ -39,7 +39,8 @@ def test_it_gives_the_same_rows_batch_by_batch_as_in_one_batch(join_type):
         out.extend(streamed.apply([record]).records)
     out.extend(streamed.finish().records)
     assert out == expected
-    assert calls == ["prices"]  # the right side is read and hashed once for all batches
+    # The right side is read twice for the whole step (its field names, then its rows to hash), not per batch.
+    assert calls == ["prices", "prices"]
     if join_type in ("RIGHT", "FULL"):
         # C matched no batch: it comes once, at the end, with every left field name seen in any batch null.
         assert out[-1] == {"id": None, "sku": None, "x": None, "p_sku": "C", "p_price": 3}
@@ -139,3 +140,19 @@ def test_it_keeps_keys_type_strict_on_flat_records():
                                         "select": ["m"]}}]
     out = OperatorChain(ops).apply_all(left).records
     assert [r["m"] for r in out] == ["n", "n2", "s", "b", "n", "n2"]
+
+
+def test_it_stops_reading_the_right_side_once_it_is_over_its_budget():
+    read = []
+
+    def endless(key):
+        for n in range(1_000_000):  # about 1 GiB if it were all read
+            read.append(n)
+            yield {"sku": f"S{n}", "text": "x" * 1000}
+
+    ops = [{"op": "multiJoin", "args": {"leftKey": "sku", "rightKey": "sku", "rightDataPath": "$.steps.big.output",
+                                        "select": ["text"], "memoryBudgetMb": 1}}]
+    join = OperatorChain(ops, context_for=lambda i: OperatorContext(step_outputs=endless))
+    with pytest.raises(OperatorFailed, match="needs more than its memory budget of 1 MiB"):
+        join.apply([{"sku": "S1"}])
+    assert len(read) <= 2_000  # a thousand rows at a time: it stopped in the first thousands
