@@ -98,6 +98,7 @@ def test_an_idle_worker_exits_at_once_and_leaves_nothing_behind(fleet, sig, to_g
     proc = fleet.start_cluster(f"idle-{sig.name}", command="worker")
     fleet.wait_running(proc)
     took = stop_and_time(proc, sig, to_group)
+    print(f"idle worker, {sig.name} to the {'group' if to_group else 'process'}: exited after {took:.1f} s")
     assert proc.returncode == 0, fleet.logs_text()
     assert took < DRAIN + SLACK
     wait_for(lambda: not group_alive(proc.pid), 5, "every process of the worker to exit")
@@ -114,6 +115,7 @@ def test_runs_in_flight_are_handed_back_and_finished_by_another_worker(fleet):
     wait_for(lambda: started("drain-boundary", "first") and started("drain-interrupted", "long"), 60,
              "both runs to be in their slow steps")
     took = stop_and_time(a, signal.SIGTERM, to_group=True)
+    print(f"worker A with two runs in flight: exited {took:.1f} s after SIGTERM (drain window {DRAIN} s)")
     assert a.returncode == 0, fleet.logs_text()
     assert took < DRAIN + SLACK, f"worker A took {took:.1f} s to stop\n{fleet.logs_text()}"
     wait_for(lambda: not group_alive(a.pid), 5, "every process of worker A to exit")
