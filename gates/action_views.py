@@ -42,8 +42,6 @@ def act(request: HttpRequest, token: str) -> HttpResponse:
     context = {"action": action.action, "gate": gate, "run": gate.run, "pipeline": gate.run.pipeline,
                "person": person, "table": tables.table(gate.preview),
                "review_url": reverse("gates:review", args=[gate.run_id, gate.step_key])}
-    if not access.may(person, gate.run.pipeline):  # the pipeline has owners or teams, and not them
-        return _page(request, status=403, refused="the gate this link was sent for no longer exists")
     if not services.can_decide(person):
         return _page(request, status=403, refused=f"{person.get_username()} may not approve or reject gates "
                      f"(the '{services.APPROVE_PERMISSION}' permission is missing)", **context)

@@ -140,7 +140,7 @@ def test_the_addressee_must_be_allowed_the_pipeline(links, approver_ops, bob):
     run.pipeline.owners.add(bob)  # now bob's pipeline alone (pipelines.access)
     client = logged_in(approver_ops)
     page = client.get(approve)
-    assert page.status_code == 403 and "no longer exists" in page.content.decode()
+    assert page.status_code == 403 and "may not use pipeline" in page.content.decode()
     assert "A-1" not in page.content.decode()  # no preview of records either
     assert client.post(approve).status_code == 403
     assert GateRequest.objects.get().status == GateStatus.PENDING
