@@ -77,6 +77,24 @@ class StepCancelled(StepError):
         super().__init__(message, retryable=False)
 
 
+class HttpError(DatahubError):
+    """An outbound request failed or was refused. ``retryable`` says whether trying again may help."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retryable: bool = False,
+        retry_after: float | None = None,
+    ):
+        self.status = status
+        self.retryable = retryable
+        # Seconds the server asked us to wait (Retry-After of a 429/503), when it said so.
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
 class RecordError(DatahubError):
     """One record cannot be processed. The executor sends it to the record-error list; the batch goes on."""
 

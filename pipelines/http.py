@@ -52,7 +52,8 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
 from urllib3.util import connection as urllib3_connection
 
-from pipelines.errors import DatahubError
+from pipelines.errors import HttpError
+from pipelines.http_policy import is_retryable_status, retry_after_seconds
 
 __all__ = ["HttpClient", "HttpError", "HttpPolicy", "HttpResponse"]
 
@@ -64,24 +65,6 @@ _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _CROSS_ORIGIN_HEADERS = frozenset({"accept", "accept-encoding", "accept-language", "content-type", "user-agent"})
 _CHUNK = 64 * 1024
 _CONN_PREFIX = re.compile(r"^(?:<[^>]*>|\w+\(host=[^)]*\)): ")
-
-
-class HttpError(DatahubError):
-    """An outbound request failed or was refused. ``retryable`` says whether trying again may help."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        retryable: bool = False,
-        retry_after: float | None = None,
-    ):
-        self.status = status
-        self.retryable = retryable
-        # Seconds the server asked us to wait (Retry-After of a 429/503), when it said so.
-        self.retry_after = retry_after
-        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -293,26 +276,17 @@ class HttpResponse:
             raise HttpError(f"response from {_origin(self.url)} is not valid JSON: {exc}") from None
 
     def raise_for_status(self) -> HttpResponse:
-        """Raise :class:`HttpError` for a 4xx/5xx (retryable for 408, 429 and 5xx); return self otherwise."""
+        """Raise :class:`HttpError` for a 4xx/5xx (retryable as :func:`is_retryable_status` says, with the
+        server's Retry-After); return self otherwise."""
         if self.status >= 400:
-            retryable = self.status in (408, 429) or self.status >= 500
+            retryable = is_retryable_status(self.status)
             raise HttpError(
                 f"HTTP {self.status} from {_origin(self.url)}",
                 status=self.status,
                 retryable=retryable,
-                retry_after=_retry_after(self.headers.get("Retry-After")) if retryable else None,
+                retry_after=retry_after_seconds(self.headers.get("Retry-After")) if retryable else None,
             )
         return self
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None  # the HTTP-date form: callers use their own backoff
-    return seconds if seconds >= 0 else None
 
 
 def _origin(url: str) -> str:

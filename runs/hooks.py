@@ -9,9 +9,10 @@ The executor emits :class:`~runs.engine.events.HookFired`; :class:`runs.store.Dj
 
 WEBHOOK: a POST of the payload as JSON, signed when ``secretCode`` is set (``X-DataHub-Signature:
 sha256=<hex HMAC-SHA256 of the exact body>``, the header the webhook adapters use), through the guarded
-HTTP client. Network errors, 408, 429 and 5xx are tried again after ``initialDelayMs`` x
-``backoffMultiplier`` ^ (attempt - 1), at most ``maxDelayMs`` (a Retry-After is honoured up to that), until
-``maxAttempts``; a later attempt is a one-off django-q2 Schedule. After the last failure the delivery is
+HTTP client. What is tried again and when is :mod:`pipelines.http_policy`'s: network errors, 408, 429 and
+5xx but 501, after ``initialDelayMs`` x ``backoffMultiplier`` ^ (attempt - 1), at most ``maxDelayMs``, or
+the server's Retry-After (up to two minutes), until ``maxAttempts``; a later attempt is a one-off django-q2
+Schedule. After the last failure the delivery is
 FAILED with the reason, the step gets a warning, the log an entry; the run's status never changes.
 
 TRIGGER_PIPELINE starts a run of another pipeline: seeded into its TRIGGER step (``triggerKey`` or its
@@ -36,7 +37,8 @@ from django.utils import timezone
 
 from pipelines.errors import ConfigError, DatahubError
 from pipelines.hooks import render
-from pipelines.http import HttpClient, HttpError, HttpPolicy
+from pipelines.http import HttpClient, HttpError, HttpPolicy, HttpResponse
+from pipelines.http_policy import Backoff, is_retryable_status, retry_after_seconds
 from runs.engine.events import HookFired
 from runs.models import HookDelivery, HookStatus, Run, StepRun
 
@@ -120,19 +122,20 @@ def deliver_webhook(delivery_id: int, attempt: int = 1) -> str:
     if d is None:
         return "skipped"
     cfg = d.action
-    retry = {**DEFAULT_RETRY, **(cfg.get("retryConfig") or {})}
+    backoff = Backoff.from_retry_config({**DEFAULT_RETRY, **(cfg.get("retryConfig") or {})})
     body = {"deliveryId": d.pk, **d.payload}
     retry_after = None
     try:
-        status = post_json(cfg["url"], body, headers=cfg.get("headers") or {},
+        response = post_json(cfg["url"], body, headers=cfg.get("headers") or {},
                            header_secrets=cfg.get("headerSecretCodes") or {}, secret_code=cfg.get("secretCode"),
                            signature_header=cfg.get("signatureHeader") or SIGNATURE_HEADER,
                            timeout=int(cfg.get("timeoutMs") or 10_000) / 1000,
                            extra={"X-DataHub-Event": d.stage, "X-DataHub-Delivery": str(d.pk),
                                   "X-DataHub-Attempt": str(attempt)})
-        error, retryable = None, False
+        status, error, retryable = response.status, None, False
         if not 200 <= status < 300:
-            error, retryable = f"HTTP {status}", status in (408, 425, 429) or status >= 500
+            error, retryable = f"HTTP {status}", is_retryable_status(status)
+            retry_after = retry_after_seconds(response.headers.get("Retry-After")) if retryable else None
     except ConfigError as exc:  # a missing secret: trying again gives the same answer
         error, retryable = str(exc), False
     except HttpError as exc:
@@ -140,13 +143,10 @@ def deliver_webhook(delivery_id: int, attempt: int = 1) -> str:
     if error is None:
         set_status(d, HookStatus.SENT, f"HTTP {status} on attempt {attempt}")
         return "sent"
-    if retryable and attempt < int(retry["maxAttempts"]):
-        delay_ms = min(float(retry["initialDelayMs"]) * float(retry["backoffMultiplier"]) ** (attempt - 1),
-                       float(retry["maxDelayMs"]))
-        if retry_after is not None:
-            delay_ms = min(max(delay_ms, retry_after * 1000), float(retry["maxDelayMs"]))
-        set_status(d, HookStatus.RETRYING, f"attempt {attempt} failed: {error}; next attempt in {delay_ms / 1000:g} s")
-        later("runs.hooks.deliver_webhook", (d.pk, attempt + 1), delay_ms / 1000, name=f"hook {d.pk} attempt {attempt + 1}")
+    if retryable and attempt < backoff.attempts:
+        wait = backoff.wait(attempt, retry_after)
+        set_status(d, HookStatus.RETRYING, f"attempt {attempt} failed: {error}; next attempt in {wait:g} s")
+        later("runs.hooks.deliver_webhook", (d.pk, attempt + 1), wait, name=f"hook {d.pk} attempt {attempt + 1}")
         return "retrying"
     fail(d, f"failed after {attempt} attempt{'s' if attempt > 1 else ''}: {error}")
     return "failed"
@@ -154,8 +154,8 @@ def deliver_webhook(delivery_id: int, attempt: int = 1) -> str:
 
 def post_json(url: str, body: Any, *, headers: dict, header_secrets: dict | None = None,
               secret_code: str | None = None, signature_header: str = SIGNATURE_HEADER, timeout: float = 10.0,
-              extra: dict | None = None) -> int:
-    """POST ``body`` as JSON through the guarded client, signed when ``secret_code`` is given; the status."""
+              extra: dict | None = None) -> HttpResponse:
+    """POST ``body`` as JSON through the guarded client, signed when ``secret_code`` is given; the response."""
     from pipelines.secrets import resolve_secret
 
     raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8")
@@ -168,7 +168,7 @@ def post_json(url: str, body: Any, *, headers: dict, header_secrets: dict | None
                         timeout=timeout)
     client = HttpClient(policy)
     try:
-        return client.post(url, data=raw, headers=send).status
+        return client.post(url, data=raw, headers=send)
     finally:
         client.close()
 

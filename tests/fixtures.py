@@ -20,3 +20,21 @@ def simple_definition(code="simple", records=None, **context):
         "edges": [],
         "context": context,
     }
+
+
+def credential_stores(secrets: dict, connections: dict):
+    """``(secret, connection)`` lookups over plain dicts, as the run gives adapters and operators: a value or
+    a connection's settings by code, ConfigError for an unknown code."""
+    from pipelines.errors import ConfigError
+
+    def secret(code):
+        if code not in secrets:
+            raise ConfigError(f"unknown secret '{code}'")
+        return secrets[code]
+
+    def connection(code):
+        if code not in connections:
+            raise ConfigError(f"unknown connection '{code}'")
+        return {"code": code, **connections[code]}
+
+    return secret, connection

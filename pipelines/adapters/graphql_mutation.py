@@ -37,13 +37,16 @@ What counts as a failure, per request:
 * A GraphQL validation error (``GRAPHQL_VALIDATION_FAILED``, "Cannot query field ...", a syntax error)
   is a fault of the document, not of a record: it is not retried, and as every later request would send
   the same document, the step's remaining records fail with the server's message without being sent.
-* Network errors, timeouts, 408, 429 (``Retry-After`` honoured, up to two minutes) and 5xx are retried
-  ``retries`` times with exponential backoff (``retryDelayMs`` × ``backoffMultiplier``^n, at most
-  ``maxRetryDelayMs``); then the request's records fail with the last error ("... timed out after 5s").
-  A 5xx whose body carries ``data`` was executed and is read like a 200, not sent again.
-  After :data:`UNAVAILABLE_STREAK` requests in a row have failed so, the endpoint is taken to be down and
-  the step's remaining records fail as "not sent" at once (they can be replayed from the record errors)
-  instead of each waiting out its own retries.
+* What is retried, how long it waits and when the endpoint counts as down is
+  :mod:`pipelines.http_policy`'s, as for every outbound request: network errors, timeouts, 408, 429
+  (``Retry-After`` honoured, up to two minutes) and 5xx but 501 are retried ``retries`` times with
+  exponential backoff (``retryDelayMs`` × ``backoffMultiplier``^n, at most ``maxRetryDelayMs``); then the
+  request's records fail with the last error ("... timed out after 5s"). One exception of this loader's
+  own: a 5xx whose body carries ``data`` was executed and is read like a 200, not sent again.
+  Requests that failed so feed the endpoint's circuit breaker (5 within 60 s open it for 30 s, the
+  plugin's numbers): while it is open the records fail as "not sent" at once (they can be replayed from
+  the record errors) instead of each waiting out its own retries. GraphQL errors do not feed it: they
+  are the records' faults, not the endpoint's.
 * 401, 403, 404 and 405 fail the step: no record can succeed against an endpoint that refuses the
   credentials or is not there. A refused private target (the HTTP guard) fails the step too.
 
@@ -54,6 +57,10 @@ above 0, write mutations that are safe to repeat (upserts keyed on the record), 
 The Vendure plugin's mapping goes the other way (variable path -> record path); a mapping whose
 values do not start with a declared variable but whose keys all do is read in the plugin's direction,
 with a warning, so a definition exported from the plugin runs unchanged.
+
+Why one module of some 700 lines: the document compiler (aliases for batches), the sending and the
+reading of per-record outcomes from GraphQL errors are one protocol; each part only makes sense with the
+other two, and nothing else uses them.
 """
 
 from __future__ import annotations
@@ -82,26 +89,27 @@ from graphql import (
 
 from pipelines.adapters.base import AdapterContext, Writer, WriteResult
 from pipelines.adapters.http_auth import (
-    CREDENTIAL_HEADERS,
     DEFAULT_TIMEOUT_MS,
-    HEADER_NAME,
     MAX_TIMEOUT_MS,
-    Backoff,
     check_url,
     connection_of,
     excerpt,
-    retry_after_seconds,
-    sleep,
 )
 from pipelines.errors import ConfigError, StepCancelled, StepError
 from pipelines.http import HttpError, HttpResponse
+from pipelines.http_policy import (
+    Backoff,
+    CircuitBreaker,
+    check_headers,
+    is_retryable_status,
+    origin_of,
+    request_with_retry,
+)
 from pipelines.records import Batch, PathError, Record, deep_copy, dumps, loads, path
 from pipelines.registry import loaders
 
 __all__ = ["GraphqlMutationLoader", "MutationPlan", "compile_mutation"]
 
-# Requests in a row that gave up on the transport (after their retries) before the endpoint counts as down.
-UNAVAILABLE_STREAK = 3
 _ALIAS = re.compile(r"^m(\d+)(?:_|$)")
 _VALIDATION_CODES = frozenset({"GRAPHQL_VALIDATION_FAILED", "GRAPHQL_PARSE_FAILED"})
 # Messages of graphql-js / graphql-core validation rules (servers that set no extensions code, graphene
@@ -227,9 +235,8 @@ class GraphqlMutationLoader(Writer):
             raise ConfigError("outbound HTTP is not available here (no HTTP client)")
         # Set once the server rejected the document itself: every later request would get the same answer.
         self._refused: str | None = None
-        # Requests in a row that gave up on the transport; reset by any response the server answered.
-        self._unavailable = 0
-        self._last_unavailable = ""
+        self.breaker = CircuitBreaker()
+        self.origin = origin_of(self.url)
 
     def write(self, batch: Batch) -> WriteResult:
         failed: list[tuple[Record, str]] = []
@@ -252,9 +259,9 @@ class GraphqlMutationLoader(Writer):
         """(result, None) or (None, message) for each record of ``chunk``, in order."""
         if self._refused is not None:
             return [(None, self._refused)] * len(chunk)
-        if self._unavailable >= UNAVAILABLE_STREAK:
-            return [(None, f"not sent: {self.where} failed {self._unavailable} requests in a row "
-                           f"(last: {self._last_unavailable})")] * len(chunk)
+        refusal = self.breaker.refusal(self.origin)
+        if refusal is not None:
+            return [(None, refusal)] * len(chunk)
         aliased = len(chunk) > 1
         variables = [self._variables(r) for r in chunk]
         query = self.plan.batch_document(len(chunk)) if aliased else self.plan.text
@@ -271,10 +278,9 @@ class GraphqlMutationLoader(Writer):
 
         response = self._post(body)
         if isinstance(response, str):
-            self._unavailable += 1
-            self._last_unavailable = response
+            self.breaker.failure(self.origin, response)
             return [(None, response)] * len(chunk)
-        self._unavailable = 0
+        self.breaker.success(self.origin)
         outcomes = self._interpret(response, len(chunk), aliased)
         if outcomes is None:  # an error before execution in a batch: nothing was written, so send one by one
             return [outcome for record in chunk for outcome in self._send([record])]
@@ -282,28 +288,27 @@ class GraphqlMutationLoader(Writer):
 
     def _post(self, body: bytes) -> HttpResponse | str:
         """The server's answer, retrying what may pass on another try; a message when it never came."""
-        headers = {**self.headers, "Content-Type": "application/json"}
-        for attempt in range(1, self.attempts + 1):
-            if self.ctx.cancelled.is_set():
-                raise StepCancelled()
-            try:
-                response = self.ctx.http.request("POST", self.url, headers=headers, data=body,
-                                                 timeout=self.timeout_s)
-            except HttpError as exc:
-                if not exc.retryable:  # a refused private target, a TLS failure: the same on every try
-                    raise StepError(f"graphqlMutation {self.where}: {exc}", retryable=False) from None
-                reason, wait = str(exc), self.backoff.delay(attempt)
-            else:
-                if not _should_retry(response):
-                    return response
-                after = retry_after_seconds(response)
-                reason = f"HTTP {response.status} from {self.where}: {excerpt(response)}"
-                wait = after if after is not None else self.backoff.delay(attempt)
-            if attempt == self.attempts:
-                return f"{reason} ({attempt} attempt{'s' if attempt > 1 else ''})"
-            self.ctx.warn(f"graphqlMutation: {reason}; retry {attempt} of {self.attempts - 1} in {wait:g}s")
-            sleep(self.ctx, wait)
-        raise AssertionError("unreachable")  # pragma: no cover
+        tries = 0
+
+        def retried(attempt: int, reason: str, wait: float) -> None:
+            nonlocal tries
+            tries = attempt
+            self.ctx.warn(f"graphqlMutation {self.where}: {reason}; retry {attempt} of {self.attempts - 1} "
+                          f"in {wait:g}s")
+
+        try:
+            response = request_with_retry(
+                self.ctx.http, "POST", self.url, headers={**self.headers, "Content-Type": "application/json"},
+                data=body, timeout=self.timeout_s, backoff=self.backoff, cancelled=self.ctx.cancelled,
+                retry_response=_should_retry, on_retry=retried,
+            )
+        except HttpError as exc:
+            if not exc.retryable:  # a refused private target, a TLS failure: the same on every try
+                raise StepError(f"graphqlMutation {self.where}: {exc}", retryable=False) from None
+            return f"{exc} ({_attempts(tries + 1)})"
+        if _should_retry(response):
+            return f"HTTP {response.status} from {self.where}: {excerpt(response)} ({_attempts(tries + 1)})"
+        return response
 
     def _interpret(self, response: HttpResponse, n: int, aliased: bool) -> list[tuple[Any, str | None]] | None:
         """Per-record outcomes of a response; None when a batch must be sent again record by record."""
@@ -588,23 +593,7 @@ def _resolve_target(config: Mapping, ctx: AdapterContext) -> tuple[str, dict[str
 
 
 def _plain_headers(raw: Any, field: str) -> dict[str, str]:
-    if not raw:
-        return {}
-    if not isinstance(raw, Mapping):
-        raise ConfigError("headers must be an object of name -> value", field=field)
-    out = {}
-    for name, value in raw.items():
-        if not isinstance(name, str) or not HEADER_NAME.match(name):
-            raise ConfigError(f"'{name}' is not a valid header name", field=f"{field}.{name}")
-        if name.lower() in CREDENTIAL_HEADERS:
-            raise ConfigError(f"header '{name}' carries a credential and may not be written into the config; "
-                              "store it as a secret and name it in bearerTokenSecretCode (or basicSecretCode)",
-                              field=f"{field}.{name}")
-        value = ("true" if value else "false") if isinstance(value, bool) else str(value)
-        if "\r" in value or "\n" in value:
-            raise ConfigError(f"header '{name}' contains a line break", field=f"{field}.{name}")
-        out[name] = value
-    return out
+    return check_headers(raw, field, secret_hint="bearerTokenSecretCode or basicSecretCode")
 
 
 def _auth_header(source: Mapping, ctx: AdapterContext, where: str) -> str | None:
@@ -667,9 +656,12 @@ def _display(url: str) -> str:
 
 # -- responses ---------------------------------------------------------------------------------------
 
+def _attempts(n: int) -> str:
+    return f"{n} attempt{'s' if n > 1 else ''}"
+
+
 def _should_retry(response: HttpResponse) -> bool:
-    status = response.status
-    if status not in (408, 429) and status < 500:
+    if not is_retryable_status(response.status):
         return False
     # A 5xx that carries data was executed (in part): sending it again would write twice.
     try:

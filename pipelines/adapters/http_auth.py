@@ -1,11 +1,13 @@
-"""What the HTTP adapters share: target and auth resolution, credential checks, retries, rate limits. [pure]
+"""What the HTTP adapters share: target and auth resolution, secrets, messages, config schemas. [pure]
 
 Used by :mod:`pipelines.adapters.http_api` (the ``httpApi`` and ``graphql`` extractors) and
 :mod:`pipelines.adapters.rest` (``restPost``, ``restPostExport``, ``webhookExport``, ``webhook``);
-:mod:`pipelines.adapters.graphql_mutation` takes its backoff, Retry-After, connection lookup, URL check
-and credential header names from here.
+:mod:`pipelines.adapters.graphql_mutation` and the ``httpLookup`` operator take their connection lookup,
+URL check and auth from here.
 Every request goes through ``ctx.http`` (:class:`pipelines.http.HttpClient`): the private-address
-guard, the size cap and the timeouts are its job; this module adds what an adapter needs on top.
+guard, the size cap and the timeouts are its job; retries, Retry-After, the circuit breaker, pacing and
+the credential-header check are :mod:`pipelines.http_policy`'s; this module adds what an adapter needs
+on top.
 
 * **Targets.** A step gives a full ``url`` (or ``endpoint``), or a ``connectionCode`` and a path that is
   joined to the connection's ``baseUrl``. An absolute URL given together with a connection must keep the
@@ -16,56 +18,41 @@ guard, the size cap and the timeouts are its job; this module adds what an adapt
   fields alone choose the type. Secrets are read only through ``ctx.secret(code)``; a step's auth replaces
   its connection's.
 * **No inline credentials.** ``headers`` (step or connection) may not set ``Authorization``, ``Cookie``,
-  ``X-Api-Key`` and similar: those values belong in a secret (``auth`` or ``headerSecretCodes``).
-* **Retries.** Network errors and timeouts, 408, 429 and 5xx are retried with exponential backoff; a
-  ``Retry-After`` (seconds or an HTTP date) is honoured up to :data:`MAX_RETRY_AFTER_S`. Other 4xx are
-  final. Waits end early when the step is cancelled.
+  ``X-Api-Key`` and similar (:func:`pipelines.http_policy.check_headers`): those values belong in a
+  secret (``auth`` or ``headerSecretCodes``).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import re
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pipelines.adapters.base import AdapterContext
-from pipelines.errors import ConfigError, StepCancelled
-from pipelines.http import HttpError, HttpResponse
+from pipelines.errors import ConfigError
+from pipelines.http import HttpResponse
+from pipelines.http_policy import HEADER_NAME, check_headers
 
 __all__ = [
     "AuthSpec",
-    "Backoff",
-    "RateLimiter",
     "Target",
     "apply_auth",
     "display_url",
     "excerpt",
     "hmac_sha256_hex",
-    "request_with_retry",
     "resolve_secret",
     "resolve_target",
 ]
 
 DEFAULT_TIMEOUT_MS = 30_000
 MAX_TIMEOUT_MS = 300_000
-# A Retry-After longer than this is cut to it: a run should not sleep for an hour on one header.
-MAX_RETRY_AFTER_S = 120.0
-RETRYABLE_STATUSES = frozenset({408, 429})
-# Header names whose values are credentials: never accepted inline, only from a secret.
-CREDENTIAL_HEADERS = frozenset({
-    "authorization", "proxy-authorization", "cookie", "x-api-key", "api-key", "apikey", "x-auth-token",
-    "x-access-token",
-})
 # Query parameter names whose values are hidden in messages.
 _SENSITIVE_PARAM = re.compile(r"key|token|secret|passw|signature|sig$|auth|credential|session", re.I)
-HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 AUTH_TYPES = ("NONE", "BEARER", "BASIC", "API_KEY")
 DEFAULT_API_KEY_HEADER = "X-API-Key"
 
@@ -154,35 +141,6 @@ def resolve_secret(ctx: AdapterContext, code: str, field: str) -> str:
     if not value:
         raise ConfigError(f"secret '{code}' is empty", field=field)
     return value
-
-
-def check_headers(headers: Any, field: str, *, allow_credentials: bool = False) -> dict[str, str]:
-    """Plain headers from config: names checked, values made strings, credentials refused."""
-    if headers in (None, {}):
-        return {}
-    if not isinstance(headers, Mapping):
-        raise ConfigError("headers must be an object of name -> value", field=field)
-    out: dict[str, str] = {}
-    for name, value in headers.items():
-        if not isinstance(name, str) or not HEADER_NAME.match(name):
-            raise ConfigError(f"'{name}' is not a valid header name", field=f"{field}.{name}")
-        if isinstance(value, bool):
-            value = "true" if value else "false"
-        elif isinstance(value, int | float):
-            value = str(value)
-        if not isinstance(value, str):
-            raise ConfigError(f"header '{name}' must be a string", field=f"{field}.{name}")
-        if "\r" in value or "\n" in value:
-            raise ConfigError(f"header '{name}' contains a line break", field=f"{field}.{name}")
-        if not allow_credentials and name.lower() in CREDENTIAL_HEADERS:
-            raise ConfigError(
-                f"header '{name}' carries a credential and may not be written into the config; store it as a "
-                "secret and name it with a secret code (auth.secretCode, bearerTokenSecretCode, "
-                "apiKeySecretCode or headerSecretCodes)",
-                field=f"{field}.{name}",
-            )
-        out[name] = value
-    return out
 
 
 def secret_headers(ctx: AdapterContext, codes: Any, field: str = "headerSecretCodes") -> dict[str, str]:
@@ -277,8 +235,6 @@ def apply_auth(spec: AuthSpec | None, ctx: AdapterContext, headers: dict[str, st
     if spec.type == "BEARER":
         headers["Authorization"] = f"Bearer {value}"
     elif spec.type == "BASIC":
-        import base64
-
         if spec.username:
             pair = f"{spec.username}:{value}"
         else:
@@ -407,67 +363,7 @@ def excerpt(response: HttpResponse, limit: int = 200) -> str:
     return text or "(empty body)"
 
 
-# -- retries and pacing --------------------------------------------------------------------------
-
-def sleep(ctx: AdapterContext, seconds: float) -> None:
-    """Wait, or raise StepCancelled as soon as the step is told to stop."""
-    if ctx.cancelled.is_set():
-        raise StepCancelled()
-    if seconds > 0 and ctx.cancelled.wait(seconds):
-        raise StepCancelled()
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """``attempts`` tries in all; the wait before try n+1 is ``initial_ms * multiplier**(n-1)``, capped."""
-
-    attempts: int = 3
-    initial_ms: float = 1000
-    max_ms: float = 30_000
-    multiplier: float = 2.0
-
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait after failed try ``attempt`` (1-based)."""
-        return min(self.initial_ms * self.multiplier ** (attempt - 1), self.max_ms) / 1000
-
-
-class RateLimiter:
-    """At most ``per_second`` requests a second, spaced evenly (a step's requests, retries included)."""
-
-    def __init__(self, per_second: float | None):
-        self.interval = 1.0 / per_second if per_second else 0.0
-        self._next = 0.0
-
-    def wait(self, ctx: AdapterContext) -> None:
-        if not self.interval:
-            return
-        now = time.monotonic()
-        if self._next > now:
-            sleep(ctx, self._next - now)
-            now = time.monotonic()
-        self._next = max(now, self._next) + self.interval
-
-
-def retry_after_seconds(response: HttpResponse) -> float | None:
-    value = (response.headers.get("Retry-After") or "").strip()
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
-
-
-def is_retryable_status(status: int) -> bool:
-    return status in RETRYABLE_STATUSES or status >= 500
-
+# -- the client and the retry schemas --------------------------------------------------------------------------
 
 def http_client(ctx: AdapterContext):
     if ctx.http is None:
@@ -475,65 +371,10 @@ def http_client(ctx: AdapterContext):
     return ctx.http
 
 
-def request_with_retry(
-    ctx: AdapterContext,
-    method: str,
-    url: str,
-    *,
-    headers: Mapping[str, str],
-    params: Any = None,
-    data: bytes | None = None,
-    timeout_s: float,
-    backoff: Backoff,
-    limiter: RateLimiter | None = None,
-    prepare: Callable[[dict[str, str]], dict[str, str]] | None = None,
-    on_retry: Callable[[int, str], None] | None = None,
-) -> HttpResponse:
-    """Send one request, retrying network errors, 408, 429 and 5xx. Returns the last response (any
-    status); raises the last :class:`HttpError` when the transport failed on every try, or at once when
-    the failure cannot be cured by trying again (a refused private target, a bad URL, TLS)."""
-    client = http_client(ctx)
-    attempt = 0
-    while True:
-        attempt += 1
-        if ctx.cancelled.is_set():
-            raise StepCancelled()
-        if limiter is not None:
-            limiter.wait(ctx)
-        send_headers = prepare(dict(headers)) if prepare else dict(headers)
-        try:
-            response = client.request(method, url, headers=send_headers, params=params, data=data,
-                                      timeout=timeout_s)
-        except HttpError as exc:
-            if not exc.retryable or attempt >= backoff.attempts:
-                raise
-            wait, reason = backoff.delay(attempt), str(exc)
-        else:
-            if not is_retryable_status(response.status) or attempt >= backoff.attempts:
-                return response
-            after = retry_after_seconds(response)
-            wait = after if after is not None else backoff.delay(attempt)
-            reason = f"HTTP {response.status}"
-        if on_retry is not None:
-            on_retry(attempt, reason)
-        sleep(ctx, wait)
-
-
-def backoff_from_retry_config(retry: Mapping | None, *, default_attempts: int = 3) -> Backoff:
-    """The extractors' ``retry {maxAttempts, initialDelayMs, maxDelayMs, backoffMultiplier}``."""
-    retry = retry or {}
-    return Backoff(
-        attempts=int(retry.get("maxAttempts", default_attempts)),
-        initial_ms=float(retry.get("initialDelayMs", 1000)),
-        max_ms=float(retry.get("maxDelayMs", 30_000)),
-        multiplier=float(retry.get("backoffMultiplier", 2.0)),
-    )
-
-
 RETRY_SCHEMA = {
     "type": "object",
     "description": "Retries of one request on network errors, timeouts, 408, 429 (honouring Retry-After) and "
-    "5xx; other 4xx are not retried.",
+    "5xx but 501; other 4xx are not retried.",
     "properties": {
         "maxAttempts": {"type": "integer", "minimum": 1, "maximum": 10, "default": 3,
                         "description": "Tries in all, the first included."},

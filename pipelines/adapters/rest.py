@@ -1,16 +1,16 @@
 """HTTP writers: loader ``restPost``, exporters ``restPostExport`` and ``webhookExport``, sink ``webhook``. [pure]
 
 All four send JSON through ``ctx.http`` (the guarded client) with auth from secrets, retries with backoff
-(network errors, timeouts, 408, 429 honouring Retry-After, 5xx; never another 4xx) and a per-request
-timeout. What they do with failures:
+and a per-request timeout, as :mod:`pipelines.http_policy` says (network errors, timeouts, 408, 429
+honouring Retry-After, 5xx but 501; never another 4xx). What they do with failures:
 
 * A request that fails (a 4xx, or a 5xx / network error after the retries) fails the records it carried;
   they go to the run's record errors with ``HTTP 422: <start of the body>`` and the rest go on.
 * A failure no retry can cure — a private or loopback target refused by the HTTP guard, a bad URL, a TLS
   error, a missing secret — fails the step at once.
-* After 5 failed deliveries in a row for a retryable reason the endpoint is taken as down: for 30 s the
-  next records fail at once ("not sent: ..."), then one request tries again (a circuit breaker, as the
-  plugin's; it keeps a dead endpoint from costing timeout x retries per record).
+* The endpoint's circuit breaker (:class:`pipelines.http_policy.CircuitBreaker`, the plugin's numbers):
+  after 5 deliveries failed for a retryable reason within 60 s, the next records fail at once for 30 s
+  ("not sent: ..."); it keeps a dead endpoint from costing timeout x retries per record.
 
 Dry runs never reach these writers (the engine passes the records on instead); they also check
 ``ctx.dry_run`` themselves and send nothing.
@@ -25,11 +25,14 @@ Signatures:
 * ``webhook`` and ``webhookExport`` with ``hmacSecretCode`` (``signatureSecretCode``): header
   ``signatureHeaderName`` (default ``X-DataHub-Signature``) = ``sha256=<hex HMAC-SHA256 of the raw body>``,
   the form Datahub's own webhook trigger (and the plugin's) verifies.
+
+Why one module of some 570 lines: the four writers are one delivery loop (:class:`HttpWriter`) with four
+thin bodies around it, and their schemas share every delivery field; apart, each would re-import the
+same dozen pieces.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -42,26 +45,23 @@ from pipelines.adapters.http_auth import (
     HEADERS_SCHEMA,
     PLUGIN_AUTH_PROPERTIES,
     TIMEOUT_SCHEMA,
-    Backoff,
     apply_auth,
     auth_schema,
     display_url,
     excerpt,
     hmac_sha256_hex,
-    is_retryable_status,
-    request_with_retry,
+    http_client,
     resolve_secret,
     resolve_target,
     secret_headers,
 )
 from pipelines.errors import ConfigError, StepCancelled, StepError
 from pipelines.http import HttpError, HttpResponse
+from pipelines.http_policy import Backoff, CircuitBreaker, is_retryable_status, origin_of, request_with_retry
 from pipelines.records import MISSING, Batch, PathError, Record, chunked, deep_copy, dumps, path
 from pipelines.registry import exporters, loaders, sinks
 
 SIGNATURE_HEADER = "X-DataHub-Signature"
-BREAKER_THRESHOLD = 5
-BREAKER_COOL_OFF_S = 30.0
 
 
 # -- delivery ------------------------------------------------------------------------------------
@@ -79,30 +79,6 @@ class Delivery:
             return self.response.json()
         except HttpError:
             return None
-
-
-class _Breaker:
-    """Consecutive retryable failures of one endpoint; open (fail at once) for a while after too many."""
-
-    def __init__(self):
-        self.failures = 0
-        self.open_until = 0.0
-        self.last = ""
-
-    def refusal(self) -> str | None:
-        if self.failures >= BREAKER_THRESHOLD and time.monotonic() < self.open_until:
-            return (f"not sent: the endpoint failed {self.failures} times in a row (last: {self.last}); "
-                    f"retrying it after {BREAKER_COOL_OFF_S:g} s")
-        return None
-
-    def failure(self, why: str) -> None:
-        self.failures += 1
-        self.last = why
-        if self.failures >= BREAKER_THRESHOLD:
-            self.open_until = time.monotonic() + BREAKER_COOL_OFF_S
-
-    def success(self) -> None:
-        self.failures = 0
 
 
 def _records(n: int) -> str:
@@ -156,7 +132,7 @@ class HttpWriter(Writer):
         self.backoff = Backoff(attempts=retries + 1, initial_ms=delay, max_ms=max_delay,
                                multiplier=float(cfg.get("backoffMultiplier") or 2))
         self.sign = self._signer()
-        self.breaker = _Breaker()
+        self.breaker = CircuitBreaker()
         self._ready = True
 
     def shown(self, url: str | None = None) -> str:
@@ -168,7 +144,8 @@ class HttpWriter(Writer):
         url = url or self.url
         if self.ctx.cancelled.is_set():
             raise StepCancelled()
-        refusal = self.breaker.refusal()
+        origin = origin_of(url)
+        refusal = self.breaker.refusal(origin)
         if refusal:
             return Delivery(False, None, refusal)
         sign = self.sign
@@ -176,23 +153,23 @@ class HttpWriter(Writer):
         shown = self.shown(url)
         try:
             response = request_with_retry(
-                self.ctx, method, url, headers=self.headers, params=self.params or None, data=body,
-                timeout_s=self.timeout_s, backoff=self.backoff, prepare=prepare,
-                on_retry=lambda n, why: self.ctx.warn(f"{method} {shown}: {why}; retrying (try {n + 1})"),
+                http_client(self.ctx), method, url, headers=self.headers, params=self.params or None, data=body,
+                timeout=self.timeout_s, backoff=self.backoff, prepare=prepare, cancelled=self.ctx.cancelled,
+                on_retry=lambda n, why, _wait: self.ctx.warn(f"{method} {shown}: {why}; retrying (try {n + 1})"),
             )
         except HttpError as exc:
             if not exc.retryable:
                 raise StepError(f"{method} {shown}: {exc}") from None
-            self.breaker.failure(str(exc))
+            self.breaker.failure(origin, str(exc))
             return Delivery(False, None, str(exc))
         if response.status >= 400:
             message = f"HTTP {response.status}: {excerpt(response)}"
             if is_retryable_status(response.status):
-                self.breaker.failure(f"HTTP {response.status}")
+                self.breaker.failure(origin, f"HTTP {response.status}")
             else:
-                self.breaker.success()
+                self.breaker.success(origin)
             return Delivery(False, response, message)
-        self.breaker.success()
+        self.breaker.success(origin)
         return Delivery(True, response)
 
 
@@ -217,7 +194,7 @@ def _delivery_properties(*, retries_name: str = "retries", default_retries: int 
                          default_delay_ms: int = 0) -> dict:
     return {
         retries_name: {"type": "integer", "minimum": 0, "maximum": 10, "default": default_retries,
-                       "description": "Retries of a failed request (network error, timeout, 408, 429, 5xx); "
+                       "description": "Retries of a failed request (network error, timeout, 408, 429, 5xx but 501); "
                        "other 4xx are final."},
         "retryDelayMs": {"type": "integer", "minimum": 0, "maximum": 300_000, "default": default_delay_ms,
                          "description": "Wait before the first retry (a Retry-After header wins)."},

@@ -10,6 +10,7 @@ from pipelines.operators import (  # noqa: F401  (imported for their registratio
     dates,
     enrichment,
     files,
+    http_lookup,
     join,
     json_ops,
     logic,

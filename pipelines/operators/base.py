@@ -122,6 +122,10 @@ class OperatorContext:
     http: Any = None
     # A Django-storage-like object (save/exists/url/open) for file operators; None means "return data URIs".
     storage: Any = None
+    # Secrets and connections by code, as adapters get them (pipelines.adapters.base.AdapterContext): a
+    # secret's value, a connection's settings; ConfigError for an unknown code. None where there are none.
+    secret: Callable[[str], str] | None = None
+    connection: Callable[[str], dict] | None = None
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     warnings: list[str] = field(default_factory=list)
     # The step retries failing records (``retryPerRecord``): an operator that would otherwise swallow a

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipelines.errors import ConfigError, RecordError
+from pipelines.http_policy import is_retryable_status
 from pipelines.operators.base import OperatorContext, record_operator
 from pipelines.records import MISSING, Path, PathError, dumps
 
@@ -434,7 +435,7 @@ class _SourceReader:
             raise RecordError(
                 f"'{self.field}': GET {url} answered HTTP {status}"
                 + (" (not found)" if status == 404 else ""),
-                retryable=status in (408, 429) or status >= 500,
+                retryable=is_retryable_status(status),
             )
         body = response.body or b""
         if len(body) > self.limit:

@@ -166,6 +166,8 @@ class StepContext:
             step_outputs=self.step_outputs,
             http=o.http,
             storage=o.storage,
+            secret=o.secret,
+            connection=o.connection,
             now=o.now,
             warnings=self.warnings,
             cancelled=self.cancelled,

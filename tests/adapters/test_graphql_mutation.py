@@ -21,6 +21,7 @@ from pipelines.http import HttpClient, HttpPolicy
 from runs.engine.context import RunOptions
 from runs.engine.executor import execute
 from runs.engine.store import InMemoryStore
+from tests.fixtures import credential_stores
 
 LOCAL = HttpPolicy(allow=("127.0.0.1",))
 CREATE = "mutation Create($input: ProductInput!) { createProduct(input: $input) { id sku } }"
@@ -123,19 +124,7 @@ def endpoint(server):
 
 
 def context(secrets=None, policy=LOCAL, connections=None):
-    secrets = secrets or {}
-    connections = connections or {}
-
-    def secret(code):
-        if code not in secrets:
-            raise ConfigError(f"unknown secret '{code}'")
-        return secrets[code]
-
-    def connection(code):
-        if code not in connections:
-            raise ConfigError(f"unknown connection '{code}'")
-        return {"code": code, **connections[code]}
-
+    secret, connection = credential_stores(secrets or {}, connections or {})
     return AdapterContext(step_key="load", http=HttpClient(policy), secret=secret, connection=connection)
 
 
@@ -306,13 +295,15 @@ def test_it_honours_retry_after_on_a_429(backend, endpoint):
 
 def test_it_stops_sending_when_the_endpoint_stays_down(backend, endpoint):
     backend.fail_times = 100
-    records = [{"sku": f"S-{i}"} for i in range(5)]
+    records = [{"sku": f"S-{i}"} for i in range(7)]
     result = loader(endpoint, retries=0).write(records)
-    assert len(backend.bodies) == 3
+    # The circuit breaker of pipelines.http_policy: five failures within a minute open it for 30 s.
+    assert len(backend.bodies) == 5
     messages = [m for _, m in result.failed]
-    assert messages[:3] == ["HTTP 503 from " + endpoint + ": busy (1 attempt)"] * 3
-    assert messages[3].startswith(f"not sent: {endpoint} failed 3 requests in a row")
-    assert len(messages) == 5
+    assert messages[:5] == ["HTTP 503 from " + endpoint + ": busy (1 attempt)"] * 5
+    origin = endpoint.removesuffix("/graphql")
+    assert all(m.startswith(f"not sent: {origin} failed 5 times within 60 s") for m in messages[5:])
+    assert len(messages) == 7
 
 
 def test_it_fails_the_records_with_timed_out_when_the_server_hangs(backend, endpoint):

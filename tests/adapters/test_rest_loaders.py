@@ -314,7 +314,9 @@ def test_an_unreachable_endpoint_opens_the_circuit(closed_port):
     messages = [m for _, m in result.failed]
     assert len(messages) == 8
     assert all("cannot connect" in m for m in messages[:5])
-    assert all(m.startswith("not sent: the endpoint failed 5 times in a row") for m in messages[5:])
+    # The breaker of pipelines.http_policy: five failures within a minute open it for 30 s.
+    assert all(m.startswith(f"not sent: http://127.0.0.1:{closed_port} failed 5 times within 60 s")
+               for m in messages[5:])
 
 
 def test_a_private_endpoint_fails_the_step_without_traffic(no_connect):
@@ -522,3 +524,12 @@ def test_schemas_reject_unknown_fields_and_bad_enums():
         parse(d)
     text = str(info.value)
     assert "config.batchMode" in text and "config.retries" in text and "endpont" in text
+
+
+def test_a_501_is_not_retried(httpserver):
+    # pipelines.http_policy: 501 Not Implemented is final (the plugin's list); the writers used to retry it.
+    httpserver.expect_request("/p").respond_with_data("not here", status=501)
+    result = write(RestPostLoader, {"endpoint": httpserver.url_for("/p"), "retries": 3, "retryDelayMs": 0},
+                   [{"a": 1}])
+    assert [m for _, m in result.failed] == ["HTTP 501: not here"]
+    assert len(httpserver.log) == 1

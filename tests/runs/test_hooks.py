@@ -248,3 +248,25 @@ def test_it_fails_a_run_whose_hooks_broke_after_saving_before_any_step_runs():
     r = run(pipeline)
     assert r.status == RunStatus.FAILED
     assert "hooks.AFTER_LOAD[0].url" in r.error and not r.step_runs.exists()
+
+
+def test_it_follows_the_one_http_policy_501_is_final_and_retry_after_wins(httpserver):
+    # pipelines.http_policy: a 501 cannot get better on another try (hooks used to retry it, and 425);
+    # a 503's Retry-After sets the next attempt even when the backoff would wait longer.
+    httpserver.expect_request("/nope").respond_with_data("no", status=501)
+    httpserver.expect_request("/busy").respond_with_data("busy", status=503, headers={"Retry-After": "2"})
+    p = with_hooks(hooks_={"PIPELINE_COMPLETED": [
+        {"type": "WEBHOOK", "url": httpserver.url_for("/nope")},
+        {"type": "WEBHOOK", "url": httpserver.url_for("/busy"), "retryConfig": {"initialDelayMs": 60_000}},
+    ]})
+    run(p)
+    nope, busy = HookDelivery.objects.order_by("pk")
+    assert hooks.deliver_webhook(nope.pk) == "failed"
+    nope.refresh_from_db()
+    assert (nope.attempts, nope.detail) == (1, "failed after 1 attempt: HTTP 501")
+    before = timezone.now()
+    assert hooks.deliver_webhook(busy.pk) == "retrying"
+    busy.refresh_from_db()
+    assert busy.detail == "attempt 1 failed: HTTP 503; next attempt in 2 s"
+    retry = Schedule.objects.get(func="runs.hooks.deliver_webhook")
+    assert retry.next_run < before + timedelta(seconds=10)

@@ -151,3 +151,30 @@ def test_a_secret_url_has_its_password_scrubbed_alone_too():
     redactor.add("redis://:s3cret%2Fpw@cache.internal:6379/0")
     assert redactor.scrub("auth failed for password s3cret/pw") == f"auth failed for password {REDACTED}"
     assert redactor.scrub("cannot reach redis://:s3cret%2Fpw@cache.internal:6379/0") == f"cannot reach {REDACTED}"
+
+
+def test_http_lookup_gets_connections_and_secrets_in_a_real_run(httpserver, secrets, alice):
+    """The executor hands operators the run's connections and secrets as it hands them to adapters."""
+    from pipelines.models import Connection
+
+    def priced(request: Request) -> Response:
+        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
+            return Response(f"denied: {request.headers.get('Authorization')}", status=401)
+        return Response(json.dumps({"price": 42}), content_type="application/json")
+
+    httpserver.expect_request("/api/items/A-1").respond_with_handler(priced)
+    Connection.objects.create(code="erp", type="HTTP", config={"baseUrl": httpserver.url_for("/api")})
+    definition = {"code": "priced", "name": "priced", "steps": [
+        {"key": "src", "type": "EXTRACT", "adapterCode": "inMemory", "config": {"data": [{"sku": "A-1"}]}},
+        {"key": "price", "type": "TRANSFORM", "config": {"operators": [
+            {"op": "httpLookup", "args": {"connectionCode": "erp", "url": "/items/{{sku}}", "target": "price",
+                                          "responsePath": "price", "bearerTokenSecretCode": "api-token",
+                                          "failOnError": True}}]}},
+        {"key": "out", "type": "SINK", "adapterCode": "records", "config": {}},
+    ]}
+    done = run(definition)
+    assert done.status == RunStatus.COMPLETED, done.error
+    assert done.step_runs.get(step_key="price").records_out == 1
+    [(request, _)] = httpserver.log
+    assert request.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert_nowhere(everything_shown(done, alice))

@@ -7,10 +7,11 @@ import pytest
 from werkzeug import Response
 
 import pipelines.operators  # noqa: F401  (registers the built-in operators)
+from pipelines import http_policy
 from pipelines import js as js_module
 from pipelines.errors import ConfigError
 from pipelines.http import HttpClient, HttpPolicy
-from pipelines.operators import enrichment
+from pipelines.operators import http_lookup
 from pipelines.operators.base import OperatorContext
 from pipelines.operators.chain import OperatorFailed
 
@@ -163,7 +164,7 @@ def threaded_server():
 
 @pytest.fixture
 def fast_backoff(monkeypatch):
-    monkeypatch.setattr(enrichment, "BACKOFF_BASE_SECONDS", 0.01)
+    monkeypatch.setattr(http_lookup, "RETRY_DELAY_MS", 10)
 
 
 def base(httpserver, path="/items/{{id}}"):
@@ -390,7 +391,7 @@ def test_it_opens_the_circuit_after_repeated_failures(httpserver, lookup, fast_b
     )
     assert [r["r"] for r in result.records] == ["x"] * 8
     # Five lookups (two attempts each) fail; the circuit then opens and the last three are not sent.
-    assert len(hits(httpserver, "/items/")) == 2 * enrichment.CIRCUIT_FAILURES
+    assert len(hits(httpserver, "/items/")) == 2 * http_policy.BREAKER_FAILURES
 
 
 def test_it_needs_an_http_client(apply_ops):
@@ -413,8 +414,8 @@ def test_it_refuses_static_credential_headers(lookup, header):
     [
         ({"url": "ftp://example.com/{{id}}"}, "http or https"),
         ({"url": "https://user:pw@example.com/"}, "must not contain credentials"),
-        ({"url": "https://example.com/", "bearerTokenSecretCode": "token"}, "secret codes"),
-        ({"url": "https://example.com/", "connectionCode": "erp"}, "connections"),
+        ({"url": "https://example.com/", "bearerTokenSecretCode": "token"}, "give connectionCode"),
+        ({"url": "https://example.com/", "connectionCode": "erp"}, "no connection store"),
         ({"url": "https://example.com/", "headers": {"Host": "evil"}}, "set by the HTTP client"),
     ],
 )
