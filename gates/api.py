@@ -33,6 +33,7 @@ from pipelines.api import (
     validated,
 )
 from pipelines.definition import KEY_PATTERN
+from runs.models import HookDelivery, HookStatus
 
 VIEW = any_of(*services.VIEW_PERMISSIONS)
 DECIDE = services.APPROVE_PERMISSION
@@ -68,12 +69,24 @@ class GateDetailSerializer(GateSerializer):
     notices = serializers.SerializerMethodField()
 
     def get_notices(self, gate) -> dict:
+        """How the gate's notices went: their delivery rows (gates.notifications), as the run shows them."""
+        sent = list(HookDelivery.objects.filter(run_id=gate.run_id, step_key=gate.step_key,
+                                                stage=notifications.STAGE).order_by("pk"))
+        webhook = next((d for d in sent if d.action_type == "WEBHOOK"), None)
+        emails = [d for d in sent if d.action_type == "EMAIL"]
+        failed = [d.detail for d in emails if d.status == HookStatus.FAILED]
         return {
-            "webhook": {"url": gate.notify_webhook or None, "attempts": gate.webhook_attempts,
-                        "status": gate.webhook_status, "sentAt": gate.webhook_sent_at,
-                        "error": gate.webhook_error or None},
-            "email": {"to": gate.notify_email, "sentAt": gate.email_sent_at, "error": gate.email_error or None},
+            "webhook": {"url": gate.notify_webhook or None, "attempts": webhook.attempts if webhook else 0,
+                        "status": webhook.status if webhook else None,
+                        "sentAt": webhook.updated_at if webhook and webhook.status == HookStatus.SENT else None,
+                        "error": webhook.detail if webhook and webhook.status in _UNSENT else None},
+            "email": {"to": gate.notify_email,
+                      "sentAt": max((d.updated_at for d in emails if d.status == HookStatus.SENT), default=None),
+                      "error": "; ".join(failed) or None},
         }
+
+
+_UNSENT = (HookStatus.FAILED, HookStatus.RETRYING)
 
 
 class ConflictSerializer(serializers.Serializer):

@@ -47,14 +47,9 @@ class GateRequest(models.Model):
     decided_automatically = models.BooleanField(default=False)
     reason = models.TextField(blank=True, default="")
 
+    # Where the notices go; how each went is its HookDelivery row (stage GATE_WAITING, see gates.notifications).
     notify_webhook = models.URLField(max_length=2048, blank=True, default="")
     notify_email = models.JSONField(default=list, blank=True)
-    webhook_attempts = models.PositiveSmallIntegerField(default=0)
-    webhook_status = models.PositiveSmallIntegerField(null=True, blank=True)
-    webhook_sent_at = models.DateTimeField(null=True, blank=True)
-    webhook_error = models.TextField(blank=True, default="")
-    email_sent_at = models.DateTimeField(null=True, blank=True)
-    email_error = models.TextField(blank=True, default="")
 
     class Meta:
         ordering = ["created_at", "id"]

@@ -1,39 +1,44 @@
 """Telling people a gate waits: a webhook (JSON) and an email (HTML and text).
 
-Called once a gate request exists and the run is PAUSED with its records saved, so a notice never holds
-the gate up: people (and the timer) can decide while a slow webhook is still being tried. Nothing here
-raises: a failure is retried (the webhook: transport errors, 429 and 5xx), then written on the gate
-request (``webhook_error``, ``email_error``) and logged; the run and the gate go on either way.
+A gate's notices are the run's deliveries like any other notice (:mod:`runs.hooks`): once a gate request
+exists and the run is PAUSED with its records saved, :func:`notify` writes one
+:class:`~runs.models.HookDelivery` row (stage ``GATE_WAITING``, the gate's step key) for the webhook and
+one per email address, and queues their tasks. So a notice never holds the gate up (people and the timer
+can decide while a slow webhook is still being tried), survives a worker's restart, is retried by the
+queue (the webhook: as :mod:`pipelines.http_policy` says, :data:`WEBHOOK_RETRY` times), is signed like
+every outbound webhook (``X-DataHub-Signature: sha256=<hex HMAC-SHA256 of the body>``, with the secret
+``notifyWebhookSecretCode`` names), goes through the guarded HTTP client, and a failure is kept on the
+delivery, with the run's other deliveries, never on the run's or the gate's status.
 
 The webhook's JSON is Datahub's own (:func:`payload`), or a Slack or Microsoft Teams incoming-webhook
 message when the step's ``notifyWebhookFormat`` says so (:mod:`pipelines.notice_formats`). Emails go one
-per address, each with one-click Approve and Reject links bound to that address (:mod:`gates.action_links`).
-
-The webhook goes through the guarded HTTP client (no private or loopback targets unless
-``DATAHUB_HTTP_ALLOW`` lists them; read when the notice is sent), with a timeout per attempt.
+per address, each with one-click Approve and Reject links bound to that address (:mod:`gates.action_links`),
+rendered when the task sends them; a gate decided before its email went is not announced any more.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
 
 from gates import action_links, tables
-from gates.models import GateRequest
+from gates.models import GateRequest, GateStatus
 from pipelines.notice_formats import Notice, shape
+from runs import hooks
+from runs.models import HookDelivery, HookStatus
 
 log = logging.getLogger(__name__)
 
-WEBHOOK_TIMEOUT_SECONDS = 10.0
-# Pauses before the second and third attempt; a webhook is tried len(...) + 1 times at most.
-WEBHOOK_RETRY_DELAYS: tuple[float, ...] = (1.0, 4.0)
+STAGE = "GATE_WAITING"
 EVENT = "gate.waiting"
+WEBHOOK_TIMEOUT_MS = 10_000
+# Three tries, one second and then four apart (the queue's one-off schedules run them).
+WEBHOOK_RETRY = {"maxAttempts": 3, "initialDelayMs": 1000, "maxDelayMs": 4000, "backoffMultiplier": 4}
+EMAIL_TASK = "gates.notifications.send_email"
 
 
 def base_url() -> str:
@@ -49,17 +54,32 @@ def run_url(gate: GateRequest) -> str:
 
 
 def notify(gate: GateRequest) -> None:
-    """Send the notices the gate asks for; never raises."""
+    """Queue the notices the gate asks for; never raises (a bug here must not cost the run or the gate)."""
+    try:
+        for delivery, func in deliveries(gate):
+            if delivery.status == HookStatus.PENDING:
+                hooks.enqueue(delivery, func)
+    except Exception:
+        log.exception("notices of gate %s could not be queued", gate.pk)
+
+
+def deliveries(gate: GateRequest) -> list[tuple[HookDelivery, str | None]]:
+    """The delivery rows of the gate's notices (written here) with the task that carries each out."""
+    out: list[tuple[HookDelivery, str | None]] = []
+    config = step_config(gate)
     if gate.notify_webhook:
-        try:
-            send_webhook(gate)
-        except Exception:  # a bug here must not cost the run or the gate
-            log.exception("webhook notice of gate %s failed", gate.pk)
-    if gate.notify_email:
-        try:
-            send_email(gate)
-        except Exception:
-            log.exception("email notice of gate %s failed", gate.pk)
+        fmt = config.get("notifyWebhookFormat") or "datahub"
+        action = {"type": "WEBHOOK", "name": "gate notice", "url": gate.notify_webhook, "format": fmt,
+                  "headers": {"X-DataHub-Event": EVENT}, "timeoutMs": WEBHOOK_TIMEOUT_MS,
+                  "retryConfig": WEBHOOK_RETRY}
+        if config.get("notifyWebhookSecretCode"):
+            action["secretCode"] = config["notifyWebhookSecretCode"]
+        body = shape(fmt, notice(gate), payload(gate))
+        out.append((hooks.record(gate.run, STAGE, gate.step_key, action, body), None))
+    for addressee in gate.notify_email:
+        action = {"type": "EMAIL", "name": "gate notice", "to": [addressee]}
+        out.append((hooks.record(gate.run, STAGE, gate.step_key, action, {"event": EVENT}), EMAIL_TASK))
+    return out
 
 
 def payload(gate: GateRequest) -> dict:
@@ -86,12 +106,12 @@ def payload(gate: GateRequest) -> dict:
     }
 
 
-def webhook_format(gate: GateRequest) -> str:
-    """The gate step's ``notifyWebhookFormat`` in the revision the run executes (default ``datahub``)."""
+def step_config(gate: GateRequest) -> dict:
+    """The gate step's config in the revision the run executes."""
     for step in (gate.run.revision.definition or {}).get("steps", []):
         if isinstance(step, dict) and step.get("key") == gate.step_key:
-            return (step.get("config") or {}).get("notifyWebhookFormat") or "datahub"
-    return "datahub"
+            return step.get("config") or {}
+    return {}
 
 
 def notice(gate: GateRequest) -> Notice:
@@ -108,49 +128,6 @@ def notice(gate: GateRequest) -> Notice:
                   text=f"{gate.record_count:,} record(s) of {run.pipeline.name or run.pipeline.code} wait for a "
                        "person to approve or reject them.",
                   facts=facts, links=[("Review, approve or reject", review_url(gate)), ("Open the run", run_url(gate))])
-
-
-def send_webhook(gate: GateRequest) -> bool:
-    from pipelines.http import HttpClient, HttpError, HttpPolicy
-
-    policy = HttpPolicy(allow=tuple(getattr(settings, "DATAHUB_HTTP_ALLOW", ())), timeout=WEBHOOK_TIMEOUT_SECONDS,
-                        max_bytes=1024 * 1024, max_redirects=0)
-    client = HttpClient(policy)
-    body = shape(webhook_format(gate), notice(gate), payload(gate))
-    attempts = 0
-    error = ""
-    status = None
-    try:
-        for delay in (0.0, *WEBHOOK_RETRY_DELAYS):
-            if delay:
-                time.sleep(delay)
-            attempts += 1
-            try:
-                response = client.request("POST", gate.notify_webhook, json=body,
-                                          headers={"X-Datahub-Event": EVENT})
-            except HttpError as exc:
-                status, error = exc.status, str(exc)
-                if not exc.retryable:
-                    break
-                continue
-            status = response.status
-            if response.ok:
-                error = ""
-                break
-            error = f"the webhook answered HTTP {status}"
-            if status != 429 and status < 500:
-                break  # the receiver refused the notice; sending it again will not change its mind
-    finally:
-        client.close()
-    ok = not error
-    GateRequest.objects.filter(pk=gate.pk).update(
-        webhook_attempts=attempts, webhook_status=status, webhook_error=error[:2000],
-        webhook_sent_at=timezone.now() if ok else None,
-    )
-    if not ok:
-        log.warning("webhook notice of gate %s (run %s) failed after %s attempts: %s", gate.pk, gate.run_id,
-                    attempts, error)
-    return ok
 
 
 def email_context(gate: GateRequest, addressee: str | None = None) -> dict:
@@ -172,27 +149,31 @@ def email_context(gate: GateRequest, addressee: str | None = None) -> dict:
     return context
 
 
-def send_email(gate: GateRequest) -> bool:
-    """One email per address: each carries Approve and Reject links bound to its addressee."""
+def send_email(delivery_id: int, attempt: int = 1) -> str:
+    """Task: the email of one addressee of a gate notice, with Approve and Reject links bound to them."""
+    d = hooks.claim_delivery(delivery_id, attempt)
+    if d is None:
+        return "skipped"
+    gate = GateRequest.objects.select_related("run", "run__pipeline").filter(run_id=d.run_id,
+                                                                           step_key=d.step_key).first()
+    if gate is None or gate.status != GateStatus.PENDING:
+        hooks.set_status(d, HookStatus.SKIPPED, "the gate was decided before its notice was sent")
+        return "skipped"
+    [addressee] = d.action["to"]
     pipeline = gate.run.pipeline
     subject = f'[Datahub] Gate "{gate.step_key}" of {pipeline.name or pipeline.code} waits for approval (run {gate.run_id})'
-    failures = []
-    for addressee in gate.notify_email:
-        context = email_context(gate, addressee)
-        message = EmailMultiAlternatives(
-            subject=subject.replace("\n", " ").replace("\r", " ")[:250],
-            body=render_to_string("gates/email.txt", context),
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            to=[addressee],
-        )
-        message.attach_alternative(render_to_string("gates/email.html", context), "text/html")
-        try:
-            message.send(fail_silently=False)
-        except Exception as exc:
-            failures.append(f"{addressee}: {type(exc).__name__}: {exc}")
-            log.warning("email notice of gate %s (run %s) to %s failed: %s", gate.pk, gate.run_id, addressee, exc)
-    if failures:
-        GateRequest.objects.filter(pk=gate.pk).update(email_error="; ".join(failures)[:2000])
-        return False
-    GateRequest.objects.filter(pk=gate.pk).update(email_sent_at=timezone.now(), email_error="")
-    return True
+    context = email_context(gate, addressee)
+    message = EmailMultiAlternatives(
+        subject=subject.replace("\n", " ").replace("\r", " ")[:250],
+        body=render_to_string("gates/email.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[addressee],
+    )
+    message.attach_alternative(render_to_string("gates/email.html", context), "text/html")
+    try:
+        message.send(fail_silently=False)
+    except Exception as exc:  # SMTP refused, unreachable: kept on the delivery, never raised into the worker
+        hooks.fail(d, f"email to {addressee} failed: {type(exc).__name__}: {exc}")
+        return "failed"
+    hooks.set_status(d, HookStatus.SENT, f"sent to {addressee}")
+    return "sent"

@@ -79,6 +79,12 @@ GATE_SCHEMA = {
             "description": "An http(s) URL that receives a JSON notice when the gate waits.",
         },
         "notifyWebhookFormat": FORMAT_SCHEMA,
+        "notifyWebhookSecretCode": {
+            "type": "string",
+            "minLength": 1,
+            "description": "A secret that signs the webhook notice: X-DataHub-Signature: sha256=<hex HMAC-SHA256 "
+            "of the body>, as every Datahub webhook. Without it the notice goes unsigned.",
+        },
         "notifyEmail": {
             "type": ["string", "array"],
             "x-widget": "lines",

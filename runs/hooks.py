@@ -95,11 +95,13 @@ def record(run: Run, stage: str, step_key: str, action: dict, payload: dict) -> 
     )
 
 
-def enqueue(delivery: HookDelivery) -> None:
+def enqueue(delivery: HookDelivery, func: str | None = None) -> None:
+    """Queue the first attempt of ``delivery``: the task of its action type, or ``func`` (a notice that
+    renders its own message, such as a gate's email)."""
     from django_q.tasks import async_task
 
-    func = _TASKS[delivery.action_type]
-    async_task(func, delivery.pk, 1, task_name=f"hook-{delivery.pk}-1", group="hooks")
+    async_task(func or _TASKS[delivery.action_type], delivery.pk, 1, task_name=f"hook-{delivery.pk}-1",
+               group="hooks")
 
 
 # --- the tasks (they take ids) ------------------------------------------------------------------
@@ -123,7 +125,8 @@ def deliver_webhook(delivery_id: int, attempt: int = 1) -> str:
         return "skipped"
     cfg = d.action
     backoff = Backoff.from_retry_config({**DEFAULT_RETRY, **(cfg.get("retryConfig") or {})})
-    body = {"deliveryId": d.pk, **d.payload}
+    # Datahub's own JSON names the delivery; a chat message (Slack, Teams) is sent exactly as shaped.
+    body = {"deliveryId": d.pk, **d.payload} if cfg.get("format", "datahub") == "datahub" else d.payload
     retry_after = None
     try:
         response = post_json(cfg["url"], body, headers=cfg.get("headers") or {},

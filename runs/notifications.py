@@ -91,21 +91,16 @@ def on_run_ended(sender, run: Run, **kwargs) -> None:
     recipients = [t.strip() for t in (to if isinstance(to, list) else str(to or "").split(",")) if str(t).strip()]
     if recipients:
         d = hooks.record(run, STAGE, "", {"type": "EMAIL", "name": "notification", "to": recipients}, summary(run))
-        _enqueue("runs.notifications.send_notice", d.pk)
+        hooks.enqueue(d, "runs.notifications.send_notice")
     url = cfg.get("webhookUrl")
     if isinstance(url, str) and url:
         action = {"type": "WEBHOOK", "name": "notification", "url": url}
         if cfg.get("webhookSecretCode"):
             action["secretCode"] = cfg["webhookSecretCode"]
         fmt = cfg.get("webhookFormat") if cfg.get("webhookFormat") in FORMATS else "datahub"
+        action["format"] = fmt
         d = hooks.record(run, STAGE, "", action, shape(fmt, notice(run), summary(run)))
-        _enqueue("runs.hooks.deliver_webhook", d.pk)
-
-
-def _enqueue(func: str, delivery_id: int) -> None:
-    from django_q.tasks import async_task
-
-    async_task(func, delivery_id, 1, task_name=f"notice-{delivery_id}", group="hooks")
+        hooks.enqueue(d)
 
 
 def summary(run: Run) -> dict:

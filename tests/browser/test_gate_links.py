@@ -9,13 +9,14 @@ from playwright.sync_api import expect
 
 from gates.models import GateRequest, GateStatus
 from tests.browser.conftest import log_in
-from tests.gates.conftest import counting, linear, paused  # noqa: F401 - counting is a fixture
+from tests.gates.conftest import counting, deliver_notices, linear, paused  # noqa: F401 - counting is a fixture
 
 
 def test_it_approves_from_the_email_link(offline_page, shoot, alice, counting, settings, live_server):  # noqa: F811
     settings.DATAHUB_BASE_URL = live_server.url
     alice.user_permissions.add(Permission.objects.get(content_type__app_label="gates", codename="approve_gate"))
     paused(linear(notifyEmail=[alice.email]))
+    deliver_notices()
     [message] = mail.outbox
     approve = re.search(r"Approve in one click: +(\S+)", message.body).group(1)
 

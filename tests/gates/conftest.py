@@ -99,3 +99,34 @@ def queued_tasks() -> list[str]:
     from django_q.models import OrmQ
 
     return [q.name() for q in OrmQ.objects.all()]
+
+
+def deliver_notices() -> list[str]:
+    """What a qcluster worker does with the notice deliveries queued so far (a gate's, a run's): each queued
+    ``hooks`` task run through the worker's code path, in order. Returns the names of the tasks run."""
+    from django_q.models import OrmQ
+    from django_q.tasks import async_task
+
+    names = []
+    for q in OrmQ.objects.order_by("id"):
+        if q.group() != "hooks":
+            continue
+        q.delete()
+        async_task(q.task["func"], *q.args(), sync=True)
+        names.append(q.name())
+    return names
+
+
+def run_retries() -> list[str]:
+    """What django-q2's scheduler does with the one-off schedules of notice retries, whatever their time."""
+    import ast
+
+    from django_q.models import Schedule
+    from django_q.tasks import async_task
+
+    names = []
+    for s in Schedule.objects.filter(schedule_type=Schedule.ONCE).order_by("id"):
+        s.delete()
+        async_task(s.func, *ast.literal_eval(s.args), sync=True)
+        names.append(s.name)
+    return names

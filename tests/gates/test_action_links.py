@@ -12,7 +12,7 @@ from django.test import Client
 from gates import action_links
 from gates.models import GateRequest, GateStatus
 from runs.models import Run, RunStatus
-from tests.gates.conftest import linear, paused, resume_on_a_worker
+from tests.gates.conftest import deliver_notices, linear, paused, resume_on_a_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,6 +30,7 @@ def links(settings, counting, approver_ops):
     """A paused gate that emailed ops@example.com; its two links as paths."""
     settings.DATAHUB_BASE_URL = "https://datahub.example.com"
     run = paused(linear(notifyEmail=["ops@example.com", "lead@example.com"]))
+    deliver_notices()
     message = next(m for m in mail.outbox if m.to == ["ops@example.com"])
     found = dict(re.findall(r"(Approve|Reject) in one click: +https://datahub\.example\.com(\S+)", message.body))
     html = message.alternatives[0][0]

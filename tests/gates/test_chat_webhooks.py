@@ -5,23 +5,21 @@ import json
 
 import pytest
 
-from gates import notifications
 from pipelines.notice_formats import Notice, shape
 from pipelines.services import save_definition
 from runs import hooks
 from runs import services as run_services
 from runs.models import HookDelivery
 from tests.fixtures import simple_definition
-from tests.gates.conftest import linear, paused
+from tests.gates.conftest import deliver_notices, linear, paused
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def receiver(httpserver, settings, monkeypatch):
+def receiver(httpserver, settings):
     settings.DATAHUB_HTTP_ALLOW = ["127.0.0.1"]
     settings.DATAHUB_BASE_URL = "https://datahub.example.com"
-    monkeypatch.setattr(notifications, "WEBHOOK_RETRY_DELAYS", (0.0, 0.0))
     httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
     return httpserver
 
@@ -35,6 +33,7 @@ def received(httpserver) -> dict:
 def test_a_gate_notice_for_slack_is_a_block_kit_message(receiver, counting):
     records = [{"sku": "<!channel> <https://evil.example|click>", "price": 1}] * 1200
     run = paused(linear(records=records, notifyWebhook=receiver.url_for("/hook"), notifyWebhookFormat="slack"))
+    deliver_notices()
     body = received(receiver)
     assert set(body) == {"text", "blocks"}
     header, text, fields, actions = body["blocks"]
@@ -49,6 +48,7 @@ def test_a_gate_notice_for_slack_is_a_block_kit_message(receiver, counting):
 
 def test_a_gate_notice_for_teams_is_an_adaptive_card(receiver, counting):
     run = paused(linear(notifyWebhook=receiver.url_for("/hook"), notifyWebhookFormat="teams"))
+    deliver_notices()
     body = received(receiver)
     assert body["type"] == "message"
     [attachment] = body["attachments"]

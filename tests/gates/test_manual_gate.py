@@ -7,7 +7,7 @@ from django.core.files.storage import default_storage
 from gates import services
 from gates.models import GateRequest, GateStatus
 from runs.models import Run, RunStatus
-from tests.gates.conftest import linear, paused, queued_tasks, resume_on_a_worker
+from tests.gates.conftest import deliver_notices, linear, paused, queued_tasks, resume_on_a_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -62,6 +62,7 @@ def test_a_repeated_pause_notice_opens_one_request_and_sends_one_notice(counting
     run = paused(linear(notifyEmail="ops@example.com"))
     info = {"approvalType": "MANUAL", "recordCount": 2, "notifyEmail": ["ops@example.com"]}
     step_paused.send(RunModel, run=run, step_key="gate", info=info)  # delivered again
+    deliver_notices()
     assert GateRequest.objects.filter(run=run).count() == 1 and len(mail.outbox) == 1
 
 
