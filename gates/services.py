@@ -303,6 +303,12 @@ def pending_gates(user):
     return qs if can_view(user) else qs.none()
 
 
+def waiting_count(user) -> int:
+    """How many gates of the pipelines ``user`` may see wait for a decision (the dashboard's figure)."""
+    waiting = GateRequest.objects.filter(status=GateStatus.PENDING, run__status=RunStatus.PAUSED)
+    return access.visible(user, waiting, via="run__pipeline").count()
+
+
 def recent_decisions(user, limit: int = 20):
     qs = (access.visible(user, GateRequest.objects, via="run__pipeline").exclude(status=GateStatus.PENDING)
           .select_related("run", "run__pipeline", "decided_by").defer(*LIST_DEFERRED).order_by("-decided_at", "-id"))

@@ -12,7 +12,6 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from django.apps import apps
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
@@ -29,7 +28,7 @@ from pipelines import access, svg
 from pipelines.errors import DatahubError
 from pipelines.forms import PreviewForm
 from pipelines.models import Pipeline
-from runs import analytics, services
+from runs import analytics, dashboard_tiles, services
 from runs.models import ACTIVE_STATUSES, RecordAttempt, RecordError, Run, RunStatus, StepRun, StepStatus
 
 VIEW_PIPELINE = "pipelines.view_pipeline"
@@ -87,26 +86,6 @@ def _finish(runs) -> list:
 
 # --- the dashboard -----------------------------------------------------------------------------------
 
-def gate_model():
-    """The gates app's model of pending approvals, once it has one (GateRequest or the like)."""
-    try:
-        config = apps.get_app_config("gates")
-    except LookupError:
-        return None
-    for model in config.get_models():
-        fields = {f.name for f in model._meta.get_fields()}
-        if model.__name__.startswith("Gate") and "status" in fields:
-            return model
-    return None
-
-
-def _gates_waiting(user) -> int | None:
-    model = gate_model()
-    if model is None:
-        return None
-    return access.visible(user, model.objects.filter(status__iexact="PENDING"), via="run__pipeline").count()
-
-
 def _daily(user, days: int = 14) -> dict:
     # One grouped query (runs.analytics.daily), not every run of the days read into Python.
     trend = analytics.daily(days, runs=access.visible(user, Run.objects.all(), via="pipeline"))
@@ -142,7 +121,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "pipeline_count": pipelines_of_mine.count(),
         "enabled_count": pipelines_of_mine.filter(enabled=True).count(),
         "failures": failures,
-        "gates_waiting": _gates_waiting(request.user),
+        "tiles": dashboard_tiles.tiles(request.user),
         "chart": _daily(request.user),
         "can_run": request.user.has_perm(RUN),
     })

@@ -4,7 +4,6 @@ speaking for gates.services; and what they answer while no gates app provides th
 import pytest
 from django.contrib.auth.models import Permission
 
-from datahub_project import schema as root_schema
 from gates.models import GateRequest, GateStatus
 from pipelines.services import save_definition
 from runs import services
@@ -82,11 +81,3 @@ def test_it_refuses_a_decision_without_the_approve_permission(paused_run, as_cha
     assert GateRequest.objects.get(run=paused_run).status == GateStatus.PENDING
 
 
-def test_it_has_the_gate_fields_without_a_gates_app(monkeypatch, pipeline, as_alice):
-    monkeypatch.setattr(root_schema, "gates_services", lambda: None)
-    _, approve = gql(as_alice, APPROVE, {"runId": 1, "stepKey": "gate"})
-    assert codes(approve) == ["UNAVAILABLE"] and "gates are not available yet" in approve["errors"][0]["message"]
-    _, reject = gql(as_alice, REJECT, {"runId": 1, "stepKey": "gate", "reason": "x"})
-    assert codes(reject) == ["UNAVAILABLE"]
-    _, pending = gql(as_alice, PENDING)
-    assert pending == {"data": {"pendingGates": []}}
