@@ -480,7 +480,7 @@ class TableUpsertLoader(Writer):
         return None
 
     def _describe_key(self, key: list) -> str:
-        return ", ".join(f"{c} = {sqlconn._short(v)}" for c, v in zip(self.lookup, key, strict=True))
+        return ", ".join(f"{c} = {sqlconn.short(v)}" for c, v in zip(self.lookup, key, strict=True))
 
     def _no_row(self, key: list) -> str:
         return f"no row in '{self.table.name}' with {self._describe_key(key)}"
