@@ -299,6 +299,23 @@ def connection_of(ctx: AdapterContext, code: str) -> Mapping:
         raise ConfigError(str(exc), field="connectionCode") from None
 
 
+HTTP_CONNECTION_TYPES = ("HTTP", "GRAPHQL", "CUSTOM")
+
+
+def connection_base(ctx: AdapterContext, code: str, *, hint: str = "") -> tuple[Mapping, str]:
+    """The settings of HTTP connection ``code`` and its checked base URL (``baseUrl``, ``url`` or
+    ``endpoint``); a ConfigError naming connectionCode when it is another kind or has none."""
+    conn = connection_of(ctx, code)
+    if str(conn.get("type", "HTTP")).upper() not in HTTP_CONNECTION_TYPES:
+        raise ConfigError(f"connection '{code}' is a {conn.get('type')} connection; an HTTP one is needed",
+                          field="connectionCode")
+    base = conn.get("baseUrl") or conn.get("url") or conn.get("endpoint")
+    if not base or not isinstance(base, str):
+        raise ConfigError(f"connection '{code}' has no baseUrl", field="connectionCode")
+    check_url(base, "connectionCode", hint=hint)
+    return conn, base
+
+
 def resolve_target(config: Mapping, ctx: AdapterContext, *, url_keys: tuple[str, ...] = ("url",),
                    hmac_allowed: bool = False) -> Target:
     """The URL, default headers and auth of a step: its own, or joined with its connection's."""
@@ -310,14 +327,7 @@ def resolve_target(config: Mapping, ctx: AdapterContext, *, url_keys: tuple[str,
     auth: AuthSpec | None = None
     code = config.get("connectionCode")
     if code:
-        conn = connection_of(ctx, code)
-        if str(conn.get("type", "HTTP")).upper() in ("POSTGRES", "MYSQL", "SQLITE", "REDIS"):
-            raise ConfigError(f"connection '{code}' is a {conn.get('type')} connection; an HTTP one is needed",
-                              field="connectionCode")
-        base = conn.get("baseUrl") or conn.get("url") or conn.get("endpoint")
-        if not base or not isinstance(base, str):
-            raise ConfigError(f"connection '{code}' has no baseUrl", field="connectionCode")
-        check_url(base, "connectionCode", hint=_PATH_HINT)
+        conn, base = connection_base(ctx, code, hint=_PATH_HINT)
         if urlsplit(path).scheme:
             check_url(path, key, hint=_PATH_HINT)
             if _origin(path) != _origin(base):

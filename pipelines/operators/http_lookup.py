@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from pipelines import js
-from pipelines.adapters.http_auth import AuthSpec, apply_auth, check_url, connection_of, parse_auth
+from pipelines.adapters.http_auth import AuthSpec, apply_auth, connection_base, parse_auth
 from pipelines.errors import ConfigError, HttpError, RecordError, StepCancelled
 from pipelines.http_policy import (
     Backoff,
@@ -271,15 +271,8 @@ def _resolve_target(cfg: _LookupConfig, ctx: OperatorContext) -> _Target:
     headers = dict(cfg.headers)
     if not cfg.connection_code:
         return _Target(None, headers)
-    conn = connection_of(ctx, cfg.connection_code)
     code = cfg.connection_code
-    if str(conn.get("type", "HTTP")).upper() not in ("HTTP", "GRAPHQL", "CUSTOM"):
-        raise ConfigError(f"connection '{code}' is a {conn.get('type')} connection; an HTTP one is needed",
-                          field="connectionCode")
-    base = conn.get("baseUrl") or conn.get("url") or conn.get("endpoint")
-    if not base or not isinstance(base, str):
-        raise ConfigError(f"connection '{code}' has no baseUrl", field="connectionCode")
-    check_url(base, "connectionCode")
+    conn, base = connection_base(ctx, code)
     headers.update(check_headers(conn.get("headers"), f"connection '{code}' headers"))
     auth = cfg.auth or parse_auth(conn, where=f"connection '{code}'")
     params: dict[str, Any] = {}

@@ -217,3 +217,19 @@ def test_origin_of_names_scheme_host_and_port():
     assert origin_of("https://API.example.com/a?b=1") == "https://api.example.com:443"
     assert origin_of("http://127.0.0.1:8080/x") == "http://127.0.0.1:8080"
     assert origin_of("http://user:pw@h/x") == "http://h:80"
+
+
+def test_the_policy_and_its_callers_import_no_django():
+    """[pure]: the policy, the guarded client, the HTTP adapters' helpers and httpLookup run without Django."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys; import pipelines.http_policy, pipelines.http, pipelines.adapters.http_auth, "
+            "pipelines.operators.http_lookup, pipelines.adapters.sqlconn; "
+            "print(sorted(m for m in sys.modules if m == 'django' or m.startswith('django.')))")
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60,
+                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
