@@ -32,6 +32,7 @@ from django_htmx.http import reswap, retarget
 
 from pipelines import access, drafts, editing, svg
 from pipelines import forms as pforms
+from pipelines.canvas import canvas_data
 from pipelines.definition import STEP_TYPES, problems_of
 from pipelines.errors import DefinitionError
 from pipelines.models import Pipeline, PipelineDraft
@@ -342,6 +343,7 @@ def _editor_context(request: HttpRequest, pipeline: Pipeline, *, step_forms: dic
         "new_form": new_form,
         "settings_form": settings_form,
         "graph": _graph(definition),
+        "canvas_json": json.dumps(canvas_data(definition)),
         "edges": definition["edges"],
         "edge_state": edge_state or {},
         "step_keys": [s["key"] for s in definition["steps"]],
