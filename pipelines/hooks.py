@@ -37,6 +37,7 @@ from typing import Any
 
 from pipelines import registry
 from pipelines.errors import ConfigError, Problem, StepError, UnknownCode
+from pipelines.http_policy import check_headers
 from pipelines.records import Batch, deep_copy
 
 STEP_STAGE_TYPES = ("EXTRACT", "TRANSFORM", "VALIDATE", "ENRICH", "ROUTE", "LOAD", "EXPORT", "FEED", "SINK")
@@ -241,6 +242,11 @@ def _build_action(stage, index, item, where, found, scripts) -> Action | None:
     before = len(found)
     for path, message in registry.schema_problems(ACTION_SCHEMAS[kind], item):
         found.append(Problem(message, field=where + (f".{path}" if path else "")))
+    if kind == "WEBHOOK":  # the one credential-header rule of outbound HTTP (pipelines.http_policy)
+        try:
+            check_headers(item.get("headers"), f"{where}.headers", secret_hint="headerSecretCodes")
+        except ConfigError as exc:
+            found.append(Problem(str(exc), field=exc.field))
     if kind == "SCRIPT":
         if stage not in STEP_STAGES:
             found.append(Problem("SCRIPT actions change records, so they run only at the BEFORE_/AFTER_ "

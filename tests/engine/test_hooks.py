@@ -83,6 +83,18 @@ def test_it_reports_every_problem_of_the_hooks_with_its_field(scripts):
     assert hooks.problems([]) and hooks.problems({"ON_ERROR": "x"})
 
 
+def test_it_refuses_credentials_written_into_a_webhooks_headers():
+    # The one credential-header rule of outbound HTTP (pipelines.http_policy), as for adapters and httpLookup.
+    found = hooks.problems({"PIPELINE_COMPLETED": [
+        {"type": "WEBHOOK", "url": "https://h.example.com/x", "headers": {"Authorization": "Bearer s3cr3t"}},
+        {"type": "WEBHOOK", "url": "https://h.example.com/x", "headers": {"X-Tenant": "eu"},
+         "headerSecretCodes": {"Authorization": "hook-token"}},
+    ]})
+    assert [(p.field, "carries a credential" in p.message and "headerSecretCodes" in p.message) for p in found] == [
+        ("hooks.PIPELINE_COMPLETED[0].headers.Authorization", True)]
+    assert "s3cr3t" not in str(found)
+
+
 def test_it_refuses_a_definition_with_broken_hooks():
     from pipelines.definition import problems_of
 
