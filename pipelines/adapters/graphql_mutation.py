@@ -569,7 +569,7 @@ def _resolve_target(config: Mapping, ctx: AdapterContext) -> tuple[str, dict[str
             url = base
         elif urlsplit(endpoint).scheme:
             check_url(endpoint, "endpoint")
-            if _origin(endpoint) != _origin(base):
+            if origin_of(endpoint) != origin_of(base):
                 raise ConfigError(f"'{endpoint}' leaves the origin of connection '{code}'; give a path, or drop "
                                   "connectionCode", field="endpoint")
             url = endpoint
@@ -641,11 +641,6 @@ def _secret(ctx: AdapterContext, code: str, field: str) -> str:
     if "\r" in value or "\n" in value:
         raise ConfigError(f"secret '{code}' contains a line break and cannot be sent in a header", field=field)
     return value
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
 
 
 def _display(url: str) -> str:

@@ -36,7 +36,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from pipelines.adapters.base import AdapterContext
 from pipelines.errors import ConfigError
 from pipelines.http import HttpResponse
-from pipelines.http_policy import HEADER_NAME, check_headers
+from pipelines.http_policy import HEADER_NAME, check_headers, origin_of
 
 __all__ = [
     "AuthSpec",
@@ -266,11 +266,6 @@ class Target:
     auth: AuthSpec | None
 
 
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme.lower()}://{(parts.hostname or '').lower()}:{parts.port or ''}"
-
-
 def check_url(url: str, field: str, *, hint: str = "") -> None:
     """ConfigError (naming ``field``) unless ``url`` is an absolute http(s) URL without credentials in it;
     ``hint`` ends the message for a URL that is not http(s)."""
@@ -330,7 +325,7 @@ def resolve_target(config: Mapping, ctx: AdapterContext, *, url_keys: tuple[str,
         conn, base = connection_base(ctx, code, hint=_PATH_HINT)
         if urlsplit(path).scheme:
             check_url(path, key, hint=_PATH_HINT)
-            if _origin(path) != _origin(base):
+            if origin_of(path) != origin_of(base):
                 raise ConfigError(f"'{path}' leaves the origin of connection '{code}' ({base}); give a path, "
                                   "or drop connectionCode", field=key)
             url = path

@@ -233,3 +233,19 @@ def test_the_policy_and_its_callers_import_no_django():
                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_a_connections_origin_is_compared_as_the_policy_says():
+    """One origin rule (origin_of) binds a connection's credentials, for the HTTP adapters and graphqlMutation:
+    the default port written out is the same origin; another port or host is not."""
+    from pipelines.adapters.base import AdapterContext
+    from pipelines.adapters.http_auth import resolve_target
+
+    ctx = AdapterContext(connection=lambda code: {"code": code, "type": "HTTP", "baseUrl": "https://api.example.com/v1"})
+    target = resolve_target({"connectionCode": "erp", "url": "https://API.example.com:443/v1/items"}, ctx)
+    assert target.url == "https://API.example.com:443/v1/items"
+    for elsewhere in ("https://api.example.com:8443/v1/items", "http://api.example.com/v1/items",
+                      "https://evil.example.com/v1/items"):
+        with pytest.raises(ConfigError, match="leaves the origin of connection 'erp'") as info:
+            resolve_target({"connectionCode": "erp", "url": elsewhere}, ctx)
+        assert info.value.field == "url"
