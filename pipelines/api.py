@@ -271,7 +271,9 @@ def query_of(request, serializer_class: type[serializers.Serializer]) -> dict:
         raise ParseError("query parameters may not contain NUL characters")
     # DRF reads an empty value as "not given" (so ?limit= would mean the default); the schema says a
     # parameter is sent with a value or not at all.
-    empty = [k for k, vs in request.query_params.lists() if k in serializer_class._declared_fields and "" in vs]
+    fields = serializer_class().fields
+    empty = [k for k, vs in request.query_params.lists()
+             if k in fields and "" in vs and not getattr(fields[k], "allow_blank", False)]
     if empty:
         raise Invalid([Problem("must not be empty; leave the parameter out instead", field=k, code="blank").as_dict()
                        for k in sorted(empty)])

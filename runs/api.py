@@ -191,7 +191,7 @@ def _detail(run: Run) -> dict:
                responses={200: page_of(RunSerializer), **errors(*READ_ERRORS, 404)},
                summary="Runs, newest first, filtered by pipeline, status and creation time")
 @extend_schema(methods=["POST"], operation_id="runs_start", tags=["runs"], request=StartRunSerializer,
-               responses={201: RunDetailSerializer, **errors(*WRITE_ERRORS, 409)},
+               responses={201: RunDetailSerializer, **errors(*WRITE_ERRORS, 404, 409)},
                summary="Start a run (queued for a worker); dry run, record limit and revision are optional")
 @endpoint(["GET", "POST"], GET="runs.view_run", POST="pipelines.run_pipeline")
 def runs(request):
@@ -214,9 +214,8 @@ def runs(request):
 
     body = validated(StartRunSerializer, request.data)
     pipeline = access.visible(request.user, Pipeline.objects).filter(code=body["pipeline"]).first()
-    if pipeline is None:
-        raise Invalid([Problem(f"no pipeline '{body['pipeline']}'", field="pipeline",
-                               code="unknown_pipeline").as_dict()])
+    if pipeline is None:  # the body names no pipeline one may see: 404, as the list's filter answers
+        raise NotFound(f"no pipeline '{body['pipeline']}'")
     try:
         with transaction.atomic():
             run = services.start_run(

@@ -44,9 +44,8 @@ def test_it_refuses_a_second_active_run(pipeline, as_alice):
 
 def test_it_refuses_an_unknown_or_disabled_pipeline(pipeline, as_alice):
     unknown = as_alice.post("/api/runs/", {"pipeline": "smple"}, format="json")
-    assert unknown.status_code == 400
-    assert unknown.json()["problems"] == [
-        {"step": None, "field": "pipeline", "message": "no pipeline 'smple'", "code": "unknown_pipeline"}]
+    assert unknown.status_code == 404
+    assert unknown.json() == {"detail": "no pipeline 'smple'"}
     pipeline.enabled = False
     pipeline.save()
     disabled = as_alice.post("/api/runs/", {"pipeline": "simple"}, format="json")

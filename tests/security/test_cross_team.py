@@ -118,7 +118,7 @@ def test_it_refuses_team_a_through_rest(world):
     assert api.post(f"/api/runs/{run.pk}/cancel/").status_code == 404
     assert api.delete("/api/pipelines/b-orders/").status_code == 404
     started = api.post("/api/runs/", {"pipeline": "b-orders"}, content_type="application/json")
-    assert started.status_code == 400 and "no pipeline 'b-orders'" in started.content.decode()
+    assert started.status_code == 404 and "no pipeline 'b-orders'" in started.content.decode()
     overwrite = api.post("/api/pipelines/import/", json.dumps(simple_definition("b-orders")),
                          content_type="application/json")
     assert overwrite.status_code in (400, 403, 409), overwrite.content
