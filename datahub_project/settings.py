@@ -13,8 +13,9 @@ from pathlib import Path
 
 import dj_database_url
 from csp.constants import NONCE
+from django.core.exceptions import ImproperlyConfigured
 
-from datahub_project.env import env_bool, env_int, env_list, env_str
+from datahub_project.env import env_bool, env_int, env_list, env_rate, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("DATAHUB_VAR_DIR", str(BASE_DIR / "var")))
@@ -226,6 +227,9 @@ AXES_COOLOFF_TIME = timedelta(minutes=_cooloff_minutes) if _cooloff_minutes else
 AXES_LOCKOUT_PARAMETERS = [
     group.split("+") if "+" in group else group for group in env_list("DATAHUB_LOCKOUT_BY", ["ip_address"])
 ]
+for _part in (p for group in AXES_LOCKOUT_PARAMETERS for p in ([group] if isinstance(group, str) else group)):
+    if _part not in ("ip_address", "username", "user_agent"):
+        raise ImproperlyConfigured(f"DATAHUB_LOCKOUT_BY: {_part!r} is not ip_address, username or user_agent")
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "datahub_project.lockout.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "datahub_project.lockout.client_ip"
@@ -235,9 +239,9 @@ DATAHUB_PROXY_COUNT = env_int("DATAHUB_PROXY_COUNT", 0, minimum=0)
 # Request rates ("N/second|minute|hour|day"; empty: no limit) for the REST API, GraphQL and creating
 # API tokens; over them the answer is 429 with Retry-After.
 DATAHUB_RATE_LIMITS = {
-    "anon": env_str("DATAHUB_RATE_ANON", "60/minute") or None,
-    "user": env_str("DATAHUB_RATE_USER", "1200/minute") or None,
-    "token": env_str("DATAHUB_RATE_TOKEN_CREATE", "10/hour") or None,
+    "anon": env_rate("DATAHUB_RATE_ANON", "60/minute"),
+    "user": env_rate("DATAHUB_RATE_USER", "1200/minute"),
+    "token": env_rate("DATAHUB_RATE_TOKEN_CREATE", "10/hour"),
 }
 
 LOGIN_URL = "/accounts/login/"

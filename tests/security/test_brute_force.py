@@ -180,3 +180,31 @@ def test_it_throttles_token_creation(alice, settings):
     statuses = [client.post("/api/tokens/", {"action": "create"}).status_code for _ in range(3)]
     assert statuses == [200, 200, 429]
     assert b"Too many new tokens" in client.post("/api/tokens/", {"action": "create"}).content
+
+
+def _settings_with(**env):
+    import os
+    import subprocess
+    import sys
+
+    code = ("import django; django.setup(); from django.conf import settings; "
+            "print(settings.AXES_LOCKOUT_PARAMETERS, settings.DATAHUB_RATE_LIMITS['user'])")
+    full = {**{k: v for k, v in os.environ.items() if not k.startswith("DATAHUB_")},
+            "DJANGO_SETTINGS_MODULE": "datahub_project.settings", **env}
+    return subprocess.run([sys.executable, "-c", code], env=full, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"DATAHUB_LOCKOUT_BY": "ip,username"}, "DATAHUB_LOCKOUT_BY: 'ip' is not ip_address"),
+    ({"DATAHUB_RATE_USER": "lots"}, "DATAHUB_RATE_USER must look like 60/minute"),
+    ({"DATAHUB_LOGIN_FAILURE_LIMIT": "0"}, "DATAHUB_LOGIN_FAILURE_LIMIT must be at least 1"),
+])
+def test_it_refuses_malformed_limits_by_name(env, message):
+    done = _settings_with(**env)
+    assert done.returncode != 0 and message in done.stderr
+
+
+def test_it_reads_combined_lockout_parameters_and_no_rate():
+    done = _settings_with(DATAHUB_LOCKOUT_BY="username+ip_address,ip_address", DATAHUB_RATE_USER="")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[['username', 'ip_address'], 'ip_address'] None"
