@@ -101,3 +101,14 @@ def test_it_is_on_in_the_production_profile_only():
            "DATAHUB_ALLOWED_HOSTS": "example.com", "DATAHUB_MASTER_KEY": "k" * 32, "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True"
+
+
+def test_it_stops_gunicorn_from_starting_with_a_weak_superuser(settings, django_user_model):
+    import runpy
+    from pathlib import Path
+
+    settings.DATAHUB_REFUSE_WEAK_SUPERUSER_PASSWORDS = True
+    django_user_model.objects.create_superuser("root", password="password")
+    conf = runpy.run_path(str(Path(settings.BASE_DIR) / "deploy" / "gunicorn.conf.py"))
+    with pytest.raises(SystemCheckError, match="datahub.E010"):
+        conf["on_starting"](None)
