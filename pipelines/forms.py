@@ -57,9 +57,55 @@ ITEM_MARK = "__item"
 
 @dataclass
 class Raw:
-    """Text a person typed that could not be read as what the field needs; shown back as typed."""
+    """Text a person typed that could not be read as what the field needs; shown back as typed (with the
+    value type chosen beside it, for a field that takes several)."""
 
     text: str
+    as_type: str = ""
+
+
+# A field whose schema allows several JSON types gets a type select beside its input ("<name>.__as"), so
+# "42" can be the text 42 or the number 42 on purpose. "auto" (an empty field's choice, and forms without
+# the select): text that reads as JSON is JSON (loads_any), anything else is text.
+VALUE_TYPES = [("", "auto"), ("text", "text"), ("number", "number"), ("boolean", "true/false"), ("json", "JSON")]
+
+
+def value_type(value: Any) -> str:
+    if isinstance(value, Raw):
+        return value.as_type
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if value is None or isinstance(value, dict | list):
+        return "json"
+    return "text"
+
+
+def read_typed(text: str, as_type: str, path: str, errors: _Errors) -> Any:
+    """A value typed into a field with a type select, read as the type chosen (every refusal at ``path``)."""
+    stripped = text.strip()
+    if as_type == "text":
+        return text
+    if as_type == "number":
+        try:
+            number = float(stripped)
+        except ValueError:
+            errors.add(path, "enter a number")
+            return Raw(text, as_type)
+        return int(number) if number.is_integer() and not any(c in stripped.lower() for c in ".e") else number
+    if as_type == "boolean":
+        if stripped.lower() in ("true", "false"):
+            return stripped.lower() == "true"
+        errors.add(path, "enter true or false")
+        return Raw(text, as_type)
+    if as_type == "json":
+        try:
+            return json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            errors.add(path, json_error(exc))
+            return Raw(text, as_type)
+    return loads_any(text)
 
 
 class _Errors(dict):
@@ -193,6 +239,7 @@ class Field:
     item_label: str = "item"
     orig: str = ""
     refresh: bool = False  # changing it re-renders the form (an operator or adapter select)
+    as_type: str = ""  # kind "any": the JSON type the value is read as
     switch: bool = False
 
     @property
@@ -242,7 +289,11 @@ def _display(kind: str, value: Any, prop: dict) -> Any:
             return "\n".join(value)
         return json.dumps(value)
     if kind == "any":
-        return dumps_any(value)
+        if isinstance(value, Raw):
+            return value.text
+        if isinstance(value, str):
+            return value
+        return json.dumps(value, ensure_ascii=False)
     return json_text(value)
 
 
@@ -254,7 +305,7 @@ def _placeholder(kind: str, prop: dict) -> str:
         if default in ("", [], {}):
             return ""
         return f"default: {default if isinstance(default, str) else json.dumps(default)}"
-    return {"json": "JSON", "any": "text, or JSON: 42, true, [..]"}.get(kind, "")
+    return {"json": "JSON"}.get(kind, "")
 
 
 def schema_fields(schema: dict, value: Any, prefix: str, *, skip: tuple[str, ...] = (),
@@ -312,6 +363,9 @@ def build_field(name: str, prop: dict, value: Any, path: str, *, required: bool 
         f.item_label = ITEM_LABELS.get(name, "item")
     else:
         f.value = _display(kind, value, prop)
+        if kind == "any":
+            f.as_type = value_type(value) if value is not MISSING else ""
+            f.choices = VALUE_TYPES
     return f
 
 
@@ -468,7 +522,7 @@ def read_field(name: str, prop: dict, post, path: str, errors: _Errors) -> Any:
     if kind == "lines":
         return [line.strip() for line in text.splitlines() if line.strip()]
     if kind == "any":
-        return loads_any(text)
+        return read_typed(text, post.get(f"{path}.__as", ""), path, errors)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
