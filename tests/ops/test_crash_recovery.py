@@ -25,6 +25,9 @@ import pytest
 
 from tests.ops.conftest import make_fleet, wait_for
 
+# Real workers on a PostgreSQL database of the test's own: the same whatever DATABASE_URL says.
+pytestmark = pytest.mark.own_database
+
 HEARTBEAT_TIMEOUT = 15
 # django-q2's guard calls the scheduler every 30 s; the executor writes a heartbeat every 5 s; `worker`
 # sweeps for silent runs every 5 s.

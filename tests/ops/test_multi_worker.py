@@ -11,6 +11,9 @@ import pytest
 
 from tests.ops.conftest import pgid_of, wait_for
 
+# Real workers on a PostgreSQL database of the test's own: the same whatever DATABASE_URL says.
+pytestmark = pytest.mark.own_database
+
 RUNS = 50
 STEP_SLEEP_MS = 200
 

@@ -34,6 +34,9 @@ import pytest
 
 from tests.ops.conftest import _postgres, group_alive, wait_for
 
+# Real workers on a PostgreSQL database of the test's own: the same whatever DATABASE_URL says.
+pytestmark = pytest.mark.own_database
+
 RUNS, RECORDS = 30, 10
 CHAOS_SECONDS, FINISH_SECONDS, EVERY = 45, 75, 3.0
 

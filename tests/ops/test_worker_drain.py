@@ -21,6 +21,9 @@ import pytest
 
 from tests.ops.conftest import group_alive, make_fleet, wait_for
 
+# Real workers on a PostgreSQL database of the test's own: the same whatever DATABASE_URL says.
+pytestmark = pytest.mark.own_database
+
 DRAIN = 8
 # The worker's own promise is the window; the rest is a loaded 2-core machine starting the clock late.
 SLACK = 4
