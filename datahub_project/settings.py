@@ -231,6 +231,8 @@ for _part in (p for group in AXES_LOCKOUT_PARAMETERS for p in ([group] if isinst
     if _part not in ("ip_address", "username", "user_agent"):
         raise ImproperlyConfigured(f"DATAHUB_LOCKOUT_BY: {_part!r} is not ip_address, username or user_agent")
 AXES_RESET_ON_SUCCESS = True
+# Not "AXES: BEGIN version ..." on the stderr of every manage.py command (the CLI prints what it was asked for).
+AXES_VERBOSE = False
 AXES_LOCKOUT_CALLABLE = "datahub_project.lockout.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "datahub_project.lockout.client_ip"
 # How many proxies in front of Datahub append to X-Forwarded-For (0: the client is REMOTE_ADDR). The
