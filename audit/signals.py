@@ -1,11 +1,11 @@
 """What the audit trail hears by itself: logins and lock-outs, and changes to tokens, pipelines, secrets,
-connections and runs, from the models' signals (senders named by label, so this app imports no other).
+connections (their owners and teams too) and runs, from the models' signals (senders named by label, so this app imports no other).
 Gate decisions and cancelled runs are recorded where they happen (gates.services, runs.services): those
 are conditional UPDATEs, which send no signal."""
 
 from axes.signals import user_locked_out
 from django.contrib.auth.signals import user_logged_in, user_login_failed
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 
 from audit.trail import record
@@ -87,3 +87,18 @@ def _run_created(sender, instance, created, **kwargs):
     record("run.replayed" if instance.replay_of_id else "run.started", f"run:{instance.pk}",
            user=instance.triggered_by, pipeline=instance.pipeline.code, trigger=instance.trigger,
            dryRun=instance.dry_run, **({"replayOf": instance.replay_of_id} if instance.replay_of_id else {}))
+
+
+def _access_changed(sender, instance, action, model, pk_set, reverse, **kwargs):
+    if reverse or action not in ("post_add", "post_remove", "post_clear"):
+        return
+    field = "owners" if model._meta.model_name == "user" else "teams"
+    names = sorted(str(o) for o in model.objects.filter(pk__in=pk_set or ()))
+    record("access.changed", f"{instance._meta.model_name}:{instance.code}", field=field,
+           change=action.removeprefix("post_"), who=names)
+
+
+for _label in ("Pipeline", "Connection", "Secret"):
+    for _field in ("owners", "teams"):
+        m2m_changed.connect(_access_changed, sender=f"pipelines.{_label}_{_field}",
+                            dispatch_uid=f"audit-access-{_label}-{_field}")

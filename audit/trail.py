@@ -36,6 +36,7 @@ ACTIONS = {
     "run.started": "Run started",
     "run.replayed": "Failed records replayed",
     "run.cancelled": "Run cancelled",
+    "access.changed": "Owners or teams changed",
 }
 
 

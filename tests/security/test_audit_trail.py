@@ -173,3 +173,16 @@ def test_it_prunes_the_trail_after_the_retention(settings):
     counts = retention.prune(keep_runs_days=0, keep_record_errors_days=0)
     assert counts["audit_events"] == 1
     assert list(AuditEvent.objects.values_list("target", flat=True)) == ["secret:new"]
+
+
+def test_it_records_who_changed_owners_and_teams(alice, staff):
+    from django.contrib.auth.models import Group
+
+    pipeline = save_definition(simple_definition("owned"))
+    team = Group.objects.create(name="team-a")
+    pipeline.owners.add(alice)
+    pipeline.teams.add(team)
+    pipeline.owners.remove(alice)
+    changes = [(e.target, e.details["field"], e.details["change"], e.details["who"]) for e in _events("access.changed")]
+    assert changes == [("pipeline:owned", "owners", "add", ["alice"]), ("pipeline:owned", "teams", "add", ["team-a"]),
+                       ("pipeline:owned", "owners", "remove", ["alice"])]
