@@ -129,8 +129,8 @@ def claim_resume(run_id: int) -> bool:
 def release_paused_step(run: Run, step_key: str) -> Run:
     """Mark a paused step completed (its held records go on) and hand the run to a worker to continue.
 
-    While the run is RUNNING (continuing after another gate) and the step is still paused in it, the
-    release is queued on the run and applied the moment the run pauses again (see ``_pause``), so a
+    While the run is RUNNING (continuing after another gate) or PENDING (handed back by a stopping worker)
+    and the step is still paused in it, the release is queued on the run and applied the moment the run pauses again (see ``_pause``), so a
     person can decide any waiting gate at any time. Raises RunConflict when the run does not wait at that
     step; the row lock makes two releases of the same step impossible.
     """
@@ -138,7 +138,10 @@ def release_paused_step(run: Run, step_key: str) -> Run:
 
     with transaction.atomic():
         locked = Run.objects.select_for_update().get(pk=run.pk)
-        if locked.status == RunStatus.RUNNING and locked.step_runs.filter(step_key=step_key, status="PAUSED").exists():
+        # RUNNING: continuing after another gate; PENDING: handed back by a stopping worker with the step
+        # still paused in its state, to be taken up by another (runs.services._hand_back).
+        if (locked.status in (RunStatus.RUNNING, RunStatus.PENDING)
+                and locked.step_runs.filter(step_key=step_key, status="PAUSED").exists()):
             if step_key in locked.pending_releases:
                 raise RunConflict(f"run {run.pk}: step '{step_key}' is released already")
             locked.pending_releases = [*locked.pending_releases, step_key]

@@ -112,3 +112,26 @@ def test_it_does_not_let_a_worker_that_woke_up_late_overwrite_the_reaper(hold):
     services.execute_claimed(run)  # the frozen worker finally runs to its end
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED and run.error == "the worker stopped responding"
+
+
+def test_it_queues_a_release_that_arrives_while_the_run_waits_handed_back(hold):
+    """A stopping worker handed the run back (PENDING) with gate2 still paused in its state: approving gate2
+    then is queued, as while RUNNING, and applied when the next worker reaches the pause (it was refused)."""
+    from runs.models import StepRun
+
+    d = {**DEFINITION, "code": "two-gates-handed-back",
+         "steps": [*DEFINITION["steps"], {"key": "gate2", "type": "GATE", "config": {}},
+                   {"key": "after2", "type": "SINK", "adapterCode": "records", "config": {}}],
+         "edges": [*DEFINITION["edges"], {"from": "side", "to": "gate2"}, {"from": "gate2", "to": "after2"}]}
+    run = services.run_now(services.create_run(save_definition(d))).run
+    services.release_paused_step(run, "gate")
+    assert services.claim_resume(run.pk)
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.PENDING, worker="")  # what _hand_back writes
+    services.release_paused_step(run, "gate2")
+    assert Run.objects.get(pk=run.pk).pending_releases == ["gate2"]
+
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING)  # the next worker's claim
+    run = services.execute_claimed(Run.objects.get(pk=run.pk)).run
+    assert run.status == RunStatus.PAUSED and run.pending_releases == []
+    assert StepRun.objects.get(run=run, step_key="gate2").status == "COMPLETED"
+    assert services.resume_now(run).run.status == RunStatus.COMPLETED
