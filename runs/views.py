@@ -178,7 +178,9 @@ def _known_page(queryset, count: int, number):
     return paginator.get_page(number)
 
 
-def _run_context(request: HttpRequest, run: Run) -> dict:
+def _run_context(request: HttpRequest, run: Run, *, records: bool = True) -> dict:
+    """The run page's context; without ``records`` (the progress poll, which shows none of them) no page
+    of failed records or retry attempts is read."""
     definition = run.revision.definition
     step_runs = {s.step_key: s for s in run.step_runs.all()}
     steps = []
@@ -208,7 +210,7 @@ def _run_context(request: HttpRequest, run: Run) -> dict:
         s["attempts"] = attempt_counts.get(s["key"], 0)
     selected = request.GET.get("step") or next((s["key"] for s in steps if s["errors"] or s["attempts"]), "")
     errors_page = attempts_page = None
-    if selected:
+    if selected and records:
         errors_page = _known_page(run.record_errors.filter(step_key=selected).order_by("id"),
                                   error_counts.get(selected, 0), request.GET.get("page"))
         errors_page.rows = [(e, pretty(e.record), pretty(e.details) if e.details else "")
@@ -250,8 +252,8 @@ def _run_context(request: HttpRequest, run: Run) -> dict:
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(access.visible(request.user, Run.objects, via="pipeline").select_related(
         "pipeline", "revision", "triggered_by", "replay_of"), pk=pk)
-    context = _run_context(request, run)
     target = request.htmx.target if request.htmx else None
+    context = _run_context(request, run, records=target != "run-progress")
     if target == "run-progress":
         response = render(request, "runs/detail.html#progress", context)
         if not run.is_active:
