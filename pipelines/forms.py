@@ -318,6 +318,8 @@ def schema_fields(schema: dict, value: Any, prefix: str, *, skip: tuple[str, ...
         build_field(name, prop if isinstance(prop, dict) else {}, value.get(name, MISSING),
                     f"{prefix}.{name}" if prefix else name, required=name in required)
         for name, prop in props.items() if name not in skip
+        # A property the schema marks deprecated (another name for one shown) gets a field only when used.
+        and not (isinstance(prop, dict) and prop.get("deprecated") and value.get(name, MISSING) is MISSING)
     ]
     extra = {k: v for k, v in value.items() if k not in props and k not in skip}
     raw_extra = value.get(EXTRA)

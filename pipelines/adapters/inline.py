@@ -26,9 +26,10 @@ from pipelines.registry import extractors, sinks
             "data": {
                 "description": "The records: a list of objects, or one object.",
                 "type": ["array", "object"],
+                "x-widget": "records",  # the editor's grid of rows and columns, over the JSON
             },
             "records": {"description": "Same as data (older plugin examples use this name).",
-                        "type": ["array", "object"]},
+                        "type": ["array", "object"], "deprecated": True},
         },
         "additionalProperties": False,
     },
