@@ -34,6 +34,7 @@ import time
 from datetime import datetime
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from pipelines.adapters import cdc as cdc_adapter
@@ -44,7 +45,8 @@ from runs import drain
 from runs.engine.context import RunOptions, StepContext
 from runs.engine.events import Event, RunFinished, StepCounts, StepFinished
 from runs.engine.executor import HANDED_BACK, LOST, RunResult, execute
-from runs.models import Run, RunStatus, StepRun
+from runs.launch import enqueue
+from runs.models import Run, RunEvent, RunEventKind, RunStatus, StepRun
 from runs.store import DjangoRunStore
 
 log = logging.getLogger(__name__)
@@ -275,11 +277,6 @@ def _hand_over(run: Run, progress: dict, why: str) -> None:
     """Give the run back to the queue (before the task timeout, or because the worker drains): PENDING,
     queued again, continued by a worker from the committed checkpoint. A cancel in between finds it PENDING
     and cancels it at once."""
-    from django.db import transaction
-
-    from runs import services
-    from runs.models import RunEvent, RunEventKind
-
     with transaction.atomic():
         moved = Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, cancel_requested=False,
                                    lease=run.lease).update(
@@ -288,7 +285,7 @@ def _hand_over(run: Run, progress: dict, why: str) -> None:
             if why:
                 RunEvent.objects.create(run=run, kind=RunEventKind.HANDED_BACK, worker=run.worker,
                                         detail=f"{why}; queued again to continue from the committed checkpoint")
-            transaction.on_commit(lambda: services.enqueue(run.pk))
+            transaction.on_commit(lambda: enqueue(run.pk))
     if not moved:
         DjangoRunStore(run).emit(RunFinished(RunStatus.CANCELLED, "cancelled by request"))
 

@@ -39,7 +39,9 @@ from pipelines.errors import ConfigError, DatahubError
 from pipelines.hooks import render
 from pipelines.http import HttpClient, HttpError, HttpPolicy, HttpResponse
 from pipelines.http_policy import Backoff, is_retryable_status, retry_after_seconds
+from pipelines.models import Pipeline
 from runs.engine.events import HookFired
+from runs.launch import start_run
 from runs.models import HookDelivery, HookStatus, Run, StepRun
 
 log = logging.getLogger(__name__)
@@ -206,9 +208,6 @@ def send_email(delivery_id: int, attempt: int = 1) -> str:
 
 def trigger_pipeline(delivery_id: int, attempt: int = 1) -> str:
     """A TRIGGER_PIPELINE action: start the other pipeline, refusing loops."""
-    from pipelines.models import Pipeline
-    from runs import services
-
     d = claim_delivery(delivery_id, attempt)
     if d is None:
         return "skipped"
@@ -240,7 +239,7 @@ def trigger_pipeline(delivery_id: int, attempt: int = 1) -> str:
     seeded = records is not None and bool(key)
     try:
         with transaction.atomic():
-            child = services.start_run(target, trigger="hook", seed_step=key if seeded else "",
+            child = start_run(target, trigger="hook", seed_step=key if seeded else "",
                                        seed_records=records if seeded else None)
             Run.objects.filter(pk=child.pk).update(parent_run=run)
     except DatahubError as exc:

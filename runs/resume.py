@@ -22,11 +22,13 @@ from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
+from pipelines import graph
 from pipelines.records import dumps, loads
 from runs.engine.buffers import RecordBuffer
 from runs.engine.context import PreviousStep
 from runs.engine.events import StepCounts
 from runs.engine.executor import RunResult
+from runs.models import StepRun
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 MAIN = "_main"
@@ -121,8 +123,6 @@ def manifest_from_rows(run, definition) -> dict:
     that ended and whose outputs are saved (or needed by no step still to run) keeps its end; every other
     step runs again (RUNNING, PENDING and PAUSED ones, and completed ones whose unsaved outputs a step still
     to run needs, with what they in turn need)."""
-    from pipelines import graph
-
     inputs = graph.inputs(definition)
     successors = graph.successors(definition)
     earlier = (run.resume_state or {}).get("steps", {})
@@ -160,8 +160,6 @@ def file_names(run) -> set[str]:
     names = {name for entry in (run.resume_state or {}).get("steps", {}).values()
              for name in entry.get("outputs", {}).values()}
     if getattr(run, "pk", None) is not None:
-        from runs.models import StepRun
-
         for outputs in StepRun.objects.filter(run_id=run.pk, outputs__isnull=False).values_list("outputs", flat=True):
             names.update((outputs or {}).values())
     return names

@@ -1,4 +1,9 @@
-"""Starting, running and cancelling runs: the functions pages, the API, the CLI and tasks share."""
+"""Starting, running and cancelling runs: the functions pages, the API, the CLI and tasks share.
+
+Creating and queuing a run lives in :mod:`runs.launch` (re-exported here) so that hooks and CDC, which
+start or queue runs while a run executes, need not import this module. The import direction within runs is
+one way: services -> cdc -> store -> hooks -> launch -> models (``tests/runs/test_import_direction.py`` finds
+any circle, function-local imports included)."""
 
 from __future__ import annotations
 
@@ -17,94 +22,21 @@ from django.utils import timezone
 from audit.trail import record
 from pipelines.definition import parse
 from pipelines.errors import DatahubError
-from pipelines.models import Pipeline, PipelineRevision
-from pipelines.services import get_revision
+from runs import cdc, drain, resume
+from runs.engine.buffers import buffer_of
 from runs.engine.context import RunOptions
 from runs.engine.executor import HANDED_BACK, LOST, RunResult, execute
-from runs.models import ACTIVE_STATUSES, Run, RunEvent, RunEventKind, RunStatus, StepStatus
+from runs.launch import RunConflict as RunConflict
+from runs.launch import create_run as create_run
+from runs.launch import enqueue
+from runs.launch import replay_record_errors as replay_record_errors
+from runs.launch import seed_for_trigger as seed_for_trigger
+from runs.launch import start_run as start_run
+from runs.models import Run, RunEvent, RunEventKind, RunStatus, StepStatus
+from runs.signals import run_ended, step_paused
 from runs.store import DjangoRunStore, close_connections_after
 
 log = logging.getLogger(__name__)
-
-
-class RunConflict(DatahubError):
-    """Another run of the pipeline is active and the pipeline does not allow concurrent runs."""
-
-
-@transaction.atomic
-def create_run(
-    pipeline: Pipeline,
-    *,
-    user=None,
-    revision: PipelineRevision | int | None = None,
-    dry_run: bool = False,
-    record_limit: int | None = None,
-    trigger: str = "manual",
-    allow_concurrent: bool | None = None,
-    seed_step: str = "",
-    seed_records: list | None = None,
-    replay_of: Run | None = None,
-) -> Run:
-    """A PENDING run of ``revision`` (default: the current one). One active run per pipeline unless
-    the pipeline (or the caller) allows more; the pipeline row is locked so two starts cannot both pass."""
-    pipeline = Pipeline.objects.select_for_update().get(pk=pipeline.pk)
-    if not isinstance(revision, PipelineRevision):
-        revision = get_revision(pipeline, revision)
-    concurrent = pipeline.allow_concurrent_runs if allow_concurrent is None else allow_concurrent
-    if not concurrent and not dry_run:
-        active = pipeline.runs.filter(status__in=ACTIVE_STATUSES, dry_run=False).first()
-        if active is not None:
-            raise RunConflict(
-                f"pipeline '{pipeline.code}' already has an active run ({active.pk}, {active.status}); "
-                "wait for it, cancel it, or allow concurrent runs"
-            )
-    if seed_step and seed_step not in {s.get("key") for s in revision.definition.get("steps", [])}:
-        raise RunConflict(f"revision {revision.number} of '{pipeline.code}' has no step '{seed_step}'")
-    return Run.objects.create(
-        pipeline=pipeline, revision=revision, dry_run=dry_run, record_limit=record_limit, trigger=trigger,
-        triggered_by=user if getattr(user, "is_authenticated", False) else None,
-        seed_step=seed_step, seed_records=seed_records, replay_of=replay_of,
-    )
-
-
-def seed_for_trigger(definition: dict, trigger_key: str) -> str:
-    """The step a run started by ``trigger_key`` is seeded at: the trigger itself when the pipeline has
-    several enabled triggers, so that only what that trigger reaches runs; "" (the whole pipeline) when it
-    is the only one."""
-    triggers = [s.get("key") for s in definition.get("steps") or []
-                if isinstance(s, dict) and s.get("type") == "TRIGGER" and not s.get("disabled")]
-    return trigger_key if len(triggers) > 1 and trigger_key in triggers else ""
-
-
-def replay_record_errors(run: Run, step_key: str, error_ids: list[int] | None = None, *, user=None) -> Run:
-    """A new run of the same revision that feeds the failed records of ``step_key`` back into that step
-    (and runs what follows it). The replayed errors are marked, so a record is not replayed twice by
-    accident; if it fails again, the new run records it again."""
-    errors = run.record_errors.filter(step_key=step_key, dead_letter=True, replayed_at__isnull=True)
-    if error_ids is not None:
-        errors = errors.filter(pk__in=error_ids)
-    errors = list(errors.order_by("pk"))
-    if not errors:
-        raise RunConflict(f"run {run.pk} has no dead-letter records at step '{step_key}' left to replay")
-    with transaction.atomic():
-        replay = create_run(run.pipeline, user=user, revision=run.revision, trigger="replay", seed_step=step_key,
-                            seed_records=[e.record for e in errors], replay_of=run, allow_concurrent=True)
-        run.record_errors.filter(pk__in=[e.pk for e in errors]).update(replayed_at=timezone.now())
-        transaction.on_commit(lambda: enqueue(replay.pk))
-    return replay
-
-
-def start_run(pipeline: Pipeline, **kwargs) -> Run:
-    """Create a run and hand it to a worker once the transaction commits."""
-    run = create_run(pipeline, **kwargs)
-    transaction.on_commit(lambda: enqueue(run.pk))
-    return run
-
-
-def enqueue(run_id: int) -> None:
-    from django_q.tasks import async_task
-
-    async_task("runs.tasks.execute_run", run_id, task_name=f"run-{run_id}", group="runs")
 
 
 def worker_name() -> str:
@@ -134,8 +66,6 @@ def release_paused_step(run: Run, step_key: str) -> Run:
     person can decide any waiting gate at any time. Raises RunConflict when the run does not wait at that
     step; the row lock makes two releases of the same step impossible.
     """
-    from runs import resume
-
     with transaction.atomic():
         locked = Run.objects.select_for_update().get(pk=run.pk)
         # RUNNING: continuing after another gate; PENDING: handed back by a stopping worker with the step
@@ -171,9 +101,6 @@ def _pause(run: Run, manifest: dict, pauses: dict[str, dict]) -> None:
     The ``step_paused`` listeners run inside the same transaction: the gates app's request (and its timer)
     commits with the pause or not at all. A worker that dies at any point before the commit leaves the run
     RUNNING, as it was, for the dead-worker handling; never a PAUSED run without its gate request."""
-    from runs import resume
-    from runs.signals import step_paused
-
     with transaction.atomic():
         locked = Run.objects.select_for_update().get(pk=run.pk)
         if locked.status != RunStatus.RUNNING or locked.lease != run.lease:
@@ -230,8 +157,6 @@ def run_options(run: Run, *, keep_outputs=False) -> RunOptions:
     from pipelines.http import HttpClient, HttpPolicy
     from pipelines.redaction import Redactor
     from pipelines.secrets import resolve_secret
-    from runs import drain, resume
-    from runs.engine.buffers import buffer_of
 
     policy = HttpPolicy(allow=tuple(settings.DATAHUB_HTTP_ALLOW), max_bytes=settings.DATAHUB_HTTP_MAX_BYTES)
     # Learns every secret the run resolves and every credential it sends; whatever the run reports is
@@ -268,16 +193,12 @@ class Outcome:
 def execute_claimed(run: Run, *, keep_outputs=False) -> Outcome:
     """Execute a run this process has claimed (fresh or resumed); the run ends in a final status, or
     PAUSED with everything it needs to continue saved, whatever happens."""
-    from runs import resume
-
     store = DjangoRunStore(run)
     try:
         definition = parse(run.revision.definition)
         options = run_options(run, keep_outputs=keep_outputs)
         if run.resume_state:
             options.previous = resume.previous_steps(run.resume_state, options.spill_records, beat=store.heartbeat)
-        from runs import cdc
-
         continuous = cdc.step_for(run, definition)
         if continuous is not None:  # polls until cancelled, one sub-run per batch
             options.persist = None  # a batch that did not complete is read again from the checkpoint
@@ -308,8 +229,6 @@ def execute_claimed(run: Run, *, keep_outputs=False) -> Outcome:
 def _hand_back(run: Run, manifest: dict, result: RunResult) -> None:
     """The worker drains: the run goes back to PENDING with what it needs to continue, and is queued again
     for another worker (its completed steps do not run again). Conditional on this worker still owning it."""
-    from runs.signals import step_paused
-
     with transaction.atomic():
         moved = Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, lease=run.lease).update(
             status=RunStatus.PENDING, resume_state=manifest, heartbeat_at=timezone.now(), worker="")
@@ -333,8 +252,6 @@ def _hand_back(run: Run, manifest: dict, result: RunResult) -> None:
 def _announce(outcome: Outcome) -> Outcome:
     """Tell the other apps (notifications) that a run ended; a listener's failure is logged, never turned
     into a failure of the run. (A pause is told inside its own transaction, by :func:`_pause`.)"""
-    from runs.signals import run_ended
-
     run = outcome.run
     if run.status in (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED):
         for receiver, response in run_ended.send_robust(Run, run=run):
@@ -359,8 +276,6 @@ def resume_now(run: Run, *, keep_outputs=False) -> Outcome:
 
 def cancel_run(run: Run, reason: str = "cancelled by request") -> Run:
     """A PENDING or PAUSED run is cancelled at once; a RUNNING one when its executor next looks."""
-    from runs import resume
-
     now = timezone.now()
     if Run.objects.filter(pk=run.pk, status__in=[RunStatus.PENDING, RunStatus.PAUSED]).update(
         status=RunStatus.CANCELLED, cancel_requested=True, finished_at=now, error=reason
@@ -394,8 +309,6 @@ def reap_stale_runs(max_silence_seconds: int | None = None) -> int:
 
 
 def _take_back(run: Run, owned, silent: str) -> int:
-    from runs import cdc, resume
-
     try:
         definition = parse(run.revision.definition)
         continuous = cdc.step_for(run, definition) is not None
@@ -424,8 +337,6 @@ def _take_back(run: Run, owned, silent: str) -> int:
 
 
 def _give_up(run: Run, owned, silent: str) -> int:
-    from runs import resume
-
     limit = settings.DATAHUB_MAX_RESUMES
     reason = (f"the worker stopped responding ({silent}) and the run had been resumed {run.resumes} times "
               f"already (limit DATAHUB_MAX_RESUMES={limit}); the run was marked failed")

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from django.db import connections, transaction
 from django.utils import timezone
 
+from runs import hooks
 from runs.engine.events import (
     Event,
     HookFired,
@@ -126,8 +127,6 @@ class DjangoRunStore:
                 else:
                     self._save_checkpoint(event.step_key, data)
         elif isinstance(event, HookFired):
-            from runs import hooks
-
             hooks.dispatch(self, event)
         elif isinstance(event, RunFinished):
             self._flush_errors()
