@@ -14,7 +14,7 @@ from PIL import Image
 
 from pipelines.errors import ConfigError
 from pipelines.operators.base import OperatorContext
-from pipelines.operators.files import plan_resize
+from pipelines.operators.files.images import plan_resize
 from pipelines.registry import operators as operator_registry
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)

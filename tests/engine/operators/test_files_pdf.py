@@ -12,7 +12,8 @@ from weasyprint.formatting_structure import boxes
 
 from pipelines.errors import ConfigError
 from pipelines.operators.base import OperatorContext
-from pipelines.operators.files import Template, TemplateError, render_document
+from pipelines.operators.files.pdf import render_document
+from pipelines.operators.files.template import Template, TemplateError
 from pipelines.registry import operators as operator_registry
 
 PIXEL_PNG = (
