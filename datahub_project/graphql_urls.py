@@ -22,7 +22,7 @@ from graphene_django.views import GraphQLView, HttpError
 from rest_framework.exceptions import AuthenticationFailed, Throttled
 
 from datahub_project.lockout import LockoutTokenAuthentication, throttle_wait
-from pipelines.api import has_nul
+from pipelines.rest_plumbing import has_nul
 from pipelines.schema import ErrorMiddleware
 
 

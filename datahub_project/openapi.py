@@ -1,6 +1,6 @@
 """What the OpenAPI schema adds to drf-spectacular's, so that it says exactly what the API does.
 
-drf-spectacular describes the serializers; the API's shared plumbing (pipelines.api: ``Body``, ``JSONBody``,
+drf-spectacular describes the serializers; the API's shared plumbing (pipelines.rest_plumbing: ``Body``, ``JSONBody``,
 ``query_of``) is stricter than a serializer alone, and a client generated from the schema should meet no
 refusal it could not have read there:
 

@@ -1,6 +1,6 @@
 """REST API for gates: the waiting list, one gate, approve and reject.
 
-Thin views over :mod:`gates.services` with the plumbing of :mod:`pipelines.api` (token or session
+Thin views over :mod:`gates.services` with the plumbing of :mod:`pipelines.rest_plumbing` (token or session
 authentication with CSRF, permissions checked before anything is looked up, strict JSON bodies, error
 shapes). Looking needs ``runs.view_run`` or ``gates.approve_gate``; deciding needs ``gates.approve_gate``.
 A second decision answers 409 with who decided and when.
@@ -16,7 +16,8 @@ from rest_framework.response import Response
 
 from gates import notifications, services
 from gates.models import GateRequest, GateStatus
-from pipelines.api import (
+from pipelines.definition import KEY_PATTERN
+from pipelines.rest_plumbing import (
     MAX_ID,
     READ_ERRORS,
     WRITE_ERRORS,
@@ -32,7 +33,6 @@ from pipelines.api import (
     query_of,
     validated,
 )
-from pipelines.definition import KEY_PATTERN
 from runs.models import HookDelivery, HookStatus
 
 VIEW = any_of(*services.VIEW_PERMISSIONS)

@@ -16,7 +16,10 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
 from pipelines import access, credentials
-from pipelines.api import (
+from pipelines.connection_checks import check_connection
+from pipelines.credentials import CredentialError, InUse, UsageIndex
+from pipelines.models import Connection, Secret
+from pipelines.rest_plumbing import (
     WRITE_ERRORS,
     Body,
     Conflict,
@@ -29,9 +32,6 @@ from pipelines.api import (
     query_of,
     validated,
 )
-from pipelines.connection_checks import check_connection
-from pipelines.credentials import CredentialError, InUse, UsageIndex
-from pipelines.models import Connection, Secret
 
 CODE = OpenApiParameter("code", str, OpenApiParameter.PATH, pattern=credentials.CODE.pattern)
 READ = (401, 403)

@@ -1,6 +1,6 @@
 """REST API for runs: start, list, look at, cancel, re-run, and the record errors with their replay.
 
-Thin views over :mod:`runs.services` with the plumbing of :mod:`pipelines.api` (authentication,
+Thin views over :mod:`runs.services` with the plumbing of :mod:`pipelines.rest_plumbing` (authentication,
 permission rules, strict JSON bodies, paging, error shapes). Looking needs ``runs.view_run``; starting,
 cancelling, re-running and replaying need ``pipelines.run_pipeline``.
 """
@@ -14,7 +14,9 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from pipelines import access
-from pipelines.api import (
+from pipelines.errors import DefinitionError, Problem
+from pipelines.models import Pipeline
+from pipelines.rest_plumbing import (
     MAX_ID,
     MAX_POSITIVE_INT,
     READ_ERRORS,
@@ -33,8 +35,6 @@ from pipelines.api import (
     query_of,
     validated,
 )
-from pipelines.errors import DefinitionError, Problem
-from pipelines.models import Pipeline
 from runs import services
 from runs.models import Run, RunEventKind, RunStatus
 

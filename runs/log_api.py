@@ -6,7 +6,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 
-from pipelines.api import MAX_ID, PageQuery, endpoint, errors, page_of, paged, query_of
+from pipelines.rest_plumbing import MAX_ID, PageQuery, endpoint, errors, page_of, paged, query_of
 from runs import run_logs
 from runs.run_logs import LEVELS
 
