@@ -209,8 +209,9 @@ def merge_into_draft(pipeline: Pipeline, user) -> list[str]:
     revision. Returns the conflicts (kept as the draft had them). Raises DefinitionError, changing
     nothing, when the merged definition would not be valid."""
     pipeline = Pipeline.objects.select_for_update().get(pk=pipeline.pk)
-    draft = PipelineDraft.objects.select_for_update().select_related("base_revision").get(pipeline=pipeline,
-                                                                                           user=user)
+    # of=self: PostgreSQL cannot lock the nullable side of the join to the base revision (nor need it).
+    draft = (PipelineDraft.objects.select_for_update(of=("self",)).select_related("base_revision")
+             .get(pipeline=pipeline, user=user))
     current = pipeline.current_revision
     base = draft.base_revision.definition if draft.base_revision else {"steps": [], "edges": []}
     theirs = current.definition if current else {"steps": [], "edges": []}
@@ -258,7 +259,7 @@ def save_from_base(definition: Any, *, pipeline: Pipeline, user, message: str, b
     raises StaleBase naming the conflicts; ``overwrite`` saves ``definition`` as it is. Without ``base``
     the save is unconditional, as before revisions were compared (clients that do not send one).
     """
-    pipeline = Pipeline.objects.select_for_update().select_related("current_revision").get(pk=pipeline.pk)
+    pipeline = Pipeline.objects.select_for_update(of=("self",)).select_related("current_revision").get(pk=pipeline.pk)
     current = pipeline.current_revision
     if base is None or current is None or base == current.number or on_stale == "overwrite":
         return save_definition(definition, user=user, code=pipeline.code, message=message)
