@@ -23,6 +23,9 @@ Python is snake_case and definitions are camelCase: keyword arguments become cam
 (``data_path`` -> ``dataPath``, ``from_`` -> ``from``), but only the keyword names themselves. Values are
 kept exactly as given, dicts included, because they are often user data (records, field maps, headers)
 whose keys must not change. A key that does not convert cleanly can be given verbatim with ``config={...}``.
+
+Why one module of this size: it is one public surface read as one page (the builder, the operator and
+condition helpers, branches); its parts only make sense together.
 """
 
 from __future__ import annotations

@@ -22,6 +22,9 @@ stringified. Then ``full_clean`` runs: on a new object every field, on an existi
 sets. A ValidationError fails that record alone, with the field names and messages. Every record is
 written inside its own savepoint within one transaction per batch, so one bad record rolls back nothing
 but itself. Primary keys that the database assigns and non-editable fields (``auto_now``) are not written.
+
+Why one module of this size: the three adapters share resolve_model and the model and field checks (which
+models are allowed, which fields exist); each adapter is a short class over them.
 """
 
 from __future__ import annotations

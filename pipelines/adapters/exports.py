@@ -17,6 +17,9 @@ plumbing (:class:`FileExportWriter`) are shared with the feeds in :mod:`pipeline
 Localisation as the plugin has it: ``languageCode`` overlays the record's translation for that language
 (an item of ``translationsField``, default ``translations``, whose ``languageCode`` matches) onto the
 record before it is written. ``channelCode`` is accepted for compatibility and ignored with a warning.
+
+Why one module of this size: the three exporters share FileExportWriter (file naming, localising, spreadsheet-
+safe text, the storage write); each format is a short class over it.
 """
 
 from __future__ import annotations

@@ -13,6 +13,9 @@ message naming the field and where it was read from; the rest of the batch is wr
 like the exporters' (:mod:`pipelines.adapters.exports`): streamed to a temporary file, saved into the file
 storage at the end under ``outputPath`` (the plugin's: a relative file name, placeholders allowed) or
 ``path`` + ``filenamePattern``.
+
+Why one module of this size: the four feeds are short formats over FeedWriter (field mapping, required-field
+checks, the file write).
 """
 
 from __future__ import annotations

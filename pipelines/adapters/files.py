@@ -34,6 +34,11 @@ starts from the beginning once. Dry runs and previews (a record limit) never mov
 XML security: every XML parse goes through defusedxml: entity declarations (the "billion laughs" bomb,
 external entities) and external references are refused, never expanded. openpyxl parses the sheets of an
 XLSX file with defusedxml too when it is installed (it is a dependency).
+
+Why one module of this size: the four extractors share the source resolution (inline text or a stored
+file, size-capped), the schema pieces and the extractor machinery (encoding, limits, record errors); each
+format is one marked section over them. Next step if it grows: a package with sources, the machinery and
+one module per format.
 """
 
 from __future__ import annotations

@@ -61,6 +61,10 @@ with a warning, so a definition exported from the plugin runs unchanged.
 Why one module of some 700 lines: the document compiler (aliases for batches), the sending and the
 reading of per-record outcomes from GraphQL errors are one protocol; each part only makes sense with the
 other two, and nothing else uses them.
+
+Why one module of this size: it is one loader; the mutation compiler (parsing, variable renaming, the plan)
+exists only to feed it and is tested through it, and the target, auth and retry helpers are the loader's own
+configuration (the HTTP policy itself is pipelines.http_policy's).
 """
 
 from __future__ import annotations

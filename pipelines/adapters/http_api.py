@@ -26,6 +26,9 @@ Differences from the plugin, on purpose:
 Why one module of some 680 lines: both extractors share one request source (:class:`_HttpSource`), the
 data-path and record rules and the pagination schemas; most of the length is their JSON schemas, which
 the editor and the API show.
+
+Why one module of this size: the two extractors share the HTTP source, the pager protocol and the incremental
+cursor; each adds only its own pager and record lookup.
 """
 
 from __future__ import annotations

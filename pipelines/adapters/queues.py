@@ -34,6 +34,9 @@ Dry runs send nothing.
 
 Why one module of some 510 lines: the producers share one message-building and one delivery-accounting
 path, and differ only in the few lines that talk to each broker.
+
+Why one module of this size: it is one sink over two brokers, sharing the record preparation, the connection
+options and the delivery loop.
 """
 
 from __future__ import annotations

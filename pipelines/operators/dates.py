@@ -12,6 +12,9 @@ Behaviour follows the Vendure Data Hub plugin (research/vendure-data-hub.md §2.
   ``MAX_FORMAT_LENGTH`` characters. A format that cannot work is a ConfigError when the step starts.
 * A value that does not parse leaves the record unchanged (``dateDiff`` writes ``null``).
 * ``timezone`` is accepted where the plugin has it, and ignored (with a warning unless it is UTC).
+
+Why one module of this size: the five date operators share one concern, JavaScript Date semantics: civil-
+calendar arithmetic, ISO parsing and the format compilers every operator uses.
 """
 
 from __future__ import annotations

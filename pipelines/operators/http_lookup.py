@@ -8,6 +8,10 @@ connections and secrets are resolved as the HTTP adapters resolve them
 
 Why one module of some 570 lines: its config, the per-step state (cache, breaker, limiter, resolved
 target) and the batch that fans requests out are one operator; a fifth of it is the JSON schema.
+
+Why one module of this size: it is one operator: its config, target resolution (connections and secrets),
+cache, concurrency and the fetch are the parts of one lookup; the HTTP client and policy are pipelines.http's
+and pipelines.http_policy's.
 """
 
 from __future__ import annotations

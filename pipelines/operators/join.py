@@ -34,6 +34,9 @@ Our additions (the plugin dropped ``rightDataPath`` as inert; we make it work):
 Cost: O(left + right + output) with a hash index of the right side; the only nested loop is the real
 one-to-many output. Config errors carry the plugin's messages; the schema stays loose on those fields so
 these checks, not the schema, report them.
+
+Why one module of this size: it is one operator (multiJoin): key functions, config problems, the memory limit
+and the join itself are its parts and are tested together.
 """
 
 from __future__ import annotations

@@ -22,6 +22,10 @@ Reading ``record["a"]`` where there is no ``a``, or indexing null, gives null (a
 A failing expression (division by zero, ``"a" < 1``) sends the record to the record-error list; with
 ``failOnError`` it fails the step. ``batch: true`` (code over all records) is refused: use the aggregation
 operators, or register a Python operator (see :mod:`pipelines.operators.base`).
+
+Why one module of this size: it is one small language: its values and guarded operations, its functions and
+the compiler from AST to closures share the value semantics and the safety limits, and neither half reads on
+its own.
 """
 
 from __future__ import annotations

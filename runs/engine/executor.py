@@ -31,6 +31,11 @@ another worker owns the run now, the run ends ``LOST`` at once and nothing more 
 Hooks (``definition.hooks``, see :mod:`pipelines.hooks`): SCRIPT actions run inside the step's thread,
 batch by batch, over its input (BEFORE_) and its outputs (AFTER_); every other action becomes a
 :class:`HookFired` event, emitted from the main thread like every event, for the store to carry out.
+
+Why one module of this size: the scheduling loop, its worker threads and the run state it changes are one
+algorithm with one invariant (which step may start, what a failure or a cancel stops); the step handlers,
+contexts, buffers, retries, events and stores already live in their own runs/engine modules, and splitting the
+loop would spread that invariant over files.
 """
 
 from __future__ import annotations
