@@ -211,6 +211,11 @@ class SavePipeline(graphene.Mutation):
         exists = isinstance(target, str) and Pipeline.objects.filter(code=target).exists()
         user = require(info, "pipelines.change_pipeline" if exists else "pipelines.add_pipeline")
         message = (message or "")[:500]
+        if exists and not access.may(user, Pipeline.objects.get(code=target)):
+            # before anything is compared with it: a stale-base answer would show its definition's diff
+            return SavePipeline(ok=False, created=False, pipeline=None, problems=[{
+                "step": None, "field": "code", "message": f"pipeline '{target}' belongs to other people; you may "
+                                                          "not change it", "code": "forbidden"}])
         try:
             if exists and base_revision is not None:
                 saved = save_from_base(definition, pipeline=Pipeline.objects.get(code=target), user=user,

@@ -194,3 +194,22 @@ def test_it_hides_team_b_in_the_admin_from_team_a_staff(world):
     assert b"b-key" not in client.get("/admin/pipelines/secret/").content
     pk = Pipeline.objects.get(code="b-orders").pk
     assert client.get(f"/admin/pipelines/pipeline/{pk}/change/").status_code in (302, 404)
+
+
+def test_team_a_cannot_overwrite_or_diff_team_bs_pipeline_through_graphql(world):
+    """savePipeline with baseRevision compared team B's definition with the caller's before the access
+    check (a stale answer carried its diff); it is refused first, and nothing is saved."""
+    changed = simple_definition("b-orders", records=[{"sku": "team-b-secret-sku"}])
+    pipeline = save_definition(changed, user=world["bea"], message="second")  # revision 2: base 1 is stale
+    before = pipeline.current_revision_id
+    client = _api_client(world["mallory"])
+    mutation = ("mutation($d: GenericScalar!, $b: Int) { savePipeline(definition: $d, baseRevision: $b) "
+                "{ ok problems { message code } stale { diff } } }")
+    for base in (None, 1):
+        answer = _graphql(client, mutation, d=simple_definition("b-orders"), b=base)["data"]["savePipeline"]
+        assert answer["ok"] is False and answer["stale"] is None, answer
+        assert "team-b-secret-sku" not in json.dumps(answer)
+        assert answer["problems"][0]["code"] == "forbidden"
+    assert Pipeline.objects.get(code="b-orders").current_revision_id == before
+    own = _graphql(_api_client(world["bea"]), mutation, d=simple_definition("b-orders"), b=None)
+    assert own["data"]["savePipeline"]["ok"] is True
