@@ -16,11 +16,10 @@ from pipelines.adapters.files import (
     JsonExtractor,
     XlsxExtractor,
     XmlExtractor,
-    allowed_roots,
-    max_file_bytes,
 )
 from pipelines.definition import parse
 from pipelines.errors import ConfigError, DefinitionError, StepError
+from pipelines.filestores.limits import allowed_roots, max_file_bytes
 from runs.engine.context import RunOptions
 from runs.engine.executor import execute
 from runs.engine.store import InMemoryStore
