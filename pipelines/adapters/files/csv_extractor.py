@@ -7,11 +7,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from pipelines.adapters.files.extractor import (
-    _ENCODING,
-    _HEADER_PROPS,
-    _ON_BAD_ROW,
+    ENCODING_PROP,
+    HEADER_PROPS,
+    ON_BAD_ROW_PROP,
     FileExtractor,
-    _source_properties,
+    source_properties,
 )
 from pipelines.adapters.files.sources import Source
 from pipelines.errors import ConfigError, StepError
@@ -39,7 +39,7 @@ def _delimiter(value: Any, field: str = "delimiter") -> str:
     description="Rows of a CSV or TSV file (inline, from storage, or a path in an allowed folder), streamed.",
     schema={
         "type": "object",
-        "properties": _source_properties({
+        "properties": source_properties({
             "csvText": {"type": "string", "description": "The CSV text itself."},
             "rows": {"type": "array", "items": {"type": ["object", "array"]},
                      "description": "Inline rows: objects, or arrays (the first one the header when hasHeader)."},
@@ -49,11 +49,11 @@ def _delimiter(value: Any, field: str = "delimiter") -> str:
                           "defaults to tab)."},
             "quoteChar": {"type": "string", "default": "\"", "maxLength": 1,
                           "description": "Quote character; an empty string turns quoting off."},
-            **_HEADER_PROPS,
+            **HEADER_PROPS,
             "trim": {"type": "boolean", "default": False,
                      "description": "Strip spaces around header names and values."},
-            "encoding": _ENCODING,
-            "onBadRow": _ON_BAD_ROW,
+            "encoding": ENCODING_PROP,
+            "onBadRow": ON_BAD_ROW_PROP,
         },
         "additionalProperties": False,
     },

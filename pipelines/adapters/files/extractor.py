@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from pipelines.adapters.base import Extractor
-from pipelines.adapters.files.sources import INLINE_SOURCES, Source, _too_big, resolve_source
+from pipelines.adapters.files.sources import INLINE_SOURCES, Source, resolve_source, too_big
 from pipelines.errors import ConfigError, StepError
 from pipelines.filestores import FileStore, open_store
 from pipelines.filestores.limits import max_file_bytes
@@ -28,7 +28,7 @@ def _split_glob(glob: Any) -> tuple[str, str]:
     return folder or ".", pattern
 
 
-def _source_properties(inline: dict) -> dict:
+def source_properties(inline: dict) -> dict:
     return {
         **inline,
         "fileId": {"type": "string", "minLength": 1,
@@ -55,11 +55,11 @@ def _source_properties(inline: dict) -> dict:
     }
 
 
-_ENCODING = {"type": "string", "default": "utf-8", "minLength": 1,
+ENCODING_PROP = {"type": "string", "default": "utf-8", "minLength": 1,
              "description": "Text encoding of the file (a BOM is stripped)."}
-_ON_BAD_ROW = {"enum": ["fail", "skip"], "default": "fail",
+ON_BAD_ROW_PROP = {"enum": ["fail", "skip"], "default": "fail",
                "description": "A malformed row: fail the step naming its line, or skip it with a warning."}
-_HEADER_PROPS = {
+HEADER_PROPS = {
     "hasHeader": {"type": "boolean", "default": True,
                   "description": "The first row (after skipped ones) names the fields; without it the fields "
                   "are col1..colN."},
@@ -75,7 +75,7 @@ _HEADER_PROPS = {
 # --- the shared extractor machinery -----------------------------------------------------------------------
 
 
-_JSON_TYPES = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean",
+JSON_TYPES = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean",
                type(None): "null"}
 
 
@@ -157,7 +157,7 @@ class FileExtractor(Extractor):
         label = f"file '{path}' on connection '{store.code}'"
         limit = max_file_bytes()
         if size > limit:
-            raise _too_big(label, limit, size)
+            raise too_big(label, limit, size)
         clean = store.path(path)
         return Source(label=label, identity=f"connection:{store.code}:{clean}", name=clean, size=size,
                       _open=lambda: store.open_read(clean))

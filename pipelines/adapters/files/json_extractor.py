@@ -9,11 +9,11 @@ from typing import IO, Any
 import orjson
 
 from pipelines.adapters.files.extractor import (
-    _ENCODING,
-    _JSON_TYPES,
-    _ON_BAD_ROW,
+    ENCODING_PROP,
+    JSON_TYPES,
+    ON_BAD_ROW_PROP,
     FileExtractor,
-    _source_properties,
+    source_properties,
 )
 from pipelines.adapters.files.sources import Source
 from pipelines.errors import ConfigError, StepError
@@ -32,7 +32,7 @@ from pipelines.registry import extractors
     description="Records from a JSON document (at itemsPath) or an NDJSON file (one object a line, streamed).",
     schema={
         "type": "object",
-        "properties": _source_properties({
+        "properties": source_properties({
             "jsonText": {"type": "string", "description": "The JSON (or NDJSON) text itself."},
         }) | {
             "itemsPath": {"type": "string", "minLength": 1,
@@ -41,8 +41,8 @@ from pipelines.registry import extractors
             "format": {"enum": ["JSON", "NDJSON"],
                        "description": "JSON (one document) or NDJSON (one object a line); default: NDJSON for a "
                        ".ndjson or .jsonl file, JSON otherwise."},
-            "encoding": _ENCODING,
-            "onBadRow": _ON_BAD_ROW,
+            "encoding": ENCODING_PROP,
+            "onBadRow": ON_BAD_ROW_PROP,
         },
         "additionalProperties": False,
     },
@@ -77,7 +77,7 @@ class JsonExtractor(FileExtractor):
             items = [items]
         elif not isinstance(items, list):
             where = f"itemsPath '{items_path}'" if items_path else "the document"
-            raise ConfigError(f"{where} holds {_JSON_TYPES.get(type(items), 'a value')}, not a list of objects",
+            raise ConfigError(f"{where} holds {JSON_TYPES.get(type(items), 'a value')}, not a list of objects",
                               field="itemsPath")
         yield from self._emit(self._items(items, items_path or "", source.label), source.identity)
 
@@ -109,7 +109,7 @@ class JsonExtractor(FileExtractor):
             if isinstance(item, dict):
                 yield item
             else:
-                self._bad_row(f"{where or 'items'}[{i}]", f"expected an object, got {_JSON_TYPES.get(type(item))}",
+                self._bad_row(f"{where or 'items'}[{i}]", f"expected an object, got {JSON_TYPES.get(type(item))}",
                               label)
 
     def _lines(self, text: IO[str], label: str, encoding: str) -> Iterator[Record]:
@@ -133,7 +133,7 @@ class JsonExtractor(FileExtractor):
                 self._bad_row(f"line {number}", f"invalid JSON: {exc.msg} (column {exc.colno})", label)
                 continue
             if not isinstance(value, dict):
-                self._bad_row(f"line {number}", f"expected an object, got {_JSON_TYPES.get(type(value))}", label)
+                self._bad_row(f"line {number}", f"expected an object, got {JSON_TYPES.get(type(value))}", label)
                 continue
             yield value
 

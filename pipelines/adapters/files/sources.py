@@ -15,10 +15,10 @@ from pipelines.errors import ConfigError, StepError
 from pipelines.filestores.limits import allowed_roots, max_file_bytes
 from pipelines.filestores.limits import human_size as _human
 
-_READ_CHUNK = 64 * 1024
+READ_CHUNK = 64 * 1024
 
 
-def _too_big(label: str, limit: int, size: int | None = None) -> ConfigError:
+def too_big(label: str, limit: int, size: int | None = None) -> ConfigError:
     what = f"is {size} bytes," if size is not None else "is"
     return ConfigError(f"{label} {what} larger than the limit of {_human(limit)} (setting DATAHUB_MAX_FILE_BYTES)")
 
@@ -26,7 +26,7 @@ def _too_big(label: str, limit: int, size: int | None = None) -> ConfigError:
 # --- sources ----------------------------------------------------------------------------------------------
 
 
-class _CappedReader(io.RawIOBase):
+class CappedReader(io.RawIOBase):
     """Reads from ``raw`` and refuses to go past ``limit`` bytes (a file that grows, a storage that lies)."""
 
     def __init__(self, raw: IO[bytes], limit: int, label: str):
@@ -46,7 +46,7 @@ class _CappedReader(io.RawIOBase):
         buffer[:n] = data
         self._count += n
         if self._count > self._limit:
-            raise _too_big(self._label, self._limit)
+            raise too_big(self._label, self._limit)
         return n
 
     def close(self) -> None:
@@ -73,7 +73,7 @@ class Source:
         if self.text is not None:
             return io.BytesIO(self.text.encode("utf-8"))
         raw = self._open()
-        return io.BufferedReader(_CappedReader(raw, limit, self.label), buffer_size=_READ_CHUNK)
+        return io.BufferedReader(CappedReader(raw, limit, self.label), buffer_size=READ_CHUNK)
 
     def open_raw(self) -> IO[bytes]:
         """The underlying stream (size already checked); seekable for a disk file."""
@@ -113,7 +113,7 @@ def resolve_source(config: dict, ctx, kind: str) -> tuple[str, Source | None]:
             raise ConfigError(f"{key} must be a string", field=key)
         size = len(value.encode("utf-8"))
         if size > limit:
-            raise _too_big(f"inline {key}", limit, size)
+            raise too_big(f"inline {key}", limit, size)
         return key, Source(label=f"inline {key}", identity=f"inline:{key}", name="", size=size, text=value)
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{key} must be a non-empty string", field=key)
@@ -143,7 +143,7 @@ def _storage_source(key: str, name: str, ctx, limit: int) -> Source:
     except (OSError, NotImplementedError):
         size = None
     if size is not None and size > limit:
-        raise _too_big(label, limit, size)
+        raise too_big(label, limit, size)
 
     def opener() -> IO[bytes]:
         try:
@@ -180,7 +180,7 @@ def _disk_source(raw: str, limit: int) -> Source:
     size = found.stat().st_size
     label = f"file '{raw}'"
     if size > limit:
-        raise _too_big(label, limit, size)
+        raise too_big(label, limit, size)
 
     def opener() -> IO[bytes]:
         flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)

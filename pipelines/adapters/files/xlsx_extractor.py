@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from datetime import date, datetime, time
 from typing import Any
 
-from pipelines.adapters.files.extractor import _HEADER_PROPS, FileExtractor, _source_properties
-from pipelines.adapters.files.sources import _READ_CHUNK, Source, _CappedReader
+from pipelines.adapters.files.extractor import HEADER_PROPS, FileExtractor, source_properties
+from pipelines.adapters.files.sources import READ_CHUNK, CappedReader, Source
 from pipelines.errors import ConfigError, StepError
 from pipelines.filestores.limits import max_file_bytes
 from pipelines.records import Batch, Record
@@ -28,10 +28,10 @@ from pipelines.registry import extractors
     "row by row in openpyxl's read-only mode.",
     schema={
         "type": "object",
-        "properties": _source_properties({}) | {
+        "properties": source_properties({}) | {
             "sheetName": {"type": ["string", "integer"],
                           "description": "The sheet: its name, or its zero-based index. Default: the first."},
-            **_HEADER_PROPS,
+            **HEADER_PROPS,
             "trim": {"type": "boolean", "default": False,
                      "description": "Strip spaces around header names and text values."},
         },
@@ -57,8 +57,8 @@ class XlsxExtractor(FileExtractor):
         seekable = getattr(raw, "seekable", lambda: False)()
         if not seekable or source.size is None:
             spool = self._hold(tempfile.TemporaryFile())
-            capped = io.BufferedReader(_CappedReader(raw, max_file_bytes(), source.label))
-            shutil.copyfileobj(capped, spool, _READ_CHUNK)
+            capped = io.BufferedReader(CappedReader(raw, max_file_bytes(), source.label))
+            shutil.copyfileobj(capped, spool, READ_CHUNK)
             spool.seek(0)
             raw = spool
         try:

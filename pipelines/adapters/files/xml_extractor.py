@@ -6,7 +6,7 @@ import io
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
-from pipelines.adapters.files.extractor import FileExtractor, _source_properties
+from pipelines.adapters.files.extractor import FileExtractor, source_properties
 from pipelines.adapters.files.sources import Source
 from pipelines.errors import ConfigError, StepError
 from pipelines.records import Batch, Record
@@ -24,7 +24,7 @@ from pipelines.registry import extractors
     "(no entity expansion, no external entities).",
     schema={
         "type": "object",
-        "properties": _source_properties({
+        "properties": source_properties({
             "xmlText": {"type": "string", "description": "The XML text itself."},
         }) | {
             "recordPath": {"type": "string", "minLength": 1,

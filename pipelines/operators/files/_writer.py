@@ -17,7 +17,7 @@ OUTPUTS = ("storage", "dataUri", "base64")
 # Part of every stored name's digest (images and PDFs): bumped when the same options would produce different
 # bytes (a new resampling or PDF rendering, say), so stored files made by an older version are not mistaken
 # for the new result.
-_ALGORITHM_VERSION = 2  # 2: JPEGs decoded at the smallest DCT scale still at least the target size
+ALGORITHM_VERSION = 2  # 2: JPEGs decoded at the smallest DCT scale still at least the target size
 
 OUTPUT_PROPS: dict[str, Any] = {
     "output": {
@@ -36,7 +36,7 @@ OUTPUT_PROPS: dict[str, Any] = {
 # --------------------------------------------------------------------------------------------- helpers
 
 
-def _compile_path(args: dict, key: str, *, required: bool = False) -> Path | None:
+def compile_path(args: dict, key: str, *, required: bool = False) -> Path | None:
     text = args.get(key)
     if text is None or text == "":
         if required:
@@ -57,14 +57,14 @@ def _output_mode(args: dict, ctx: OperatorContext) -> str:
     return output
 
 
-def _positive_int(args: dict, key: str, default: int) -> int:
+def positive_int(args: dict, key: str, default: int) -> int:
     value = args.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError("must be a positive integer", field=key)
     return value
 
 
-def _digest(payload: bytes, options: dict) -> str:
+def stored_digest(payload: bytes, options: dict) -> str:
     h = hashlib.sha256()
     h.update(dumps(options))
     h.update(b"\0")
@@ -72,14 +72,14 @@ def _digest(payload: bytes, options: dict) -> str:
     return h.hexdigest()[:32]
 
 
-class _Writer:
+class Writer:
     """Writes a produced file into a record: into storage (once per name) or as a data URI / base64."""
 
     def __init__(self, args: dict, ctx: OperatorContext, target: Path, directory: str):
         self.mode = _output_mode(args, ctx)
         self.storage = ctx.storage
         self.target = target
-        self.url_field = _compile_path(args, "urlField")
+        self.url_field = compile_path(args, "urlField")
         self.directory = directory
         self.dry_run = ctx.dry_run
         self._locks: dict[str, threading.Lock] = {}

@@ -11,14 +11,14 @@ from typing import Any
 from pipelines.errors import ConfigError, RecordError
 from pipelines.operators.base import OperatorContext, record_operator
 from pipelines.operators.files._writer import (
-    _ALGORITHM_VERSION,
+    ALGORITHM_VERSION,
     OUTPUT_PROPS,
-    _compile_path,
-    _digest,
-    _positive_int,
-    _Writer,
+    Writer,
+    compile_path,
+    positive_int,
+    stored_digest,
 )
-from pipelines.operators.files.sources import DEFAULT_MAX_SOURCE_BYTES, _SourceReader
+from pipelines.operators.files.sources import DEFAULT_MAX_SOURCE_BYTES, SourceReader
 from pipelines.records import MISSING
 
 IMAGE_DIR = "datahub/images/"
@@ -259,7 +259,7 @@ class _ImageJob:
         self.Image, _, self.ImageOps = _pillow()
         self.code = code
         self.field = args["sourceField"]
-        self.max_pixels = _positive_int(args, "maxPixels", DEFAULT_MAX_PIXELS)
+        self.max_pixels = positive_int(args, "maxPixels", DEFAULT_MAX_PIXELS)
         self.format = _parse_format(args)
         if not resize and self.format is None:
             raise ConfigError("is required", field="format")
@@ -293,7 +293,7 @@ class _ImageJob:
     def options(self, out_fmt: str) -> dict:
         """Everything that changes the output bytes; part of the stored file's name."""
         return {
-            "v": _ALGORITHM_VERSION,
+            "v": ALGORITHM_VERSION,
             "op": self.code,
             "w": self.width,
             "h": self.height,
@@ -432,11 +432,11 @@ class _ImageJob:
 
 
 def _image_operator(args: dict, ctx: OperatorContext, *, code: str, resize: bool):
-    source = _compile_path(args, "sourceField", required=True)
-    target = _compile_path(args, "targetField") or source
+    source = compile_path(args, "sourceField", required=True)
+    target = compile_path(args, "targetField") or source
     job = _ImageJob(args, ctx, code=code, resize=resize)
-    reader = _SourceReader(args, ctx, args["sourceField"])
-    writer = _Writer(args, ctx, target, IMAGE_DIR)
+    reader = SourceReader(args, ctx, args["sourceField"])
+    writer = Writer(args, ctx, target, IMAGE_DIR)
 
     def apply(record: dict) -> dict:
         value = source.get(record)
@@ -456,7 +456,7 @@ def _image_operator(args: dict, ctx: OperatorContext, *, code: str, resize: bool
                 encoded = job.run(im, out_fmt)
                 writer.write(record, encoded, FORMATS[out_fmt].mime, None)
                 return record
-            name = writer.stored_name(_digest(data, job.options(out_fmt)), FORMATS[out_fmt].ext)
+            name = writer.stored_name(stored_digest(data, job.options(out_fmt)), FORMATS[out_fmt].ext)
             # Records of one step run in parallel: the same image twice is made and stored once.
             with writer.lock(name):
                 if not writer.already_stored(record, name):

@@ -13,13 +13,13 @@ from typing import Any
 from pipelines.errors import ConfigError, RecordError
 from pipelines.operators.base import OperatorContext, record_operator
 from pipelines.operators.files._writer import (
-    _ALGORITHM_VERSION,
+    ALGORITHM_VERSION,
     OUTPUT_PROPS,
-    _compile_path,
-    _digest,
-    _Writer,
+    Writer,
+    compile_path,
+    stored_digest,
 )
-from pipelines.operators.files.template import Template, TemplateError, _text
+from pipelines.operators.files.template import Template, TemplateError, as_text
 from pipelines.records import MISSING
 
 PDF_DIR = "datahub/pdfs/"
@@ -183,8 +183,8 @@ def _parse_margins(value: Any) -> str:
     pure=False,
 )
 def pdf_generate(args: dict, ctx: OperatorContext):
-    target = _compile_path(args, "targetField", required=True)
-    template_field = _compile_path(args, "templateField")
+    target = compile_path(args, "targetField", required=True)
+    template_field = compile_path(args, "templateField")
     inline = args.get("template")
     if inline is not None and not isinstance(inline, str):
         raise ConfigError("must be a string", field="template")
@@ -204,7 +204,7 @@ def pdf_generate(args: dict, ctx: OperatorContext):
         raise ConfigError(f"must be one of {', '.join(ORIENTATIONS)}", field="orientation")
     margins = _parse_margins(args.get("margins"))
     css = args.get("css") or None
-    writer = _Writer(args, ctx, target, PDF_DIR)
+    writer = Writer(args, ctx, target, PDF_DIR)
     import weasyprint  # noqa: F401  (load Pango once, at compile time, and fail early if it is missing)
 
     cache: OrderedDict[str, Template] = OrderedDict()  # templates from records, parsed once each
@@ -221,7 +221,7 @@ def pdf_generate(args: dict, ctx: OperatorContext):
         raw = template_field.get(record)
         if raw is MISSING or raw is None or raw == "":
             return None
-        text = raw if isinstance(raw, str) else _text(raw)
+        text = raw if isinstance(raw, str) else as_text(raw)
         hit = cache.get(text)
         if hit is None:
             try:
@@ -240,10 +240,10 @@ def pdf_generate(args: dict, ctx: OperatorContext):
         html_text = template.render(record)
         name = None
         if writer.mode == "storage":
-            digest = _digest(
+            digest = stored_digest(
                 html_text.encode(),
                 {
-                    "v": _ALGORITHM_VERSION,
+                    "v": ALGORITHM_VERSION,
                     "page": page_size,
                     "o": orientation,
                     "m": margins,

@@ -10,7 +10,7 @@ import urllib.parse
 from pipelines.errors import RecordError
 from pipelines.http_policy import is_retryable_status
 from pipelines.operators.base import OperatorContext
-from pipelines.operators.files._writer import _positive_int
+from pipelines.operators.files._writer import positive_int
 
 DEFAULT_MAX_SOURCE_BYTES = 25 * 1024 * 1024
 
@@ -58,14 +58,14 @@ def _decode_data_uri(text: str, field: str, limit: int) -> bytes:
     return data
 
 
-class _SourceReader:
+class SourceReader:
     """Turns a source field's string into bytes (see the module docstring for the accepted forms)."""
 
     def __init__(self, args: dict, ctx: OperatorContext, field: str):
         self.http = ctx.http
         self.storage = ctx.storage
         self.field = field
-        self.limit = _positive_int(args, "maxSourceBytes", DEFAULT_MAX_SOURCE_BYTES)
+        self.limit = positive_int(args, "maxSourceBytes", DEFAULT_MAX_SOURCE_BYTES)
         timeout_ms = args.get("timeoutMs")
         self.timeout = timeout_ms / 1000 if timeout_ms else None
 

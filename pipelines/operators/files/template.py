@@ -90,7 +90,7 @@ class Template:
             if type(node) is str:
                 out.append(node)
             elif type(node) is _Var:
-                out.append(html.escape(_text(self._lookup(node, scopes)), quote=True))
+                out.append(html.escape(as_text(self._lookup(node, scopes)), quote=True))
             else:
                 items = self._resolve(node.path, scopes)
                 if type(items) is not list:
@@ -121,7 +121,7 @@ class Template:
         return MISSING
 
 
-def _text(value: Any) -> str:
+def as_text(value: Any) -> str:
     """A value as the plugin's String(value) would show it (missing and null: empty)."""
     if value is MISSING or value is None:
         return ""
