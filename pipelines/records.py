@@ -7,6 +7,7 @@ per record, because the per-record cost is what a million-row run pays.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
@@ -176,10 +177,52 @@ def chunked(records: Iterable[Record], size: int) -> Iterator[Batch]:
         yield batch
 
 
+# orjson writes and reads only integers that fit in 64 bits, and a record may hold a larger exact int
+# (Python arithmetic, a NUMERIC column). Such a value is written by the standard library instead. In the
+# line format that ``loads`` reads back (spill files, durable step outputs), that text starts with an RS
+# byte, so that the int comes back exact (orjson would read it as a float).
+_STDLIB = b"\x1e"
+
+
 def dumps(value: Any) -> bytes:
-    """JSON bytes, non-str keys allowed; the one serializer used where records are written in bulk."""
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    """JSON bytes, non-str keys allowed; the one serializer used where records are written in bulk and
+    read back with :func:`loads`."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError as exc:
+        if "64-bit" not in str(exc):
+            raise
+        return _STDLIB + _stdlib_dumps(value)
 
 
 def loads(data: bytes | str) -> Any:
+    if data[:1] in (_STDLIB, "\x1e"):
+        return json.loads(data[1:])
     return orjson.loads(data)
+
+
+def json_text(value: Any, *, indent: bool = False) -> str:
+    """JSON text for people and other programs (exports, cells): as :func:`dumps`, without the marker."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS | (orjson.OPT_INDENT_2 if indent else 0)).decode()
+    except TypeError as exc:
+        if "64-bit" not in str(exc):
+            raise
+        return _stdlib_dumps(value, indent=indent).decode()
+
+
+def _stdlib_dumps(value: Any, *, indent: bool = False) -> bytes:
+    return json.dumps(_finite(value), ensure_ascii=False, indent=2 if indent else None,
+                      separators=None if indent else (",", ":"), default=str).encode()
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities as null, as orjson writes them (the standard library would write NaN)."""
+    t = type(value)
+    if t is float:
+        return value if value - value == 0 else None
+    if t is dict:
+        return {k: _finite(v) for k, v in value.items()}
+    if t is list:
+        return [_finite(v) for v in value]
+    return value

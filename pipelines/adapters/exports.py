@@ -37,12 +37,10 @@ from itertools import chain, repeat
 from operator import is_not, itemgetter
 from typing import IO, Any
 
-import orjson
-
 from pipelines.adapters.base import Writer, WriteResult
 from pipelines.errors import ConfigError, StepError
 from pipelines.filestores import open_store
-from pipelines.records import Batch, Record
+from pipelines.records import Batch, Record, json_text
 from pipelines.registry import exporters
 
 # --- output names -----------------------------------------------------------------------------------------
@@ -170,7 +168,7 @@ def text_value(value: Any) -> str:
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
         return str(int(value))
     if isinstance(value, dict | list):
-        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+        return json_text(value)
     return str(value)
 
 
@@ -346,9 +344,8 @@ class JsonFormat:
         pass
 
     def write(self, items: Iterable[Record]) -> None:
-        option = orjson.OPT_NON_STR_KEYS | (orjson.OPT_INDENT_2 if self.pretty else 0)
         for item in items:
-            text = orjson.dumps(item, option=option).decode()
+            text = json_text(item, indent=self.pretty)
             if self.ndjson:
                 self.out.write(text + "\n")
             else:

@@ -17,9 +17,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import IO
 
-import orjson
-
-from pipelines.records import Batch, Record
+from pipelines.records import Batch, Record, dumps, loads
 
 DEFAULT_SPILL_RECORDS = 50_000
 LINE_RECORDS = 10_000
@@ -73,7 +71,7 @@ class RecordBuffer:
         # LINE_RECORDS, so reading it back holds one line's records at a time, not the whole output.
         for start in range(0, len(batch), LINE_RECORDS):
             part = batch[start:start + LINE_RECORDS] if len(batch) > LINE_RECORDS else batch
-            self._file.write(orjson.dumps(part, option=orjson.OPT_NON_STR_KEYS) + b"\n")
+            self._file.write(dumps(part) + b"\n")
 
     def batches(self, size: int | None = None) -> Iterator[Batch]:
         """The records in order, as batches of ``size`` (as written when ``size`` is None)."""
@@ -108,18 +106,17 @@ class RecordBuffer:
             pieces = [lines.pop()]
             for line in lines:
                 if line:
-                    yield orjson.loads(line)
+                    yield loads(line)
         tail = b"".join(pieces)
         if tail:
-            yield orjson.loads(tail)
+            yield loads(tail)
 
     def open_lines(self) -> IO[bytes]:
         """A new file object (the caller closes it) reading the records as JSON lines, one array per batch
         (the spill format). A spilled buffer hands out its own file's bytes: nothing is parsed, serialized
         or copied to memory. For a finished buffer (nothing is appended while it is read)."""
         if self._file is None:
-            return io.BytesIO(b"".join(orjson.dumps(b, option=orjson.OPT_NON_STR_KEYS) + b"\n"
-                                       for b in list(self._batches)))
+            return io.BytesIO(b"".join(dumps(b) + b"\n" for b in list(self._batches)))
         with self._lock:
             self._file.flush()
             raw = os.fdopen(os.dup(self._file.fileno()), "rb")
