@@ -239,17 +239,19 @@ def _show(run: Run, store: ContinuousStore, step_key: str, progress: dict) -> No
         lastCursor=({"tracking": cursor["tracking"].get("value"), "key": [k.get("value") for k in cursor["key"]]}
                     if cursor.get("tracking") else None),
     )
-    Run.objects.filter(pk=run.pk).update(progress=progress, heartbeat_at=timezone.now())
     lag = progress.get("lagSeconds")
     line = (f"{PROGRESS_PREFIX}{progress['batches']} batches, {progress['records']} changes in {progress['polls']} "
             f"polls; lag {'?' if lag is None else f'{lag:.1f}'} s"
             + (f" (held back by {progress['heldBackBy']})" if progress.get("heldBackBy") else "")
             + (f"; cursor {progress['lastCursor']['tracking']} / {progress['lastCursor']['key']}"
                if progress.get("lastCursor") else ""))
-    row = StepRun.objects.filter(run=run, step_key=step_key).first()
-    if row is not None:
-        rest = [w for w in (row.warnings or []) if not str(w).startswith(PROGRESS_PREFIX)]
-        StepRun.objects.filter(pk=row.pk).update(warnings=[line, *rest])
+    # One transaction: whoever reads the run's progress also finds the step's line saying the same.
+    with transaction.atomic():
+        Run.objects.filter(pk=run.pk).update(progress=progress, heartbeat_at=timezone.now())
+        row = StepRun.objects.filter(run=run, step_key=step_key).first()
+        if row is not None:
+            rest = [w for w in (row.warnings or []) if not str(w).startswith(PROGRESS_PREFIX)]
+            StepRun.objects.filter(pk=row.pk).update(warnings=[line, *rest])
 
 
 def _sleep(seconds: float, store: ContinuousStore) -> None:
