@@ -26,7 +26,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from pipelines import access, svg
 from pipelines.errors import DatahubError
-from pipelines.forms import PreviewForm
+from pipelines.forms.pages import PreviewForm
 from pipelines.models import Pipeline
 from runs import analytics, dashboard_tiles, services
 from runs.models import ACTIVE_STATUSES, RecordAttempt, RecordError, Run, RunStatus, StepRun, StepStatus

@@ -3,7 +3,7 @@ import json
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from pipelines.forms import IMPORT_MAX_BYTES
+from pipelines.forms.pages import IMPORT_MAX_BYTES
 from pipelines.models import Pipeline
 from tests.fixtures import simple_definition
 

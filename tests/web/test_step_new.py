@@ -108,7 +108,7 @@ def test_it_shows_the_form_on_the_page_without_htmx(as_alice, pipeline):
 
 def test_it_has_a_working_form_for_every_palette_entry(as_alice, pipeline):
     """Every step type, adapter and operator in the registries gets a form that renders and is answered."""
-    from pipelines.forms import palette
+    from pipelines.forms.palette import palette
 
     entries = [item for group in palette() for _, items in group.sections for item in items]
     assert len(entries) > 60

@@ -1,0 +1,67 @@
+"""The whole definition as JSON: shown, validated, and saved."""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from pipelines import access
+from pipelines.definition import problems_of
+from pipelines.errors import DefinitionError
+from pipelines.forms.values import json_error
+from pipelines.models import Pipeline
+from pipelines.services import definition_of, save_definition
+from pipelines.views.common import CHANGE, can_view, permissions_of
+
+
+@require_http_methods(["GET", "POST"])
+@can_view
+def pipeline_json(request: HttpRequest, code: str) -> HttpResponse:
+    pipeline = access.get_or_404(request.user, Pipeline.objects, code=code)
+    text = json.dumps(definition_of(pipeline), indent=2, ensure_ascii=False)
+    problems: list[dict] = []
+    error = ""
+    valid = False
+    status = 200
+    if request.method == "POST":
+        if not request.user.has_perm(CHANGE):
+            raise PermissionDenied
+        text = request.POST.get("definition", "")
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            error = json_error(exc)
+            data = None
+        if data is not None and not isinstance(data, dict):
+            error = "the definition must be a JSON object"
+        elif data is not None:
+            if data.get("code") not in (None, pipeline.code):
+                problems.append({"where": "code", "message": f"the code stays '{pipeline.code}'; use Duplicate "
+                                                             "to make a pipeline with another code"})
+            elif request.POST.get("_action") == "validate":
+                problems = [_problem_row(p) for p in problems_of(data)]
+                valid = not problems
+            else:
+                try:
+                    save_definition(data, user=request.user, code=pipeline.code, message="edited as JSON")
+                except DefinitionError as exc:
+                    problems = [_problem_row(p) for p in exc.problems]
+                else:
+                    messages.success(request, "Saved the definition.")
+                    return redirect("pipeline-editor", code=pipeline.code)
+        status = 400 if (error or problems) else 200
+    context = {"pipeline": pipeline, "text": text, "problems": problems, "error": error, "valid": valid,
+               **permissions_of(request)}
+    if request.htmx and request.method == "POST":
+        return render(request, "pipelines/json.html#result", context)
+    return render(request, "pipelines/json.html", context, status=status)
+
+
+def _problem_row(p) -> dict:
+    where = ", ".join(x for x in (f"step '{p.step}'" if p.step else "", p.field or "") if x)
+    return {"where": where or "definition", "message": p.message}

@@ -1,0 +1,118 @@
+"""The draft: publish it as a revision (or merge the newer revision into it), or discard it."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from pipelines import access, drafts, editing
+from pipelines.errors import DefinitionError
+from pipelines.models import Pipeline, PipelineDraft
+from pipelines.views.attempts import (
+    as_post,
+    try_settings,
+    try_step,
+    working,
+)
+from pipelines.views.common import can_change
+from pipelines.views.revisions import diff_lines
+from pipelines.views.workspace import (
+    editor_context,
+)
+
+
+def _apply_pending(request: HttpRequest, pipeline: Pipeline) -> list[str]:
+    """Apply what the draft kept as typed, where it is valid now; the problems of the rest, all of them."""
+    definition, draft = working(request, pipeline)
+    if draft is None or not draft.pending:
+        return []
+    problems: list[str] = []
+    cleared: dict[str, None] = {}
+    for name, pairs in sorted(draft.pending.items()):
+        if name.startswith("step:") and name[5:] not in editing.step_keys(definition):
+            cleared[name] = None
+            continue
+        attempt = (try_step(definition, name[5:], as_post(pairs)) if name.startswith("step:")
+                   else try_settings(definition, as_post(pairs)))
+        if attempt.changed is None:
+            problems.extend(attempt.problems)
+        else:
+            definition = attempt.changed
+            cleared[name] = None
+    if cleared:
+        drafts.save_draft(pipeline, request.user, definition, pending=cleared)
+    return problems
+
+
+def _stale_context(stale: drafts.StaleDraft, draft: PipelineDraft, message: str) -> dict:
+    base = stale.base.definition if stale.base else None
+    base_name = f"r{stale.base.number}" if stale.base else "(none)"
+    current_name = f"r{stale.current.number}" if stale.current else "(none)"
+    mine = drafts.normalized(draft.definition, draft.pipeline.code) or draft.definition
+    return {
+        "base": stale.base, "current": stale.current, "message": message,
+        "theirs_diff": diff_lines(drafts.diff_text(base, stale.current.definition if stale.current else None,
+                                                   base_name, current_name)),
+        "mine_diff": diff_lines(drafts.diff_text(stale.current.definition if stale.current else None, mine,
+                                                 current_name, "your draft")),
+    }
+
+
+@require_POST
+@can_change
+def pipeline_publish(request: HttpRequest, code: str) -> HttpResponse:
+    """Publish the draft as the next revision, with a message. From a stale base the answer is the diff to
+    the newer revision and two deliberate choices: merge it into the draft, or publish over it."""
+    pipeline = access.get_or_404(request.user, Pipeline.objects, code=code)
+    message = request.POST.get("message", "").strip()[:500]
+    choice = request.POST.get("_action", "publish")
+    _, draft = working(request, pipeline)
+    if draft is None:
+        messages.info(request, "There is nothing to publish: your draft has no changes.")
+        return redirect("pipeline-editor", code=code)
+    if choice == "merge":
+        return _merge(request, pipeline)
+    problems = _apply_pending(request, pipeline)
+    if problems:
+        context = editor_context(request, pipeline, publish_problems=problems, publish_message=message)
+        return render(request, "pipelines/editor.html", context, status=400)
+    try:
+        pipeline = drafts.publish(pipeline, request.user, message, overwrite=choice == "overwrite")
+    except drafts.StaleDraft as stale:
+        context = editor_context(request, pipeline, stale=_stale_context(stale, stale.draft, message),
+                                  publish_message=message)
+        return render(request, "pipelines/editor.html", context, status=409)
+    except DefinitionError as exc:
+        context = editor_context(request, pipeline, publish_problems=[str(p) for p in exc.problems],
+                                  publish_message=message)
+        return render(request, "pipelines/editor.html", context, status=400)
+    messages.success(request, f"Published revision {pipeline.current_revision.number}.")
+    return redirect("pipeline-editor", code=code)
+
+
+def _merge(request: HttpRequest, pipeline: Pipeline) -> HttpResponse:
+    current = pipeline.current_revision
+    try:
+        conflicts = drafts.merge_into_draft(pipeline, request.user)
+    except DefinitionError as exc:
+        messages.error(request, "The newer revision could not be merged into your draft: "
+                                + "; ".join(str(p) for p in exc.problems) + ". Change your draft or publish over it.")
+        return redirect("pipeline-editor", code=pipeline.code)
+    text = f"Merged revision {current.number if current else '-'} into your draft."
+    if conflicts:
+        messages.warning(request, text + " Your draft's version was kept where both changed: "
+                                  + "; ".join(conflicts) + ".")
+    else:
+        messages.success(request, text + " Check it, then publish.")
+    return redirect("pipeline-editor", code=pipeline.code)
+
+
+@require_POST
+@can_change
+def draft_discard(request: HttpRequest, code: str) -> HttpResponse:
+    pipeline = access.get_or_404(request.user, Pipeline.objects, code=code)
+    drafts.discard_draft(pipeline, request.user)
+    messages.success(request, "Discarded your draft: the editor shows the published revision.")
+    return redirect("pipeline-editor", code=code)
