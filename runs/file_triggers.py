@@ -45,6 +45,7 @@ from pipelines.secrets import resolve_secret
 from runs import services
 from runs.engine.file_trigger import FileWatch, file_trigger_problems, file_watch
 from runs.models import ACTIVE_STATUSES, Run, RunStatus, SeenFile, SeenFileStatus
+from runs.pipeline_followers import TriggerSchedules, current_definition
 
 log = logging.getLogger(__name__)
 
@@ -72,14 +73,7 @@ def watches_of(definition: dict) -> tuple[list[FileWatch], list[str]]:
     return watches, problems
 
 
-def _args(pipeline_id: int, key: str) -> str:
-    return repr((pipeline_id, key))
-
-
-def _schedules(pipeline_id: int):
-    from django_q.models import Schedule
-
-    return Schedule.objects.filter(func=FUNC, args__startswith=f"({pipeline_id}, ")
+SCHEDULES = TriggerSchedules(FUNC)
 
 
 def sync_pipeline(pipeline_id: int) -> None:
@@ -87,38 +81,16 @@ def sync_pipeline(pipeline_id: int) -> None:
     from django_q.models import Schedule
 
     with transaction.atomic():
-        pipeline = Pipeline.objects.select_for_update().filter(pk=pipeline_id).first()
+        pipeline, definition = current_definition(pipeline_id)
         watches: list[FileWatch] = []
-        if pipeline is not None and pipeline.enabled and pipeline.current_revision is not None:
-            watches, problems = watches_of(pipeline.current_revision.definition)
+        if definition is not None:
+            watches, problems = watches_of(definition)
             for message in problems:
                 log.warning("pipeline %s: %s; it is not watched", pipeline.code, message)
-        existing = {s.args: s for s in _schedules(pipeline_id)}
-        for watch in watches:
-            fields = {"name": f"{pipeline.code} / {watch.key} (files)"[:100], "schedule_type": Schedule.MINUTES,
-                      "minutes": watch.poll_minutes, "repeats": -1}
-            schedule = existing.pop(_args(pipeline_id, watch.key), None)
-            if schedule is None:
-                Schedule.objects.create(func=FUNC, args=_args(pipeline_id, watch.key), **fields)
-            elif any(getattr(schedule, k) != v for k, v in fields.items()):
-                Schedule.objects.filter(pk=schedule.pk).update(**fields)
-        for schedule in existing.values():
-            schedule.delete()
-
-
-def on_pipeline_saved(sender, instance, **kwargs) -> None:
-    pipeline_id = instance.pipeline_id if hasattr(instance, "pipeline_id") else instance.pk
-    transaction.on_commit(lambda: sync_pipeline(pipeline_id))
-
-
-def on_pipeline_deleted(sender, instance, **kwargs) -> None:
-    _schedules(instance.pk).delete()
-
-
-def on_migrated(sender, **kwargs) -> None:
-    if getattr(sender, "name", "") == "runs":
-        for pk in Pipeline.objects.values_list("pk", flat=True):
-            sync_pipeline(pk)
+        SCHEDULES.reconcile(pipeline_id, {
+            watch.key: {"name": f"{pipeline.code} / {watch.key} (files)"[:100], "schedule_type": Schedule.MINUTES,
+                        "minutes": watch.poll_minutes, "repeats": -1}
+            for watch in watches})
 
 
 # --- polling -------------------------------------------------------------------------------------------

@@ -47,6 +47,7 @@ from pipelines.errors import DatahubError
 from pipelines.models import Pipeline
 from runs.engine.triggers import CATCH_UP_POLICIES, schedule_problems
 from runs.models import ACTIVE_STATUSES, ScheduleState
+from runs.pipeline_followers import TriggerSchedules, current_definition
 
 log = logging.getLogger(__name__)
 
@@ -121,14 +122,7 @@ def specs_of(definition: dict) -> tuple[list[Spec], list[str]]:
     return specs, problems
 
 
-def _args(pipeline_id: int, key: str) -> str:
-    return repr((pipeline_id, key))
-
-
-def _schedules(pipeline_id: int):
-    from django_q.models import Schedule
-
-    return Schedule.objects.filter(func=FUNC, args__startswith=f"({pipeline_id}, ")
+SCHEDULES = TriggerSchedules(FUNC)
 
 
 # --- keeping schedules in step with pipelines -----------------------------------------------------
@@ -139,44 +133,35 @@ def sync_pipeline(pipeline_id: int) -> list[str]:
     from django_q.models import Schedule
 
     with transaction.atomic():
-        # The row lock serializes two saves of one pipeline syncing at once.
-        # (No select_related: PostgreSQL cannot lock the nullable side of the outer join it needs.)
-        pipeline = Pipeline.objects.select_for_update().filter(pk=pipeline_id).first()
-        specs, problems = [], []
-        if pipeline is not None and pipeline.enabled and pipeline.current_revision is not None:
-            specs, problems = specs_of(pipeline.current_revision.definition)
+        pipeline, definition = current_definition(pipeline_id)
+        specs, problems = specs_of(definition) if definition is not None else ([], [])
         for message in problems:
             log.warning("pipeline %s: %s; it is not scheduled", pipeline.code, message)
-        existing = {s.args: s for s in _schedules(pipeline_id)}
         states = {s.trigger_key: s for s in ScheduleState.objects.filter(pipeline_id=pipeline_id)}
         now = timezone.now()
+        renewed = {}  # trigger key -> its state, for the triggers that count afresh from now
         for spec in specs:
             state = states.get(spec.key)
-            fresh = state is None or state.spec != spec.signature
-            if fresh:
-                state, _ = ScheduleState.objects.update_or_create(
+            if state is None or state.spec != spec.signature:
+                renewed[spec.key], _ = ScheduleState.objects.update_or_create(
                     pipeline_id=pipeline_id, trigger_key=spec.key,
                     defaults={"spec": spec.signature, "anchor": now, "handled_until": now, "backlog": 0},
                 )
-            fields = {
+        kept = SCHEDULES.reconcile(pipeline_id, {
+            spec.key: {
                 "name": f"{pipeline.code} / {spec.key}"[:100],
                 "schedule_type": Schedule.MINUTES if spec.interval_sec else Schedule.CRON,
                 "minutes": max(1, spec.interval_sec // 60) if spec.interval_sec else None,
                 "cron": spec.cron,
                 "repeats": -1,
                 "intended_date_kwarg": "planned",
-            }
-            schedule = existing.pop(_args(pipeline_id, spec.key), None)
-            if schedule is None:
-                schedule = Schedule.objects.create(func=FUNC, args=_args(pipeline_id, spec.key), **fields)
-                fresh = True
-            elif any(getattr(schedule, k) != v for k, v in fields.items()):
-                Schedule.objects.filter(pk=schedule.pk).update(**fields)
-            if fresh:
+            } for spec in specs})
+        for spec in specs:
+            schedule, created = kept[spec.key]
+            if created or spec.key in renewed:
                 # Saving a CRON schedule computes next_run in the server's zone; ours knows the trigger's.
-                Schedule.objects.filter(pk=schedule.pk).update(next_run=spec.next_after(state.anchor, now))
-        for schedule in existing.values():
-            schedule.delete()
+                anchor = (renewed.get(spec.key) or states[spec.key]).anchor
+                Schedule.objects.filter(pk=schedule.pk).update(next_run=spec.next_after(anchor, now))
         ScheduleState.objects.filter(pipeline_id=pipeline_id).exclude(trigger_key__in=[s.key for s in specs]).delete()
     return problems
 
@@ -184,21 +169,6 @@ def sync_pipeline(pipeline_id: int) -> list[str]:
 def sync_all() -> None:
     for pk in Pipeline.objects.values_list("pk", flat=True):
         sync_pipeline(pk)
-
-
-def on_pipeline_saved(sender, instance, **kwargs) -> None:
-    pipeline_id = instance.pipeline_id if hasattr(instance, "pipeline_id") else instance.pk
-    # After the commit: save_definition points the pipeline at its new revision last.
-    transaction.on_commit(lambda: sync_pipeline(pipeline_id))
-
-
-def on_pipeline_deleted(sender, instance, **kwargs) -> None:
-    _schedules(instance.pk).delete()
-
-
-def on_migrated(sender, **kwargs) -> None:
-    if getattr(sender, "name", "") == "runs":
-        sync_all()
 
 
 # --- firing ----------------------------------------------------------------------------------------
@@ -287,6 +257,5 @@ def _plan_next(pipeline_id: int, spec: Spec, state: ScheduleState, now: datetime
     """Point the django-q2 schedule at the trigger's true next occurrence (django-q2 computes crons in
     the server's zone and intervals in whole minutes). The scheduler saves its own guess before this
     task runs; a tick that finds nothing due is then harmless."""
-    Schedule = _schedules(pipeline_id).model
-    Schedule.objects.filter(func=FUNC, args=_args(pipeline_id, spec.key)).update(
+    SCHEDULES.of(pipeline_id).filter(args=SCHEDULES.args(pipeline_id, spec.key)).update(
         next_run=spec.next_after(state.anchor, now))

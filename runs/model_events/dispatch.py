@@ -33,6 +33,7 @@ from runs import services
 from runs.engine.triggers import trigger_problems
 from runs.model_events.config import EventSettings
 from runs.model_events.models import EventSubscription, OutboxEvent
+from runs.pipeline_followers import current_definition
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +78,8 @@ def sync_pipeline(pipeline_id: int) -> None:
     """Make the pipeline's subscriptions match its current revision (none when it is disabled). A kept
     subscription keeps its pending events; a removed one drops them (nobody wants them any more)."""
     with transaction.atomic():
-        pipeline = Pipeline.objects.select_for_update().filter(pk=pipeline_id).first()
-        specs = []
-        if pipeline is not None and pipeline.enabled and pipeline.current_revision is not None:
-            specs = specs_of(pipeline.current_revision.definition)
+        _, definition = current_definition(pipeline_id)
+        specs = specs_of(definition) if definition is not None else []
         for key, spec in specs:
             EventSubscription.objects.update_or_create(pipeline_id=pipeline_id, trigger_key=key, defaults={
                 "model_labels": list(spec.models), "operations": list(spec.operations), "debounce_ms": spec.debounce_ms,
@@ -88,15 +87,8 @@ def sync_pipeline(pipeline_id: int) -> None:
         EventSubscription.objects.filter(pipeline_id=pipeline_id).exclude(trigger_key__in=[k for k, _ in specs]).delete()
 
 
-def on_pipeline_saved(sender, instance, **kwargs) -> None:
-    pipeline_id = instance.pipeline_id if hasattr(instance, "pipeline_id") else instance.pk
-    # After the commit: save_definition points the pipeline at its new revision last.
-    transaction.on_commit(lambda: sync_pipeline(pipeline_id))
-
-
-def on_migrated(sender, **kwargs) -> None:
-    if getattr(sender, "name", "") != "runs":
-        return
+def after_migrate() -> None:
+    """Every pipeline's subscriptions synced, and the sweep scheduled."""
     from django_q.models import Schedule
 
     for pk in Pipeline.objects.values_list("pk", flat=True):
