@@ -121,6 +121,23 @@ def _found(model, code: str, info):
     return found
 
 
+def _to_save(model, code: str, info):
+    """What a save with this code changes (None: it creates one), once the user may add or change it."""
+    existing = model.objects.filter(code=code).first()
+    user = require(info, f"pipelines.{'change' if existing else 'add'}_{model._meta.model_name}")
+    if existing is not None and not access.may(user, existing):
+        raise error(f"no {model._meta.verbose_name} '{code[:100]}'", "NOT_FOUND")
+    return existing
+
+
+def _delete(model, code: str, info, delete) -> None:
+    require(info, f"pipelines.delete_{model._meta.model_name}")
+    try:
+        delete(_found(model, code, info))
+    except InUse as exc:
+        raise error(str(exc), "CONFLICT") from None
+
+
 class SaveConnection(graphene.Mutation):
     """Create a connection, or change the one with this code."""
 
@@ -136,10 +153,7 @@ class SaveConnection(graphene.Mutation):
 
     @staticmethod
     def mutate(root, info, code, type, name="", config=None):  # noqa: A002 - the field's name
-        existing = Connection.objects.filter(code=code).first()
-        user = require(info, "pipelines.change_connection" if existing else "pipelines.add_connection")
-        if existing is not None and not access.may(user, existing):
-            raise error(f"no connection '{code[:100]}'", "NOT_FOUND")
+        existing = _to_save(Connection, code, info)
         try:
             saved = credentials.save_connection(code=code, type=type, name=name or "", config=config,
                                                 existing=existing)
@@ -156,11 +170,7 @@ class DeleteConnection(graphene.Mutation):
 
     @staticmethod
     def mutate(root, info, code):
-        require(info, "pipelines.delete_connection")
-        try:
-            credentials.delete_connection(_found(Connection, code, info))
-        except InUse as exc:
-            raise error(str(exc), "CONFLICT") from None
+        _delete(Connection, code, info, credentials.delete_connection)
         return DeleteConnection(ok=True)
 
 
@@ -193,10 +203,7 @@ class SaveSecret(graphene.Mutation):
 
     @staticmethod
     def mutate(root, info, code, value=None, description=None):
-        existing = Secret.objects.filter(code=code).first()
-        user = require(info, "pipelines.change_secret" if existing else "pipelines.add_secret")
-        if existing is not None and not access.may(user, existing):
-            raise error(f"no secret '{code[:100]}'", "NOT_FOUND")
+        existing = _to_save(Secret, code, info)
         try:
             saved = credentials.save_secret(code=code, value=value, description=description, existing=existing)
         except CredentialError as exc:
@@ -212,11 +219,7 @@ class DeleteSecret(graphene.Mutation):
 
     @staticmethod
     def mutate(root, info, code):
-        require(info, "pipelines.delete_secret")
-        try:
-            credentials.delete_secret(_found(Secret, code, info))
-        except InUse as exc:
-            raise error(str(exc), "CONFLICT") from None
+        _delete(Secret, code, info, credentials.delete_secret)
         return DeleteSecret(ok=True)
 
 

@@ -12,6 +12,7 @@ change_connection (it opens a connection with the stored credentials). A refused
 from __future__ import annotations
 
 import json
+from functools import partial
 
 from django import forms
 from django.contrib import messages
@@ -48,11 +49,21 @@ def _perm(*perms: str):
     return wrap
 
 
-def _add_problems(form: forms.Form, exc: CredentialError) -> None:
-    for problem in exc.problems:
-        root = (problem.field or "").split(".", 1)[0]
-        where = problem.field.split(".", 1)[1] + ": " if problem.field and "." in problem.field else ""
-        form.add_error(root if root in form.fields else None, where + problem.message)
+def _saved(request: HttpRequest, form: forms.Form, save, said) -> object | None:
+    """``save(**form.cleaned_data)`` for a valid form, with ``said(saved, data)`` as the success message; None,
+    with the problems put at their fields, when the form or the save refuses."""
+    if not form.is_valid():
+        return None
+    try:
+        saved = save(**form.cleaned_data)
+    except CredentialError as exc:
+        for problem in exc.problems:
+            root = (problem.field or "").split(".", 1)[0]
+            where = problem.field.split(".", 1)[1] + ": " if problem.field and "." in problem.field else ""
+            form.add_error(root if root in form.fields else None, where + problem.message)
+        return None
+    messages.success(request, said(saved, form.cleaned_data))
+    return saved
 
 
 # --- connections --------------------------------------------------------------------------------------
@@ -91,15 +102,16 @@ def connection_list(request: HttpRequest) -> HttpResponse:
 @_perm("pipelines.view_connection", "pipelines.add_connection")
 def connection_new(request: HttpRequest) -> HttpResponse:
     form = ConnectionForm(request.POST or None, initial={"type": "HTTP", "config": "{}"})
-    if request.method == "POST" and form.is_valid():
-        try:
-            connection = credentials.save_connection(**form.cleaned_data)
-        except CredentialError as exc:
-            _add_problems(form, exc)
-        else:
-            messages.success(request, f"Connection {connection.code} created.")
-            return redirect("connection-edit", code=connection.code)
+    if request.method == "POST" and (
+        connection := _saved(request, form, credentials.save_connection, lambda c, _: f"Connection {c.code} created.")
+    ):
+        return redirect("connection-edit", code=connection.code)
     return render(request, "connections/form.html", {"form": form, "hints": CONFIG_HINTS, "tab": "connections"})
+
+
+def _shown(connection: Connection) -> dict:
+    return {"code": connection.code, "name": connection.name, "type": connection.type,
+            "config": json.dumps(credentials.shown_config(connection.config), indent=2)}
 
 
 def _connection_page(request, connection, form, result=None):
@@ -117,22 +129,14 @@ def _connection_page(request, connection, form, result=None):
 @_perm("pipelines.view_connection")
 def connection_edit(request: HttpRequest, code: str) -> HttpResponse:
     connection = access.get_or_404(request.user, Connection.objects, code=code)
-    initial = {"code": connection.code, "name": connection.name, "type": connection.type,
-               "config": json.dumps(credentials.shown_config(connection.config), indent=2)}
     if request.method == "GET":
-        return _connection_page(request, connection, ConnectionForm(initial=initial))
+        return _connection_page(request, connection, ConnectionForm(initial=_shown(connection)))
     if not request.user.has_perm("pipelines.change_connection"):
         raise PermissionDenied("you may look but not change this")
     form = ConnectionForm({**request.POST.dict(), "code": connection.code})
-    if form.is_valid():
-        data = {k: v for k, v in form.cleaned_data.items() if k != "code"}
-        try:
-            credentials.save_connection(code=connection.code, existing=connection, **data)
-        except CredentialError as exc:
-            _add_problems(form, exc)
-        else:
-            messages.success(request, f"Connection {connection.code} saved.")
-            return redirect("connection-edit", code=connection.code)
+    if _saved(request, form, partial(credentials.save_connection, existing=connection),
+              lambda c, _: f"Connection {c.code} saved."):
+        return redirect("connection-edit", code=connection.code)
     return _connection_page(request, connection, form)
 
 
@@ -140,22 +144,26 @@ def connection_edit(request: HttpRequest, code: str) -> HttpResponse:
 @_perm("pipelines.view_connection", "pipelines.change_connection")
 def connection_test(request: HttpRequest, code: str) -> HttpResponse:
     connection = access.get_or_404(request.user, Connection.objects, code=code)
-    initial = {"code": connection.code, "name": connection.name, "type": connection.type,
-               "config": json.dumps(credentials.shown_config(connection.config), indent=2)}
-    return _connection_page(request, connection, ConnectionForm(initial=initial), result=check_connection(connection))
+    return _connection_page(request, connection, ConnectionForm(initial=_shown(connection)),
+                            result=check_connection(connection))
 
 
 @require_POST
 @_perm("pipelines.view_connection", "pipelines.delete_connection")
 def connection_delete(request: HttpRequest, code: str) -> HttpResponse:
-    connection = access.get_or_404(request.user, Connection.objects, code=code)
+    return _delete(request, Connection, code, credentials.delete_connection, back="connection-edit",
+                   then="connection-list")
+
+
+def _delete(request: HttpRequest, model, code: str, delete, *, back: str, then: str) -> HttpResponse:
+    """Delete it and go to ``then``; what is still in use stays, and its page (``back``) says where."""
     try:
-        credentials.delete_connection(connection)
+        delete(access.get_or_404(request.user, model.objects, code=code))
     except InUse as exc:
         messages.error(request, str(exc))
-        return redirect("connection-edit", code=code)
-    messages.success(request, f"Connection {code} deleted.")
-    return redirect("connection-list")
+        return redirect(back, code=code)
+    messages.success(request, f"{model._meta.verbose_name.capitalize()} {code} deleted.")
+    return redirect(then)
 
 
 # --- secrets ------------------------------------------------------------------------------------------
@@ -185,14 +193,10 @@ def secret_list(request: HttpRequest) -> HttpResponse:
 @_perm("pipelines.view_secret", "pipelines.add_secret")
 def secret_new(request: HttpRequest) -> HttpResponse:
     form = SecretForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            secret = credentials.save_secret(**form.cleaned_data)
-        except CredentialError as exc:
-            _add_problems(form, exc)
-        else:
-            messages.success(request, f"Secret {secret.code} saved. Its value will not be shown again.")
-            return redirect("secret-edit", code=secret.code)
+    if request.method == "POST" and (secret := _saved(
+        request, form, credentials.save_secret, lambda s, _: f"Secret {s.code} saved. Its value will not be shown again."
+    )):
+        return redirect("secret-edit", code=secret.code)
     return render(request, "secrets/form.html", {"form": form, "tab": "secrets"})
 
 
@@ -206,16 +210,10 @@ def secret_edit(request: HttpRequest, code: str) -> HttpResponse:
         if not request.user.has_perm("pipelines.change_secret"):
             raise PermissionDenied("you may look but not change this")
         form = SecretForm({**request.POST.dict(), "code": secret.code})
-        if form.is_valid():
-            data = {k: v for k, v in form.cleaned_data.items() if k != "code"}
-            try:
-                credentials.save_secret(code=secret.code, existing=secret, **data)
-            except CredentialError as exc:
-                _add_problems(form, exc)
-            else:
-                changed = " and its new value stored" if data.get("value") else ""
-                messages.success(request, f"Secret {secret.code} saved{changed}.")
-                return redirect("secret-edit", code=secret.code)
+        if _saved(request, form, partial(credentials.save_secret, existing=secret), lambda s, data: (
+            f"Secret {s.code} saved{' and its new value stored' if data.get('value') else ''}."
+        )):
+            return redirect("secret-edit", code=secret.code)
     usage = UsageIndex.build().of_secret(secret.code)
     return render(request, "secrets/form.html", {
         "form": form, "secret": secret, "view": credentials.secret_view(secret, usage), "tab": "secrets",
@@ -227,11 +225,4 @@ def secret_edit(request: HttpRequest, code: str) -> HttpResponse:
 @require_POST
 @_perm("pipelines.view_secret", "pipelines.delete_secret")
 def secret_delete(request: HttpRequest, code: str) -> HttpResponse:
-    secret = access.get_or_404(request.user, Secret.objects, code=code)
-    try:
-        credentials.delete_secret(secret)
-    except InUse as exc:
-        messages.error(request, str(exc))
-        return redirect("secret-edit", code=code)
-    messages.success(request, f"Secret {code} deleted.")
-    return redirect("secret-list")
+    return _delete(request, Secret, code, credentials.delete_secret, back="secret-edit", then="secret-list")
