@@ -61,15 +61,12 @@ with a warning, so a definition exported from the plugin runs unchanged.
 Why one module of some 700 lines: the document compiler (aliases for batches), the sending and the
 reading of per-record outcomes from GraphQL errors are one protocol; each part only makes sense with the
 other two, and nothing else uses them.
-
-Why one module of this size: it is one loader; the mutation compiler (parsing, variable renaming, the plan)
-exists only to feed it and is tested through it, and the target, auth and retry helpers are the loader's own
-configuration (the HTTP policy itself is pipelines.http_policy's).
+The target and its auth are resolved as every HTTP adapter's are (:mod:`pipelines.adapters.http_auth`), the
+retries by :mod:`pipelines.http_policy`.
 """
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Mapping
 from copy import copy
@@ -95,16 +92,15 @@ from pipelines.adapters.base import AdapterContext, Writer, WriteResult
 from pipelines.adapters.http_auth import (
     DEFAULT_TIMEOUT_MS,
     MAX_TIMEOUT_MS,
-    check_url,
-    connection_of,
+    apply_auth,
     excerpt,
+    resolve_target,
 )
 from pipelines.errors import ConfigError, StepCancelled, StepError
 from pipelines.http import HttpError, HttpResponse
 from pipelines.http_policy import (
     Backoff,
     CircuitBreaker,
-    check_headers,
     is_retryable_status,
     origin_of,
     request_with_retry,
@@ -547,104 +543,14 @@ def _result_mapping(raw: Any) -> list:
     return [(_compiled(k, f"resultMapping.{k}"), _compiled(v, f"resultMapping.{k}")) for k, v in (raw or {}).items()]
 
 
-# The target, header, auth and secret helpers below are this loader's own rather than http_auth's,
-# because they behave differently: only BEARER and BASIC auth, a connection's endpoint before its
-# baseUrl, HTTP, GRAPHQL and CUSTOM connections only, an unknown secret reported as such, and messages
-# that name this loader's fields.
 def _resolve_target(config: Mapping, ctx: AdapterContext) -> tuple[str, dict[str, str]]:
-    """The endpoint URL and the headers of every request (connection's, then the step's, then auth)."""
-    endpoint = config.get("endpoint")
-    code = config.get("connectionCode")
-    headers: dict[str, str] = {"Accept": "application/graphql-response+json, application/json"}
-    auth: str | None = None
-    if code:
-        try:
-            conn = connection_of(ctx, code)
-        except LookupError:
-            raise ConfigError(f"unknown connection '{code}'", field="connectionCode") from None
-        if str(conn.get("type", "HTTP")).upper() not in ("HTTP", "GRAPHQL", "CUSTOM"):
-            raise ConfigError(f"connection '{code}' is a {conn.get('type')} connection; an HTTP or GraphQL one "
-                              "is needed", field="connectionCode")
-        base = conn.get("endpoint") or conn.get("baseUrl") or conn.get("url")
-        if not isinstance(base, str) or not base:
-            raise ConfigError(f"connection '{code}' has no endpoint or baseUrl", field="connectionCode")
-        check_url(base, "connectionCode")
-        if not endpoint:
-            url = base
-        elif urlsplit(endpoint).scheme:
-            check_url(endpoint, "endpoint")
-            if origin_of(endpoint) != origin_of(base):
-                raise ConfigError(f"'{endpoint}' leaves the origin of connection '{code}'; give a path, or drop "
-                                  "connectionCode", field="endpoint")
-            url = endpoint
-        else:
-            url = base.rstrip("/") + "/" + endpoint.lstrip("/")
-        headers.update(_plain_headers(conn.get("headers"), f"connection '{code}' headers"))
-        auth = _auth_header(conn, ctx, f"connection '{code}'")
-    elif endpoint:
-        check_url(endpoint, "endpoint")
-        url = endpoint
-    else:
-        raise ConfigError("endpoint is required (a full URL, or connectionCode with an optional path)",
-                          field="endpoint")
-    headers.update(_plain_headers(config.get("headers"), "headers"))
-    own = _auth_header(config, ctx, "")
-    if own is not None:
-        auth = own
-    if auth:
-        headers["Authorization"] = auth
-    return url, headers
-
-
-def _plain_headers(raw: Any, field: str) -> dict[str, str]:
-    return check_headers(raw, field, secret_hint="bearerTokenSecretCode or basicSecretCode")
-
-
-def _auth_header(source: Mapping, ctx: AdapterContext, where: str) -> str | None:
-    """The Authorization value ``source`` asks for; "" for an explicit NONE; None when it names no auth."""
-    prefix = f"{where}." if where else ""
-    kind = source.get("auth")
-    bearer, basic = source.get("bearerTokenSecretCode"), source.get("basicSecretCode")
-    if kind is None:
-        if bearer and basic:
-            raise ConfigError("give bearerTokenSecretCode or basicSecretCode, not both (or set auth to choose)",
-                              field=f"{prefix}auth")
-        kind = "BEARER" if bearer else "BASIC" if basic else None
-    if kind is None:
-        return None
-    kind = str(kind).upper()
-    if kind == "NONE":
-        return ""
-    if kind == "BEARER":
-        if not bearer:
-            raise ConfigError("BEARER auth needs bearerTokenSecretCode", field=f"{prefix}bearerTokenSecretCode")
-        return "Bearer " + _secret(ctx, bearer, f"{prefix}bearerTokenSecretCode")
-    if kind == "BASIC":
-        if not basic:
-            raise ConfigError("BASIC auth needs basicSecretCode", field=f"{prefix}basicSecretCode")
-        pair = _secret(ctx, basic, f"{prefix}basicSecretCode")
-        user, sep, _password = pair.partition(":")
-        if not sep or not user:
-            raise ConfigError(f"secret '{basic}' must hold 'user:password' for BASIC auth",
-                              field=f"{prefix}basicSecretCode")
-        return "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
-    raise ConfigError(f"unknown auth '{kind}' (NONE, BEARER or BASIC)", field=f"{prefix}auth")
-
-
-def _secret(ctx: AdapterContext, code: str, field: str) -> str:
-    if ctx.secret is None:
-        raise ConfigError(f"secret '{code}' cannot be resolved here (no secret store)", field=field)
-    try:
-        value = ctx.secret(code)
-    except ConfigError as exc:
-        raise ConfigError(str(exc), field=field) from None
-    except LookupError:
-        raise ConfigError(f"unknown secret '{code}'", field=field) from None
-    if not value:
-        raise ConfigError(f"secret '{code}' is empty", field=field)
-    if "\r" in value or "\n" in value:
-        raise ConfigError(f"secret '{code}' contains a line break and cannot be sent in a header", field=field)
-    return value
+    """The endpoint URL and the headers of every request (connection's, then the step's, then auth): a GraphQL
+    connection names its ``endpoint`` before a ``baseUrl``, and only BEARER and BASIC auth apply."""
+    target = resolve_target(config, ctx, url_keys=("endpoint",), auth_types=("NONE", "BEARER", "BASIC"),
+                            base_keys=("endpoint", "baseUrl", "url"))
+    headers = {"Accept": "application/graphql-response+json, application/json", **target.headers}
+    apply_auth(target.auth, ctx, headers, {})  # BEARER and BASIC set a header, never a query parameter
+    return target.url, headers
 
 
 def _display(url: str) -> str:

@@ -138,6 +138,8 @@ def resolve_secret(ctx: AdapterContext, code: str, field: str) -> str:
         value = ctx.secret(code)
     except ConfigError as exc:
         raise ConfigError(str(exc), field=field) from None
+    except LookupError:
+        raise ConfigError(f"unknown secret '{code}'", field=field) from None
     if not value:
         raise ConfigError(f"secret '{code}' is empty", field=field)
     return value
@@ -180,12 +182,13 @@ _FLAT_BY_TYPE = {"BEARER": "bearerTokenSecretCode", "BASIC": "basicSecretCode", 
                  "HMAC": "hmacSecretCode"}
 
 
-def parse_auth(config: Mapping, *, hmac_allowed: bool = False, where: str = "") -> AuthSpec | None:
-    """The auth ``config`` asks for (step config or a connection's), or None when it names none."""
+def parse_auth(config: Mapping, *, hmac_allowed: bool = False, where: str = "",
+               types: tuple[str, ...] = AUTH_TYPES) -> AuthSpec | None:
+    """The auth ``config`` asks for (step config or a connection's), or None when it names none; ``types`` are
+    the kinds this step may use (HMAC besides them when ``hmac_allowed``)."""
     raw = config.get("auth")
-    flat = {t: config.get(name) for t, name in _FLAT_BY_TYPE.items() if config.get(name)}
-    if not hmac_allowed:
-        flat.pop("HMAC", None)
+    allowed = types + (("HMAC",) if hmac_allowed else ())
+    flat = {t: config.get(name) for t, name in _FLAT_BY_TYPE.items() if config.get(name) and t in allowed}
     header = config.get("apiKeyHeaderName") or config.get("apiKeyHeader")
     prefix = f"{where}." if where else ""
     if isinstance(raw, Mapping):
@@ -207,7 +210,6 @@ def parse_auth(config: Mapping, *, hmac_allowed: bool = False, where: str = "") 
         spec = AuthSpec(kind, code, header, field=f"{prefix}{_FLAT_BY_TYPE[kind]}")
     else:
         raise ConfigError("auth must be a preset name or an object {type, secretCode, ...}", field=f"{prefix}auth")
-    allowed = AUTH_TYPES + (("HMAC",) if hmac_allowed else ())
     if spec.type not in allowed:
         raise ConfigError(f"unknown auth type '{spec.type}' (one of {', '.join(allowed)})", field=f"{prefix}auth")
     if spec.type == "NONE":
@@ -297,23 +299,26 @@ def connection_of(ctx: AdapterContext, code: str) -> Mapping:
 HTTP_CONNECTION_TYPES = ("HTTP", "GRAPHQL", "CUSTOM")
 
 
-def connection_base(ctx: AdapterContext, code: str, *, hint: str = "") -> tuple[Mapping, str]:
-    """The settings of HTTP connection ``code`` and its checked base URL (``baseUrl``, ``url`` or
-    ``endpoint``); a ConfigError naming connectionCode when it is another kind or has none."""
+def connection_base(ctx: AdapterContext, code: str, *, hint: str = "",
+                    base_keys: tuple[str, ...] = ("baseUrl", "url", "endpoint")) -> tuple[Mapping, str]:
+    """The settings of HTTP connection ``code`` and its checked base URL (the first of ``base_keys`` it has);
+    a ConfigError naming connectionCode when it is another kind or has none."""
     conn = connection_of(ctx, code)
     if str(conn.get("type", "HTTP")).upper() not in HTTP_CONNECTION_TYPES:
-        raise ConfigError(f"connection '{code}' is a {conn.get('type')} connection; an HTTP one is needed",
-                          field="connectionCode")
-    base = conn.get("baseUrl") or conn.get("url") or conn.get("endpoint")
+        raise ConfigError(f"connection '{code}' is a {conn.get('type')} connection; an HTTP or GraphQL one is "
+                          "needed", field="connectionCode")
+    base = next((conn[k] for k in base_keys if conn.get(k)), None)
     if not base or not isinstance(base, str):
-        raise ConfigError(f"connection '{code}' has no baseUrl", field="connectionCode")
+        raise ConfigError(f"connection '{code}' has no {' or '.join(base_keys[:2])}", field="connectionCode")
     check_url(base, "connectionCode", hint=hint)
     return conn, base
 
 
 def resolve_target(config: Mapping, ctx: AdapterContext, *, url_keys: tuple[str, ...] = ("url",),
-                   hmac_allowed: bool = False) -> Target:
-    """The URL, default headers and auth of a step: its own, or joined with its connection's."""
+                   hmac_allowed: bool = False, auth_types: tuple[str, ...] = AUTH_TYPES,
+                   base_keys: tuple[str, ...] = ("baseUrl", "url", "endpoint")) -> Target:
+    """The URL, default headers and auth of a step: its own, or joined with its connection's (whose base URL is
+    the first of ``base_keys`` it has); ``auth_types`` are the auth kinds the step takes."""
     key = next((k for k in url_keys if config.get(k)), url_keys[0])
     path = config.get(key) or ""
     if not isinstance(path, str):
@@ -322,7 +327,7 @@ def resolve_target(config: Mapping, ctx: AdapterContext, *, url_keys: tuple[str,
     auth: AuthSpec | None = None
     code = config.get("connectionCode")
     if code:
-        conn, base = connection_base(ctx, code, hint=_PATH_HINT)
+        conn, base = connection_base(ctx, code, hint=_PATH_HINT, base_keys=base_keys)
         if urlsplit(path).scheme:
             check_url(path, key, hint=_PATH_HINT)
             if origin_of(path) != origin_of(base):
@@ -332,14 +337,14 @@ def resolve_target(config: Mapping, ctx: AdapterContext, *, url_keys: tuple[str,
         else:
             url = base.rstrip("/") + ("/" + path.lstrip("/") if path else "")
         headers.update(check_headers(conn.get("headers"), f"connection '{code}' headers"))
-        auth = parse_auth(conn, hmac_allowed=hmac_allowed, where=f"connection '{code}'")
+        auth = parse_auth(conn, hmac_allowed=hmac_allowed, where=f"connection '{code}'", types=auth_types)
     else:
         if not path:
             raise ConfigError(f"'{key}' is required (a full URL, or a path with connectionCode)", field=key)
         check_url(path, key, hint=_PATH_HINT)
         url = path
     headers.update(check_headers(config.get("headers"), "headers"))
-    own = parse_auth(config, hmac_allowed=hmac_allowed)
+    own = parse_auth(config, hmac_allowed=hmac_allowed, types=auth_types)
     if own is not None:
         auth = own
     return Target(url, headers, auth)

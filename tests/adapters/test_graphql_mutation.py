@@ -357,6 +357,19 @@ def test_it_uses_a_connections_endpoint_and_auth(backend, endpoint):
     assert result.written == 1
 
 
+def test_a_graphql_connections_endpoint_comes_before_its_base_url(backend, endpoint):
+    # A GRAPHQL connection may name both: the site (baseUrl) and where its GraphQL answers (endpoint).
+    ctx = context(connections={"shop": {"type": "GRAPHQL", "baseUrl": "http://127.0.0.1:9/", "endpoint": endpoint}})
+    result = GraphqlMutationLoader({"connectionCode": "shop", "mutation": CREATE}, ctx).write([{"sku": "A-1"}])
+    assert result.written == 1 and backend.created == ["A-1"]
+
+
+def test_it_takes_only_bearer_and_basic_auth(endpoint):
+    with pytest.raises(ConfigError, match=r"unknown auth type 'API_KEY' \(one of NONE, BEARER, BASIC\)") as info:
+        loader(endpoint, auth="API_KEY", apiKeySecretCode="k")
+    assert info.value.field == "auth"
+
+
 def test_it_fails_the_step_on_a_401(server, endpoint):
     server.clear()
     server.expect_request("/graphql").respond_with_data("no", status=401)
