@@ -44,7 +44,8 @@ from pipelines.registry import extractors
 from runs import drain
 from runs.engine.context import RunOptions, StepContext
 from runs.engine.events import Event, RunFinished, StepCounts, StepFinished
-from runs.engine.executor import HANDED_BACK, LOST, RunResult, execute
+from runs.engine.executor import RunResult, execute
+from runs.engine.status import Handover
 from runs.launch import enqueue
 from runs.models import Run, RunEvent, RunEventKind, RunStatus, StepRun
 from runs.store import DjangoRunStore
@@ -168,9 +169,9 @@ def run_continuous(run: Run, definition: Definition, step: StepSpec, options: Ru
                 if result is not None:
                     _close(result)
                 result = execute(definition, store, options)
-                if result.status == LOST:
+                if result.status is Handover.LOST:
                     return result
-                if result.status == HANDED_BACK:
+                if result.status is Handover.HANDED_BACK:
                     _hand_over(run, progress, why="the worker was stopping (the batch in flight is read again)")
                     return result
                 if result.status == RunStatus.CANCELLED or store.cancel_requested():

@@ -41,6 +41,7 @@ from pipelines.http import HttpClient, HttpError, HttpPolicy, HttpResponse
 from pipelines.http_policy import Backoff, is_retryable_status, retry_after_seconds
 from pipelines.models import Pipeline
 from runs.engine.events import HookFired
+from runs.engine.status import ENDED_STEP_STATUSES
 from runs.launch import start_run
 from runs.models import HookDelivery, HookStatus, Run, StepRun
 
@@ -57,7 +58,6 @@ _TASKS = {
     "EMAIL": "runs.hooks.send_email",
     "TRIGGER_PIPELINE": "runs.hooks.trigger_pipeline",
 }
-_STEP_ENDED = ("COMPLETED", "FAILED", "SKIPPED", "CANCELLED")
 
 
 def dispatch(store, event: HookFired) -> None:
@@ -289,7 +289,7 @@ def fail(d: HookDelivery, message: str) -> None:
     if d.step_key:
         with transaction.atomic():
             step = StepRun.objects.select_for_update().filter(run_id=d.run_id, step_key=d.step_key,
-                                                              status__in=_STEP_ENDED).first()
+                                                              status__in=ENDED_STEP_STATUSES).first()
             if step is not None:
                 step.warnings = [*(step.warnings or []), f"{d.stage} {d.action_type}: {message}"][:1000]
                 step.save(update_fields=["warnings"])

@@ -12,29 +12,14 @@ from django.conf import settings
 from django.db import models
 
 from pipelines.models import Pipeline, PipelineRevision
+from runs.engine import status as engine_status
 
-
-class RunStatus(models.TextChoices):
-    PENDING = "PENDING"
-    RUNNING = "RUNNING"
-    PAUSED = "PAUSED"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-
+# The statuses are the engine's (runs.engine.status, plain Python), as Django choices: written once.
+RunStatus = models.TextChoices("RunStatus", [(s.name, s.value) for s in engine_status.RunStatus])
+StepStatus = models.TextChoices("StepStatus", [(s.name, s.value) for s in engine_status.StepStatus])
 
 ACTIVE_STATUSES = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.PAUSED)
 ENDED_STATUSES = (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED)
-
-
-class StepStatus(models.TextChoices):
-    PENDING = "PENDING"
-    RUNNING = "RUNNING"
-    PAUSED = "PAUSED"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
-    SKIPPED = "SKIPPED"
-    CANCELLED = "CANCELLED"
 
 
 # What lists of runs leave out: JSON only a run's own page or its worker reads (a paused run's executor

@@ -25,7 +25,8 @@ from pipelines.errors import DatahubError
 from runs import cdc, drain, resume
 from runs.engine.buffers import buffer_of
 from runs.engine.context import RunOptions
-from runs.engine.executor import HANDED_BACK, LOST, RunResult, execute
+from runs.engine.executor import RunResult, execute
+from runs.engine.status import Handover
 from runs.launch import RunConflict as RunConflict
 from runs.launch import create_run as create_run
 from runs.launch import enqueue
@@ -206,9 +207,9 @@ def execute_claimed(run: Run, *, keep_outputs=False) -> Outcome:
         result = execute(definition, store, options)
         if result.status == RunStatus.PAUSED:
             _pause(run, resume.save_state(run, result), result.pauses)
-        elif result.status == HANDED_BACK:
+        elif result.status is Handover.HANDED_BACK:
             _hand_back(run, resume.save_state(run, result), result)
-        elif result.status != LOST:
+        elif result.status is not Handover.LOST:
             resume.delete_files(run)
             if run.resume_state:
                 Run.objects.filter(pk=run.pk).update(resume_state=None)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipelines.records import Record
+from runs.engine.status import Handover, RunStatus, StepStatus
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class StepFinished:
     """A step ended: status COMPLETED, FAILED, SKIPPED, CANCELLED or PAUSED."""
 
     step_key: str
-    status: str
+    status: StepStatus
     counts: StepCounts = field(default_factory=StepCounts)
     duration_ms: int = 0
     attempts: int = 0
@@ -106,7 +107,7 @@ class HookFired:
 
 @dataclass(frozen=True)
 class RunFinished:
-    status: str
+    status: RunStatus | Handover
     error: str | None = None
 
 

@@ -5,8 +5,14 @@ decides. The main thread owns all state and all events; every step attempt runs 
 and reports back through a queue, so the main thread can enforce ``timeoutMs``, honour cancellation and
 write heartbeats while steps work.
 
+What the scheduler reads is apart from what it changes: the :class:`Plan` (steps, order, edges, error
+policy; never changes during a run) and the :class:`RunState` (a :class:`StepState` per step: status,
+attempt, counts, outputs, why it was skipped; the steps in flight and waiting to retry; the failures).
+Statuses are the enums of :mod:`runs.engine.status`, which the models' choices are built from.
+
 Scheduling states per step: PENDING → RUNNING → COMPLETED | FAILED | PAUSED, or SKIPPED / CANCELLED
-without running. A step is *ready* when every input has ended. Whether it then runs depends on the
+without running (a SKIPPED step carries a structured :class:`Skip`: upstream failed, after a failure,
+not seeded, disabled). A step is *ready* when every input has ended. Whether it then runs depends on the
 error policy (``context.parallelExecution.errorPolicy``; without parallel execution it is FAIL_FAST):
 
 * FAIL_FAST: after the first failure no step starts; steps in flight are told to stop (``cancelled``)
@@ -48,9 +54,10 @@ import time
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from enum import Enum
 
 from pipelines import graph, hooks
-from pipelines.definition import Definition
+from pipelines.definition import Definition, StepSpec
 from pipelines.errors import ConfigError, DatahubError, StepCancelled, StepError
 from pipelines.operators.chain import OperatorFailed
 from pipelines.records import deep_copy
@@ -69,25 +76,25 @@ from runs.engine.events import (
     StepRetrying,
     StepStarted,
 )
+from runs.engine.status import Handover, RunStatus, Skip, SkipCause, StepStatus
 from runs.engine.store import RedactingStore, RunStore
 
 log = logging.getLogger(__name__)
 
-ENDED = frozenset({"COMPLETED", "FAILED", "SKIPPED", "CANCELLED"})
-# Run outcomes besides the run statuses: the run goes on elsewhere, or was taken over by another worker.
-HANDED_BACK, LOST = "HANDED_BACK", "LOST"
 NO_COUNTS = StepCounts()
+PENDING, RUNNING, PAUSED = StepStatus.PENDING, StepStatus.RUNNING, StepStatus.PAUSED
+COMPLETED, FAILED, SKIPPED, CANCELLED = StepStatus.COMPLETED, StepStatus.FAILED, StepStatus.SKIPPED, StepStatus.CANCELLED
 
 
 @dataclass
 class RunResult:
-    status: str
+    status: RunStatus | Handover
     error: str | None
     steps: dict[str, StepFinished]
     outputs: dict[str, dict[str | None, RecordBuffer]] = field(default_factory=dict)
     # Every step's status at the end (also those that ended in an earlier part of the run), and which
     # steps' outputs may feed successors: what a resume needs besides the outputs.
-    statuses: dict[str, str] = field(default_factory=dict)
+    statuses: dict[str, StepStatus] = field(default_factory=dict)
     usable: frozenset[str] = frozenset()
     counts: dict[str, StepCounts] = field(default_factory=dict)
     # Steps that paused in this part of the run, with what they said about it.
@@ -106,6 +113,68 @@ class RunResult:
                 buf.close()
 
 
+# --- the plan: what never changes during a run ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The definition as the scheduler reads it: steps, their order, edges and error policy."""
+
+    definition: Definition
+    order: tuple[str, ...]
+    position: dict[str, int]
+    specs: dict[str, StepSpec]
+    inputs: dict[str, list[graph.Input]]
+    successors: dict[str, list[str]]
+    max_in_flight: int
+    policy: str  # FAIL_FAST, CONTINUE or BEST_EFFORT
+    hooks: hooks.Hooks
+    # Steps whose outputs another step reads (as data or through step_outputs): only these are saved.
+    read_by_others: frozenset[str]
+
+    @classmethod
+    def of(cls, definition: Definition) -> Plan:
+        inputs = graph.inputs(definition)
+        parallel = definition.parallel
+        in_parallel = parallel.enabled and definition.graph_mode
+        order = tuple(s.key for s in definition.steps)
+        return cls(
+            definition=definition,
+            order=order,
+            position={k: n for n, k in enumerate(order)},
+            specs={s.key: s for s in definition.steps},
+            inputs=inputs,
+            successors=graph.successors(definition),
+            max_in_flight=parallel.max_concurrent_steps if in_parallel else 1,
+            policy=parallel.error_policy if in_parallel else "FAIL_FAST",
+            hooks=hooks.parse(definition.extra.get("hooks")),
+            read_by_others=frozenset(i.source for ins in inputs.values() for i in ins),
+        )
+
+
+# --- the state: what the run changes ----------------------------------------------------------------
+
+
+@dataclass
+class StepState:
+    """One step's state in this execution. Written by the main thread only; step threads may read
+    ``outputs`` and ``counts`` of steps that have ended (``step_outputs``, ``run_stats``)."""
+
+    status: StepStatus = PENDING
+    attempt: int = 0  # the number of its latest attempt (0: never started)
+    started: float | None = None  # time.monotonic() of its first attempt
+    # Its outputs may feed successors: COMPLETED, disabled, or failed with continueOnError.
+    usable: bool = False
+    # {branch: buffer} once it ended (None before, and after every successor read them and they closed).
+    outputs: dict[str | None, RecordBuffer] | None = None
+    consumers_left: int = 0  # successors that have not read its outputs yet
+    counts: StepCounts | None = None  # set when it ends (or ended in an earlier part of the run)
+    skip: Skip | None = None
+    finished: StepFinished | None = None  # how it ended in this part of the run
+    saved: dict | None = None  # where ``RunOptions.persist`` saved its outputs ({branch or "_main": name})
+    pause: dict | None = None  # what it said when it paused in this part of the run
+
+
 @dataclass
 class _Attempt:
     key: str
@@ -114,6 +183,28 @@ class _Attempt:
     deadline: float | None
     ctx: StepContext
     saved: dict | None = None  # set by the step's thread once its outputs are saved
+
+
+@dataclass
+class RunState:
+    steps: dict[str, StepState]
+    in_flight: dict[str, _Attempt] = field(default_factory=dict)
+    retry_at: dict[str, tuple[float, int]] = field(default_factory=dict)  # {key: (when, attempt number)}
+    # PENDING steps to look at again: one of their inputs ended since (see _settle_skips).
+    candidates: set[str] = field(default_factory=set)
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (step, message), in order
+    stop_starting: bool = False
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    handing_back: bool = False
+    lost: bool = False
+    last_heartbeat: float = 0.0
+
+
+class Readiness(Enum):
+    """What a PENDING step may do now (or a :class:`Skip`: it never runs)."""
+
+    WAIT = "wait"
+    RUN = "run"
 
 
 def execute(
@@ -128,134 +219,105 @@ def execute(
 
 class _Execution:
     def __init__(self, definition: Definition, store: RunStore, options: RunOptions, step_types: Registry):
-        self.d = definition
+        self.plan = plan = Plan.of(definition)
         self.store = store if options.redactor is None else RedactingStore(store, options.redactor)
         self.options = options
         self.step_types = step_types
-        self.inputs = graph.inputs(definition)
-        self.successors = graph.successors(definition)
-        self.order = [s.key for s in definition.steps]
-        self.position = {k: n for n, k in enumerate(self.order)}
-        self.steps = {s.key: s for s in definition.steps}
-        parallel = definition.parallel
-        self.parallel = parallel.enabled and definition.graph_mode
-        self.max_in_flight = parallel.max_concurrent_steps if self.parallel else 1
-        self.policy = parallel.error_policy if self.parallel else "FAIL_FAST"
-        self.hooks = hooks.parse(definition.extra.get("hooks"))
-
-        self.status: dict[str, str] = {k: "PENDING" for k in self.order}
-        # Steps whose outputs successors may use: COMPLETED, disabled, or failed with continueOnError.
-        self.usable: set[str] = set()
-        self.outputs: dict[str, dict[str | None, RecordBuffer]] = {}
-        self.finished: dict[str, StepFinished] = {}
-        self.consumers_left = {k: len(v) for k, v in self.successors.items()}
-        self.failures: list[tuple[str, str]] = []
-        self.stop_starting = False
-        self.cancelled = threading.Event()
+        self.state = RunState({k: StepState(consumers_left=len(plan.successors[k])) for k in plan.order})
         self.results: queue.Queue = queue.Queue()
-        self.in_flight: dict[str, _Attempt] = {}
-        self.retry_at: dict[str, tuple[float, int]] = {}
-        self.attempts: dict[str, int] = {}
-        self.started_at: dict[str, float] = {}
-        self.last_heartbeat = 0.0
-        self._candidates: set[str] = set()
-        self.pauses: dict[str, dict] = {}
-        self.counts: dict[str, StepCounts] = {
-            k: p.counts for k, p in options.previous.items() if p.counts is not None
-        }
-        # Steps whose outputs another step reads (as data or through step_outputs): only these are saved.
-        self.read_by_others = {i.source for ins in self.inputs.values() for i in ins}
-        self.saved: dict[str, dict] = {}
-        self.handing_back = False
-        self.lost = False
 
     # --- the loop ---------------------------------------------------------------------------------
 
     def run(self) -> RunResult:
-        self.store.emit(RunStarted(tuple(self.order)))
+        plan, state, steps = self.plan, self.state, self.state.steps
+        self.store.emit(RunStarted(plan.order))
         if not self.options.previous:  # a paused run that continues has started already
             self._fire("PIPELINE_STARTED", None, seedStep=self.options.seed_step)
         for key, prev in self.options.previous.items():
-            if key in self.status:
-                self.status[key] = prev.status
-                self.outputs[key] = dict(prev.outputs)
-                if prev.usable:
-                    self.usable.add(key)
+            if key in steps:
+                s = steps[key]
+                s.status = StepStatus(prev.status)
+                s.outputs = dict(prev.outputs)
+                s.usable = prev.usable
+                s.counts = prev.counts
         seed = self.options.seed_step
         if seed is not None:
-            if seed not in self.status:
+            if seed not in steps:
                 raise ConfigError(f"cannot seed unknown step '{seed}'")
-            reached = graph.descendants(self.d, seed) | {seed}
-            for key in self.order:
-                if key not in reached and self.status[key] == "PENDING":
-                    self.usable.add(key)  # contributes no records, blocks nobody
-                    self.outputs[key] = {}
-                    self._end(key, "SKIPPED", error=f"not part of this run (it starts at step '{seed}')",
-                              outputs=self._nothing_saved())
-        self._candidates.update(k for k in self.order if self.status[k] == "PENDING")
+            reached = graph.descendants(plan.definition, seed) | {seed}
+            for key in plan.order:
+                if key not in reached and steps[key].status is PENDING:
+                    steps[key].usable = True  # contributes no records, blocks nobody
+                    steps[key].outputs = {}
+                    self._end(key, SKIPPED, skip=Skip(SkipCause.NOT_SEEDED, seed), outputs={})
+        state.candidates.update(k for k in plan.order if steps[k].status is PENDING)
         while True:
             self._beat()
-            if self.lost:
+            if state.lost:
                 break
             self._check_drain()
-            if not self.cancelled.is_set() and self.store.cancel_requested():
-                self.cancelled.set()
-                self.stop_starting = True
-                for attempt in self.in_flight.values():
+            if not state.cancelled.is_set() and self.store.cancel_requested():
+                state.cancelled.set()
+                state.stop_starting = True
+                for attempt in state.in_flight.values():
                     attempt.ctx.cancelled.set()
-            if not self.cancelled.is_set():
+            if not state.cancelled.is_set():
                 self._settle_skips()
-            if not self.stop_starting:
+            if not state.stop_starting:
                 self._start_ready()
-            if not self.in_flight and not self._retry_pending():
-                if self.stop_starting or not self._anything_ready():
+            if not state.in_flight and not self._retry_pending():
+                if state.stop_starting or not self._anything_ready():
                     break
             self._wait()
         return self._finish()
 
     def _beat(self) -> None:
+        state = self.state
         now = time.monotonic()
-        if now - self.last_heartbeat >= self.options.heartbeat_seconds:
-            self.last_heartbeat = now
+        if now - state.last_heartbeat >= self.options.heartbeat_seconds:
+            state.last_heartbeat = now
             if self.store.heartbeat() is False:
                 # Another worker owns the run (this one was silent too long): stop, write nothing more.
                 log.warning("run %s: another worker has taken the run over; stopping", self.options.run_id)
-                self.lost = True
-                self.stop_starting = True
-                for attempt in self.in_flight.values():
+                state.lost = True
+                state.stop_starting = True
+                for attempt in state.in_flight.values():
                     attempt.ctx.cancelled.set()
-                self.in_flight.clear()
+                state.in_flight.clear()
 
     def _check_drain(self) -> None:
-        if self.options.drain is None or self.cancelled.is_set():
+        state = self.state
+        if self.options.drain is None or state.cancelled.is_set():
             return
         hand_back_at = self.options.drain()
         if hand_back_at is None:
             return
-        if not self.handing_back:
-            self.handing_back = True
-            self.stop_starting = True
-        if self.in_flight and time.time() >= hand_back_at:
-            for key, attempt in list(self.in_flight.items()):
+        if not state.handing_back:
+            state.handing_back = True
+            state.stop_starting = True
+        if state.in_flight and time.time() >= hand_back_at:
+            for key, attempt in list(state.in_flight.items()):
                 attempt.ctx.cancelled.set()  # the thread cannot be killed; its late result is ignored
-                del self.in_flight[key]
-                self.status[key] = "PENDING"
+                del state.in_flight[key]
+                state.steps[key].status = PENDING
                 self.store.emit(StepInterrupted(key, "the worker stopped (drain window over) while the step ran; "
                                                      "it runs again from its start on the next worker"))
 
     def _retry_pending(self) -> bool:
-        return bool(self.retry_at) and not self.stop_starting
+        return bool(self.state.retry_at) and not self.state.stop_starting
 
     def _anything_ready(self) -> bool:
-        return any(self._readiness(k) == "run" for k in self._candidates if self.status[k] == "PENDING")
+        steps = self.state.steps
+        return any(self._readiness(k) is Readiness.RUN for k in self.state.candidates if steps[k].status is PENDING)
 
     def _wait(self) -> None:
+        state = self.state
         now = time.monotonic()
         timeout = 0.25
-        for attempt in self.in_flight.values():
+        for attempt in state.in_flight.values():
             if attempt.deadline is not None:
                 timeout = min(timeout, max(0.0, attempt.deadline - now))
-        for when, _ in self.retry_at.values():
+        for when, _ in state.retry_at.values():
             timeout = min(timeout, max(0.0, when - now))
         try:
             item = self.results.get(timeout=timeout)
@@ -268,73 +330,76 @@ class _Execution:
             except queue.Empty:
                 item = None
         now = time.monotonic()
-        for key, attempt in list(self.in_flight.items()):
+        for key, attempt in list(state.in_flight.items()):
             if attempt.deadline is not None and now >= attempt.deadline:
                 # The thread cannot be killed; it is told to stop and its late result is ignored.
-                del self.in_flight[key]
-                ms = self.steps[key].timeout_ms
+                del state.in_flight[key]
+                ms = self.plan.specs[key].timeout_ms
                 self._on_attempt_failed(key, attempt, f"timed out after {ms} ms", retryable=True)
                 attempt.ctx.cancelled.set()
 
     # --- deciding what runs -------------------------------------------------------------------------
 
-    def _readiness(self, key: str) -> str:
-        """'wait', 'run' or 'skip:<reason>' for a PENDING step."""
-        if key in self.in_flight or key in self.retry_at:
-            return "wait"
-        ins = self.inputs[key]
-        if any(self.status[i.source] not in ENDED for i in ins):
-            return "wait"
-        bad = [i.source for i in ins if i.source not in self.usable]
+    def _readiness(self, key: str) -> Readiness | Skip:
+        """Whether a PENDING step waits, runs, or is skipped (and why)."""
+        state = self.state
+        if key in state.in_flight or key in state.retry_at:
+            return Readiness.WAIT
+        steps = state.steps
+        ins = self.plan.inputs[key]
+        if any(not steps[i.source].status.ended for i in ins):
+            return Readiness.WAIT
+        bad = [i.source for i in ins if not steps[i.source].usable]
         if not bad:
-            return "run"
-        reason = f"skipped: upstream step '{bad[0]}' did not complete"
-        if self.policy == "BEST_EFFORT":
+            return Readiness.RUN
+        if self.plan.policy == "BEST_EFFORT":
             data_ins = [i for i in ins if not i.dependency_only]
-            if any(i.source in self.usable for i in data_ins) or (not data_ins and len(bad) < len(ins)):
-                return "run"
-        return "skip:" + reason
+            if any(steps[i.source].usable for i in data_ins) or (not data_ins and len(bad) < len(ins)):
+                return Readiness.RUN
+        return Skip(SkipCause.UPSTREAM, bad[0])
 
     # Only *candidates* are examined: PENDING steps none of whose inputs was still open when they were
     # last looked at. A step becomes a candidate when one of its inputs ends, so each loop costs what
     # changed, not the size of the graph (a 200-step chain: O(steps), not O(steps²)).
 
     def _sorted_candidates(self) -> list[str]:
-        return sorted(self._candidates, key=self.position.__getitem__)
+        return sorted(self.state.candidates, key=self.plan.position.__getitem__)
 
     def _settle_skips(self) -> None:
+        state = self.state
         changed = True
         while changed:
             changed = False
             for key in self._sorted_candidates():
-                if self.status[key] != "PENDING":
-                    self._candidates.discard(key)
+                if state.steps[key].status is not PENDING:
+                    state.candidates.discard(key)
                     continue
-                state = self._readiness(key)
-                if state.startswith("skip:"):
-                    self._candidates.discard(key)
-                    self._end(key, "SKIPPED", error=state[5:])
+                readiness = self._readiness(key)
+                if isinstance(readiness, Skip):
+                    state.candidates.discard(key)
+                    self._end(key, SKIPPED, skip=readiness)
                     changed = True
-                elif state == "run" and self.steps[key].disabled:
-                    self._candidates.discard(key)
+                elif readiness is Readiness.RUN and self.plan.specs[key].disabled:
+                    state.candidates.discard(key)
                     self._pass_through_disabled(key)
                     changed = True
-                elif state == "wait" and key not in self.retry_at:
-                    self._candidates.discard(key)  # an input is still open; its end brings this back
+                elif readiness is Readiness.WAIT and key not in state.retry_at:
+                    state.candidates.discard(key)  # an input is still open; its end brings this back
 
     def _start_ready(self) -> None:
+        state = self.state
         now = time.monotonic()
-        for key, (when, number) in sorted(self.retry_at.items(), key=lambda kv: self.position[kv[0]]):
-            if len(self.in_flight) >= self.max_in_flight:
+        for key, (when, number) in sorted(state.retry_at.items(), key=lambda kv: self.plan.position[kv[0]]):
+            if len(state.in_flight) >= self.plan.max_in_flight:
                 return
             if now >= when:
-                del self.retry_at[key]
+                del state.retry_at[key]
                 self._launch(key, number)
         for key in self._sorted_candidates():
-            if len(self.in_flight) >= self.max_in_flight:
+            if len(state.in_flight) >= self.plan.max_in_flight:
                 return
-            if self.status[key] == "PENDING" and self._readiness(key) == "run":
-                self._candidates.discard(key)
+            if state.steps[key].status is PENDING and self._readiness(key) is Readiness.RUN:
+                state.candidates.discard(key)
                 self._launch(key, 1)
 
     def _pass_through_disabled(self, key: str) -> None:
@@ -343,15 +408,16 @@ class _Execution:
         for buf in buffers:
             for batch in buf.batches():
                 merged.append(batch)
-        self.outputs[key] = {None: merged}
-        for branch in self.steps[key].branches + [graph.DEFAULT_BRANCH]:
-            self.outputs[key][branch] = merged
-        self.usable.add(key)
+        s = self.state.steps[key]
+        s.outputs = {None: merged}
+        for branch in self.plan.specs[key].branches + [graph.DEFAULT_BRANCH]:
+            s.outputs[branch] = merged
+        s.usable = True
         n = len(merged)
         saved = None
         if self.options.persist is not None:
-            saved = self.options.persist(key, {None: merged}) if key in self.read_by_others else {}
-        self._end(key, "SKIPPED", counts=StepCounts(n, n), error="disabled: input passed through", outputs=saved)
+            saved = self.options.persist(key, {None: merged}) if key in self.plan.read_by_others else {}
+        self._end(key, SKIPPED, counts=StepCounts(n, n), skip=Skip(SkipCause.DISABLED), outputs=saved)
         self._release_inputs(key)
 
     # --- running one attempt --------------------------------------------------------------------
@@ -359,40 +425,43 @@ class _Execution:
     def _input_buffers(self, key: str) -> list[RecordBuffer]:
         if key == self.options.seed_step and self.options.seed_records is not None:
             return [self.options.seed_records]
+        steps = self.state.steps
         buffers = []
-        for i in self.inputs[key]:
-            if i.dependency_only or i.source not in self.usable:
+        for i in self.plan.inputs[key]:
+            if i.dependency_only or not steps[i.source].usable:
                 continue
-            outs = self.outputs.get(i.source) or {}
+            outs = steps[i.source].outputs or {}
             buf = outs.get(i.branch) if i.branch is not None else outs.get(None)
             if buf is not None:
                 buffers.append(buf)
         return buffers
 
     def _step_output_reader(self, key: str):
-        allowed = {i.source for i in self.inputs[key]}
+        allowed = {i.source for i in self.plan.inputs[key]}
+        steps = self.state.steps
 
         def read(other: str) -> Iterator:
             if other not in allowed:
                 raise ConfigError(f"step '{key}' may only read the output of steps it depends on, not '{other}'")
-            buf = (self.outputs.get(other) or {}).get(None)
+            buf = (steps[other].outputs or {}).get(None)
             return buf.records() if buf is not None else iter(())  # batch by batch, never one whole list
 
         return read
 
     def _launch(self, key: str, number: int) -> None:
-        step = self.steps[key]
+        state = self.state
+        step = self.plan.specs[key]
         handler = self.step_types.get(step.type).impl
         ctx = StepContext(
             step=step,
-            definition=self.d,
+            definition=self.plan.definition,
             options=self.options,
             checkpoint=self.store.load_checkpoint(key),
             attempt=number,
             step_outputs=self._step_output_reader(key),
             run_stats=self._stats,
         )
-        if self.cancelled.is_set():
+        if state.cancelled.is_set():
             ctx.cancelled.set()
         buffers = self._input_buffers(key)
         inputs = StepInput(buffers)
@@ -402,25 +471,28 @@ class _Execution:
         now = time.monotonic()
         deadline = now + step.timeout_ms / 1000 if step.timeout_ms else None
         attempt = _Attempt(key, number, now, deadline, ctx)
-        self.in_flight[key] = attempt
-        self.attempts[key] = number
-        self.started_at.setdefault(key, now)
-        self.status[key] = "RUNNING"
+        state.in_flight[key] = attempt
+        s = state.steps[key]
+        s.attempt = number
+        if s.started is None:
+            s.started = now
+        s.status = RUNNING
         self.store.emit(StepStarted(key, number))
+        scripts = self.plan.hooks.scripts
 
         def body():
             scripted = None
             try:
-                if before and self.hooks.scripts(before):
+                if before and scripts(before):
                     scripted = self._run_scripts(before, list(buffers), ctx)
                     outcome = handler.run(step, StepInput([scripted]), ctx)
                 else:
                     outcome = handler.run(step, inputs, ctx)
-                if after and self.hooks.scripts(after) and not outcome.paused:
+                if after and scripts(after) and not outcome.paused:
                     self._script_outputs(after, outcome, ctx)
                 if self.options.persist is not None and not outcome.paused and not ctx.cancelled.is_set():
                     attempt.saved = (self.options.persist(key, outcome.outputs)
-                                     if key in self.read_by_others else {})
+                                     if key in self.plan.read_by_others else {})
                 self.results.put((key, attempt, outcome, None))
             except BaseException as exc:  # reported to the main thread, never lost
                 self.results.put((key, attempt, None, exc))
@@ -432,12 +504,13 @@ class _Execution:
         threading.Thread(target=target, name=f"datahub-step-{key}", daemon=True).start()
 
     def _on_result(self, key: str, attempt: _Attempt, outcome: StepOutcome | None, exc: BaseException | None):
-        if self.in_flight.get(key) is not attempt:
+        state = self.state
+        if state.in_flight.get(key) is not attempt:
             if outcome is not None:  # a late result of an attempt that timed out: discard its buffers
                 for buf in outcome.outputs.values():
                     buf.close()
             return
-        del self.in_flight[key]
+        del state.in_flight[key]
         if exc is not None:
             message, retryable = _describe(exc)
             if not isinstance(exc, DatahubError | OperatorFailed):
@@ -449,143 +522,163 @@ class _Execution:
         for event in (*ctx.attempts, *ctx.errors):
             self.store.emit(event)
         counts = StepCounts(outcome.records_in, outcome.records_out, ctx.error_count, outcome.dropped)
-        self.outputs[key] = outcome.outputs
+        s = state.steps[key]
+        s.outputs = outcome.outputs
         if outcome.paused:
-            self._end(key, "PAUSED", counts=counts, attempt=attempt, checkpoint=ctx.checkpoint)
-            self.pauses[key] = dict(outcome.pause_info)
+            self._end(key, PAUSED, counts=counts, attempt=attempt, checkpoint=ctx.checkpoint)
+            s.pause = dict(outcome.pause_info)
             self.store.emit(RunPaused(key, outcome.records_in, dict(outcome.pause_info)))
             return
-        if self.cancelled.is_set() and ctx.cancelled.is_set():
-            self._end(key, "CANCELLED", counts=counts, attempt=attempt, error="cancelled")
+        if state.cancelled.is_set() and ctx.cancelled.is_set():
+            self._end(key, CANCELLED, counts=counts, attempt=attempt, error="cancelled")
             return
         self._fire_dead_letters(key, ctx)
-        _, after = hooks.step_stages(self.steps[key].type)
+        _, after = hooks.step_stages(self.plan.specs[key].type)
         if after:
             main = outcome.outputs.get(None)
             self._fire(after, key, records=lambda n: main.head(n) if main is not None else [],
                        recordCount=len(main) if main is not None else 0)
-        self.usable.add(key)
-        self._end(key, "COMPLETED", counts=counts, attempt=attempt, checkpoint=ctx.checkpoint, outputs=attempt.saved)
+        s.usable = True
+        self._end(key, COMPLETED, counts=counts, attempt=attempt, checkpoint=ctx.checkpoint, outputs=attempt.saved)
         self._release_inputs(key)
 
     def _on_attempt_failed(self, key: str, attempt: _Attempt, message: str, *, retryable: bool) -> None:
-        step = self.steps[key]
+        state = self.state
+        step = self.plan.specs[key]
         ctx = attempt.ctx
-        if retryable and attempt.number <= step.retries and not self.cancelled.is_set():
+        if retryable and attempt.number <= step.retries and not state.cancelled.is_set():
             delay = step.retry_delay_ms
             self.store.emit(StepRetrying(key, attempt.number, message, delay))
             self._fire("ON_RETRY", key, attempt=attempt.number, error=message, delayMs=delay)
-            self.retry_at[key] = (time.monotonic() + delay / 1000, attempt.number + 1)
-            self.status[key] = "PENDING"
+            state.retry_at[key] = (time.monotonic() + delay / 1000, attempt.number + 1)
+            state.steps[key].status = PENDING
             return
         for event in (*ctx.attempts, *ctx.errors):
             self.store.emit(event)
         counts = StepCounts(errors=ctx.error_count)
         if ctx.cancelled.is_set():
             # Told to stop (cancel, or FAIL_FAST after another step failed): not a failure of its own.
-            self._end(key, "CANCELLED", counts=counts, attempt=attempt, error=f"stopped: {message}")
+            self._end(key, CANCELLED, counts=counts, attempt=attempt, error=f"stopped: {message}")
             return
         self._fire_dead_letters(key, ctx)
         self._fire("ON_ERROR", key, error=message, attempts=attempt.number, continueOnError=step.continue_on_error)
         if step.continue_on_error:
-            self.usable.add(key)
-            self.outputs[key] = {}
-            self._end(key, "FAILED", counts=counts, attempt=attempt, error=message + " (continueOnError)",
-                      outputs=self._nothing_saved())
+            s = state.steps[key]
+            s.usable = True
+            s.outputs = {}
+            # A usable step without records: nothing to read back, saving or not.
+            self._end(key, FAILED, counts=counts, attempt=attempt, error=message + " (continueOnError)", outputs={})
             self._release_inputs(key)
             return
-        self.failures.append((key, message))
-        self._end(key, "FAILED", counts=counts, attempt=attempt, error=message)
-        if self.policy == "FAIL_FAST":
-            self.stop_starting = True
-            for other in self.in_flight.values():
+        state.failures.append((key, message))
+        self._end(key, FAILED, counts=counts, attempt=attempt, error=message)
+        if self.plan.policy == "FAIL_FAST":
+            state.stop_starting = True
+            for other in state.in_flight.values():
                 other.ctx.cancelled.set()
 
-    def _nothing_saved(self) -> dict:
-        """The saved outputs of a usable step without records: nothing to read back, saving or not."""
-        return {}
-
-    def _end(self, key, status, *, counts=NO_COUNTS, attempt=None, error=None, checkpoint=None, outputs=None) -> None:
-        self.status[key] = status
-        started = self.started_at.get(key)
-        duration = int((time.monotonic() - started) * 1000) if started is not None else 0
+    def _end(self, key: str, status: StepStatus, *, counts: StepCounts = NO_COUNTS, attempt: _Attempt | None = None,
+             error: str | None = None, skip: Skip | None = None, checkpoint: dict | None = None,
+             outputs: dict | None = None) -> None:
+        s = self.state.steps[key]
+        s.status = status
+        s.skip = skip
+        if skip is not None:
+            error = skip.message
+        duration = int((time.monotonic() - s.started) * 1000) if s.started is not None else 0
         warnings = tuple(attempt.ctx.warnings[:100]) if attempt else ()
         event = StepFinished(
             key,
             status,
             counts,
             duration,
-            self.attempts.get(key, 0),
+            s.attempt,
             error,
             warnings,
-            copy.deepcopy(checkpoint) if checkpoint is not None and status == "COMPLETED" else None,
+            copy.deepcopy(checkpoint) if checkpoint is not None and status is COMPLETED else None,
             outputs,
         )
         if outputs is not None:
-            self.saved[key] = outputs
-        self.finished[key] = event
-        self.counts[key] = counts
-        if status in ENDED:
-            self._candidates.update(self.successors.get(key, ()))
+            s.saved = outputs
+        s.finished = event
+        s.counts = counts
+        if status.ended:
+            self.state.candidates.update(self.plan.successors.get(key, ()))
         self.store.emit(event)
 
     def _release_inputs(self, key: str) -> None:
         """Close predecessors' buffers once every successor has read them (bounded memory)."""
         keep = self.options.keep_outputs
-        for source in {i.source for i in self.inputs[key]}:
-            self.consumers_left[source] -= 1
-            if self.consumers_left[source] <= 0 and not (keep is True or (keep and source in keep)):
-                for buf in {id(b): b for b in (self.outputs.get(source) or {}).values()}.values():
+        steps = self.state.steps
+        for source in {i.source for i in self.plan.inputs[key]}:
+            s = steps[source]
+            s.consumers_left -= 1
+            if s.consumers_left <= 0 and not (keep is True or (keep and source in keep)):
+                for buf in {id(b): b for b in (s.outputs or {}).values()}.values():
                     buf.close()
-                self.outputs.pop(source, None)
+                s.outputs = None
 
     # --- the end ------------------------------------------------------------------------------------
 
     def _finish(self) -> RunResult:
-        if self.lost:
+        state, steps = self.state, self.state.steps
+        if state.lost:
             self._close_outputs(keep_all=False)
-            return RunResult(LOST, "another worker took the run over", dict(self.finished))
-        paused = [k for k in self.order if self.status[k] == "PAUSED"]
-        if self.handing_back and self._goes_on(paused):
-            self.store.emit(RunFinished(HANDED_BACK, None))
-            return RunResult(HANDED_BACK, None, dict(self.finished), self.outputs, dict(self.status),
-                             frozenset(self.usable), dict(self.counts), dict(self.pauses), dict(self.saved))
+            return RunResult(Handover.LOST, "another worker took the run over", self._finished())
+        paused = [k for k in self.plan.order if steps[k].status is PAUSED]
+        if state.handing_back and self._goes_on():
+            self.store.emit(RunFinished(Handover.HANDED_BACK, None))
+            outputs = {k: s.outputs for k, s in steps.items() if s.outputs is not None}
+            return self._result(Handover.HANDED_BACK, None, outputs)
         # Anything left PENDING never ran: skipped after a failure, cancelled, or waiting behind a gate.
-        for key in self.order:
-            if self.status[key] != "PENDING":
+        for key in self.plan.order:
+            if steps[key].status is not PENDING:
                 continue
-            if self.cancelled.is_set():
-                self._end(key, "CANCELLED", error="cancelled before it started")
-            elif self.failures and not paused:
-                first = self.failures[0][0]
-                self._end(key, "SKIPPED", error=f"not run: step '{first}' failed")
+            if state.cancelled.is_set():
+                self._end(key, CANCELLED, error="cancelled before it started")
+            elif state.failures and not paused:
+                self._end(key, SKIPPED, skip=Skip(SkipCause.AFTER_FAILURE, state.failures[0][0]))
         status, error = self._run_status(paused)
         if error and self.options.redactor is not None:  # the result's error too, not only the event's
             error = self.options.redactor.scrub(error)
-        if status in ("COMPLETED", "FAILED"):
-            steps = {k: {"status": self.status[k], "recordsIn": c.records_in, "recordsOut": c.records_out,
-                         "errors": c.errors} for k, c in self.counts.items()}
-            self._fire(f"PIPELINE_{status}", None, status=status, error=error, steps=steps)
+        if status in (RunStatus.COMPLETED, RunStatus.FAILED):
+            summary = {k: {"status": s.status, "recordsIn": s.counts.records_in, "recordsOut": s.counts.records_out,
+                           "errors": s.counts.errors} for k, s in steps.items() if s.counts is not None}
+            self._fire(f"PIPELINE_{status}", None, status=status, error=error, steps=summary)
         self.store.emit(RunFinished(status, error))
-        kept = self._close_outputs(keep_all=bool(paused))
-        return RunResult(status, error, dict(self.finished), kept, dict(self.status), frozenset(self.usable),
-                         dict(self.counts), dict(self.pauses), dict(self.saved))
+        return self._result(status, error, self._close_outputs(keep_all=bool(paused)))
 
-    def _goes_on(self, paused: list[str]) -> bool:
+    def _finished(self) -> dict[str, StepFinished]:
+        return {k: s.finished for k, s in self.state.steps.items() if s.finished is not None}
+
+    def _result(self, status: RunStatus | Handover, error: str | None, outputs: dict) -> RunResult:
+        steps = self.state.steps
+        return RunResult(
+            status, error, self._finished(), outputs,
+            statuses={k: s.status for k, s in steps.items()},
+            usable=frozenset(k for k, s in steps.items() if s.usable),
+            counts={k: s.counts for k, s in steps.items() if s.counts is not None},
+            pauses={k: s.pause for k, s in steps.items() if s.pause is not None},
+            saved={k: s.saved for k, s in steps.items() if s.saved is not None},
+        )
+
+    def _goes_on(self) -> bool:
         """Whether a run that stopped starting steps because its worker drains still has steps to run
         (else it ended anyway: completed, paused, or failed under FAIL_FAST)."""
-        if self.failures and self.policy == "FAIL_FAST":
+        if self.state.failures and self.plan.policy == "FAIL_FAST":
             return False
-        return any(s == "PENDING" for s in self.status.values())
+        return any(s.status is PENDING for s in self.state.steps.values())
 
     def _close_outputs(self, *, keep_all: bool) -> dict:
         keep = self.options.keep_outputs
         kept = {}
-        for key, outs in self.outputs.items():
+        for key, s in self.state.steps.items():
+            if s.outputs is None:
+                continue
             if keep is True or (keep and key in keep) or keep_all:
-                kept[key] = outs
+                kept[key] = s.outputs
             else:
-                for buf in {id(b): b for b in outs.values()}.values():
+                for buf in {id(b): b for b in s.outputs.values()}.values():
                     buf.close()
         return kept
 
@@ -594,7 +687,7 @@ class _Execution:
     def _fire(self, stage: str, step_key: str | None, records=None, **info) -> None:
         """Emit one HookFired per non-record action at ``stage``. ``records(n)`` gives the first n records
         for the actions whose payload carries records (never more than their maxRecords)."""
-        actions = self.hooks.others(stage)
+        actions = self.plan.hooks.others(stage)
         if not actions:
             return
         base = {"stage": stage, "pipelineCode": self.options.pipeline_code, "runId": self.options.run_id,
@@ -608,7 +701,7 @@ class _Execution:
             self.store.emit(HookFired(stage, step_key, action.as_dict(), payload))
 
     def _fire_dead_letters(self, key: str, ctx: StepContext) -> None:
-        if ctx.error_count and self.hooks.others("ON_DEAD_LETTER"):
+        if ctx.error_count and self.plan.hooks.others("ON_DEAD_LETTER"):
             kept = ctx.errors
             self._fire("ON_DEAD_LETTER", key, records=lambda n: [e.record for e in kept[:n]],
                        recordCount=ctx.error_count, errors=[e.message for e in kept[:20]])
@@ -626,7 +719,7 @@ class _Execution:
         out = ctx.new_buffer()
         batches = (b for buf in buffers for b in buf.batches(ctx.batch_size))
         try:
-            for batch in hooks.apply_scripts(self.hooks.scripts(stage), batches,
+            for batch in hooks.apply_scripts(self.plan.hooks.scripts(stage), batches,
                                              context=self._script_context(ctx), warn=ctx.warn):
                 if ctx.cancelled.is_set():
                     raise StepCancelled()
@@ -657,23 +750,25 @@ class _Execution:
 
     def _stats(self) -> dict:
         """Records extracted and record errors of the steps ended so far (a THRESHOLD gate's inputs).
-        Called from step threads; reads a dict the main thread only ever adds to."""
-        counts = dict(self.counts)
-        extracted = sum(c.records_out for k, c in counts.items() if self.steps[k].type == "EXTRACT")
-        return {"extracted": extracted, "errors": sum(c.errors for c in counts.values())}
+        Called from step threads; reads counts the main thread sets once per step and never changes."""
+        ended = [(self.plan.specs[k], s.counts) for k, s in self.state.steps.items() if s.counts is not None]
+        extracted = sum(c.records_out for spec, c in ended if spec.type == "EXTRACT")
+        return {"extracted": extracted, "errors": sum(c.errors for _, c in ended)}
 
-    def _run_status(self, paused: list[str]) -> tuple[str, str | None]:
-        summary = "; ".join(f'step "{k}" failed: {m}' for k, m in self.failures) or None
-        if self.cancelled.is_set():
-            return "CANCELLED", "cancelled by request"
+    def _run_status(self, paused: list[str]) -> tuple[RunStatus, str | None]:
+        state = self.state
+        summary = "; ".join(f'step "{k}" failed: {m}' for k, m in state.failures) or None
+        if state.cancelled.is_set():
+            return RunStatus.CANCELLED, "cancelled by request"
         if paused:
-            return "PAUSED", None
-        if not self.failures:
-            return "COMPLETED", None
-        if self.policy == "BEST_EFFORT":
-            completed = [k for k in self.order if self.status[k] == "COMPLETED" and self.steps[k].type != "TRIGGER"]
-            return ("COMPLETED", summary) if completed else ("FAILED", summary)
-        return "FAILED", summary
+            return RunStatus.PAUSED, None
+        if not state.failures:
+            return RunStatus.COMPLETED, None
+        if self.plan.policy == "BEST_EFFORT":
+            specs = self.plan.specs
+            completed = [k for k, s in state.steps.items() if s.status is COMPLETED and specs[k].type != "TRIGGER"]
+            return (RunStatus.COMPLETED, summary) if completed else (RunStatus.FAILED, summary)
+        return RunStatus.FAILED, summary
 
 
 def _head(buffers: list[RecordBuffer], n: int) -> list:

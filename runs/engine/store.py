@@ -13,6 +13,7 @@ from typing import Protocol
 
 from pipelines.redaction import Redactor
 from runs.engine.events import Event, HookFired, RecordFailed, StepFinished
+from runs.engine.status import StepStatus
 
 
 class RunStore(Protocol):
@@ -39,7 +40,7 @@ class InMemoryStore:
 
     def emit(self, event: Event) -> None:
         self.events.append(event)
-        if isinstance(event, StepFinished) and event.checkpoint is not None and event.status == "COMPLETED":
+        if isinstance(event, StepFinished) and event.checkpoint is not None and event.status == StepStatus.COMPLETED:
             self.checkpoints[event.step_key] = event.checkpoint
 
     def cancel_requested(self) -> bool:

@@ -8,7 +8,8 @@ from pipelines.definition import parse
 from runs.engine.buffers import RecordBuffer
 from runs.engine.context import RunOptions
 from runs.engine.events import StepFinished, StepInterrupted, StepStarted
-from runs.engine.executor import HANDED_BACK, LOST, execute
+from runs.engine.executor import execute
+from runs.engine.status import Handover
 from runs.engine.store import InMemoryStore
 
 
@@ -57,7 +58,7 @@ def test_a_draining_worker_hands_the_run_back_at_the_next_step_boundary(probes):
     asked = time.time()
     options = RunOptions(persist=Saver(), drain=lambda: asked + 60 if time.time() >= asked + 0.1 else None)
     result = execute(chain(first_sleep=0.3), store, options)
-    assert result.status == HANDED_BACK
+    assert result.status is Handover.HANDED_BACK
     assert started(store) == ["src"]
     assert result.statuses == {"src": "COMPLETED", "slow": "PENDING", "out": "PENDING"}
     assert result.saved == {"src": {"_main": "src.ndjson"}}
@@ -70,7 +71,7 @@ def test_at_the_drain_deadline_a_step_still_running_is_interrupted_to_run_again_
     options = RunOptions(persist=Saver(), drain=lambda: _deadline(began))
     result = execute(chain(first_sleep=30), store, options)
     assert time.monotonic() - began < 5  # not the 30 s of the step
-    assert result.status == HANDED_BACK
+    assert result.status is Handover.HANDED_BACK
     assert result.statuses["src"] == "PENDING"
     assert [e.step_key for e in store.events if isinstance(e, StepInterrupted)] == ["src"]
     assert "src" not in store.finished()  # never reported as ended: it runs again from its start
@@ -90,7 +91,7 @@ def test_a_run_that_ends_while_draining_ends_normally(probes):
     store = InMemoryStore()
     result = execute(chain(), store, RunOptions(drain=lambda: time.time() + 60 if started(store) else None))
     # Draining began after `src` started: with one step at a time, `slow` and `out` never start.
-    assert result.status == HANDED_BACK
+    assert result.status is Handover.HANDED_BACK
     store = InMemoryStore()
     single = parse({"steps": [{"key": "src", "type": "EXTRACT", "adapterCode": "probe", "config": {}}]})
     result = execute(single, store, RunOptions(drain=lambda: time.time() + 60 if started(store) else None))
@@ -106,7 +107,7 @@ def test_it_stops_at_once_and_writes_no_end_when_another_worker_owns_the_run(pro
     store = Replaced()
     began = time.monotonic()
     result = execute(chain(first_sleep=30), store, RunOptions(heartbeat_seconds=0.1))
-    assert result.status == LOST
+    assert result.status is Handover.LOST
     assert time.monotonic() - began < 5
     assert not [e for e in store.events if isinstance(e, StepFinished)]
 
