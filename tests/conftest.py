@@ -80,3 +80,22 @@ def hanging_port():
     sock.listen(8)
     yield sock.getsockname()[1]
     sock.close()
+
+
+# Fixtures through which a test reaches a database (pytest-django's, and its own ones that open connections).
+# (django_db_blocker is in every test's closure through pytest-django's autouse fixtures: it says nothing.)
+_DATABASE_FIXTURES = frozenset({"db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback",
+                                "live_server"})
+_DATABASE_MARKERS = ("django_db", "postgres", "mysql", "own_database")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the tests that never touch a database ``no_database``: a second pass of the suite on another
+    database (``.ci/run`` on PostgreSQL) leaves them out, as they would run exactly as in the first pass.
+    The marking cannot hide a test that does use one: pytest-django refuses database access to a test without
+    these fixtures or markers, so such a test fails in the first pass."""
+    for item in items:
+        if _DATABASE_FIXTURES.isdisjoint(getattr(item, "fixturenames", ())) and not any(
+            item.get_closest_marker(name) for name in _DATABASE_MARKERS
+        ):
+            item.add_marker(pytest.mark.no_database)
