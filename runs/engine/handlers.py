@@ -10,10 +10,13 @@ written. Everything before them runs for real, so the outputs shown in a preview
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pipelines import registry
 from pipelines.definition import StepSpec
 from pipelines.errors import ConfigError, StepCancelled
 from pipelines.operators.chain import OperatorChain
+from pipelines.records import Record
 from runs.consumers.config import MESSAGE_PROPERTIES
 from runs.engine.context import StepContext, StepHandler, StepInput, StepOutcome
 from runs.engine.file_trigger import FILE_TRIGGER_PROPERTIES
@@ -141,19 +144,38 @@ class ValidateHandler(StepHandler):
         return StepOutcome({None: out}, seen, len(out))
 
 
-class EnrichHandler(StepHandler):
-    """STATIC: `defaults` fill missing fields, `set` overwrites (the `enrich` operator); HTTP: the
-    `httpLookup` operator with the rest of the config as its args."""
+def enrich_items(step: StepSpec) -> list[dict]:
+    """An ENRICH step as operators. STATIC: `defaults` fill missing fields, `set` overwrites (the `enrich`
+    operator); HTTP: the `httpLookup` operator with the rest of the config as its args."""
+    config = dict(step.config)
+    source = config.pop("sourceType", "STATIC")
+    if source == "HTTP":
+        return [{"op": "httpLookup", "args": config}]
+    return [{"op": "enrich", "args": {k: v for k, v in config.items() if k in ("set", "defaults")}}]
 
+
+class EnrichHandler(StepHandler):
     def run(self, step, inputs, ctx):
-        config = dict(step.config)
-        source = config.pop("sourceType", "STATIC")
-        if source == "HTTP":
-            items = [{"op": "httpLookup", "args": config}]
-        else:
-            items = [{"op": "enrich", "args": {k: v for k, v in config.items() if k in ("set", "defaults")}}]
-        chain = OperatorChain(items, context_for=ctx.operator_context)
+        chain = OperatorChain(enrich_items(step), context_for=ctx.operator_context)
         return run_chain(chain, inputs, ctx)
+
+
+def route_branches(step: StepSpec) -> list[tuple[str, Callable[[Record], bool]]]:
+    """A ROUTE step's branches as (name, test), in order; a bad condition is a ConfigError at its field."""
+    from pipelines.conditions import compile_conditions
+
+    branches = []
+    for i, b in enumerate(step.config.get("branches") or []):
+        try:
+            branches.append((b["name"], compile_conditions(b.get("when") or [])))
+        except ConfigError as exc:
+            raise ConfigError(str(exc), field=f"branches.{i}.when" + (f".{exc.field}" if exc.field else "")) from None
+    return branches
+
+
+def routed(branches: list[tuple[str, Callable[[Record], bool]]], record: Record) -> list[str]:
+    """The branches ``record`` goes to: every one whose conditions hold, else ``default``."""
+    return [name for name, test in branches if test(record)] or ["default"]
 
 
 class RouteHandler(StepHandler):
@@ -161,14 +183,7 @@ class RouteHandler(StepHandler):
     The main output (an edge without branch) is the input, each record once."""
 
     def run(self, step, inputs, ctx):
-        from pipelines.conditions import compile_conditions
-
-        branches = []
-        for i, b in enumerate(step.config.get("branches") or []):
-            try:
-                branches.append((b["name"], compile_conditions(b.get("when") or [])))
-            except ConfigError as exc:
-                raise ConfigError(str(exc), field=f"branches.{i}.when" + (f".{exc.field}" if exc.field else "")) from None
+        branches = route_branches(step)
         outs = {name: ctx.new_buffer() for name, _ in branches}
         outs["default"] = ctx.new_buffer()
         everything = ctx.new_buffer()
@@ -176,16 +191,11 @@ class RouteHandler(StepHandler):
         for batch in inputs.batches(ctx.batch_size):
             _check_cancel(ctx)
             seen += len(batch)
-            routed: dict[str, list] = {name: [] for name in outs}
+            by_branch: dict[str, list] = {name: [] for name in outs}
             for record in batch:
-                hit = False
-                for name, test in branches:
-                    if test(record):
-                        routed[name].append(record)
-                        hit = True
-                if not hit:
-                    routed["default"].append(record)
-            for name, records in routed.items():
+                for name in routed(branches, record):
+                    by_branch[name].append(record)
+            for name, records in by_branch.items():
                 outs[name].append(records)
             everything.append(batch)
         return StepOutcome({None: everything, **outs}, seen, seen)
