@@ -8,7 +8,7 @@ import pytest
 from pipelines.adapters.base import Writer, WriteResult
 from pipelines.http import HttpClient, HttpPolicy
 from runs.engine.context import RunOptions
-from runs.step_tester import Change, Limits, CannotTest, diff, parse_records, try_step
+from runs.step_tester import CannotTest, Change, Limits, diff, parse_records, try_step
 
 
 def inline(key, records):
