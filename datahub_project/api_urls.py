@@ -9,7 +9,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from pipelines import api as pipelines_api
-from pipelines import credential_api, tokens
+from pipelines import credential_api, review_api, tokens
 from runs import api as runs_api
 from runs import log_api
 
@@ -23,6 +23,11 @@ urlpatterns = [
     path("pipelines/<str:code>/revisions/<int:number>/", pipelines_api.revision, name="api-pipeline-revision"),
     path("pipelines/<str:code>/revisions/<int:number>/restore/", pipelines_api.restore,
          name="api-pipeline-restore"),
+    path("pipelines/<str:code>/reviews/", review_api.pipeline_reviews, name="api-pipeline-reviews"),
+    path("reviews/", review_api.review_list, name="api-reviews"),
+    path("reviews/<int:review_id>/", review_api.review, name="api-review"),
+    path("reviews/<int:review_id>/approve/", review_api.approve, name="api-review-approve"),
+    path("reviews/<int:review_id>/reject/", review_api.reject, name="api-review-reject"),
     path("runs/", runs_api.runs, name="api-runs"),
     path("runs/<int:run_id>/", runs_api.run, name="api-run"),
     path("runs/<int:run_id>/cancel/", runs_api.cancel, name="api-run-cancel"),

@@ -7,17 +7,17 @@ from __future__ import annotations
 import graphene
 
 from gates import schema as gates_schema
-from pipelines import credential_schema
+from pipelines import credential_schema, review_schema
 from pipelines import schema as pipelines_schema
 from runs import schema as runs_schema
 
 
-class Query(pipelines_schema.Query, credential_schema.Query, runs_schema.Query, gates_schema.Query,
+class Query(pipelines_schema.Query, credential_schema.Query, review_schema.Query, runs_schema.Query, gates_schema.Query,
             graphene.ObjectType):
     pass
 
 
-class Mutation(pipelines_schema.Mutation, credential_schema.Mutation, runs_schema.Mutation,
+class Mutation(pipelines_schema.Mutation, credential_schema.Mutation, review_schema.Mutation, runs_schema.Mutation,
                gates_schema.Mutation, graphene.ObjectType):
     pass
 

@@ -108,3 +108,38 @@ def unusable_references(user, definition: dict) -> list[str]:
                 if not may(user, obj):
                     problems.append(f"{where}: {kind} '{obj.code}' is not yours to use")
     return problems
+
+
+# --- review before publish (pipelines.reviews) ----------------------------------------------------------
+
+REVIEW_PERMISSION = "pipelines.review_pipeline"
+
+
+@rules.predicate
+def _holds_review_permission(user, review) -> bool:
+    return user.has_perm(REVIEW_PERMISSION)  # the model permission (ModelBackend); no rule has this name
+
+
+@rules.predicate
+def _may_use_its_pipeline(user, review) -> bool:
+    return review is not None and may(user, review.pipeline)
+
+
+@rules.predicate
+def _not_its_author(user, review) -> bool:
+    return review is not None and review.author_id != user.pk
+
+
+# Who may approve or reject a submission: a reviewer who may use the pipeline, and not its author: a change
+# needs a second pair of eyes. Superusers may decide their own (they could turn review off anyway).
+rules.add_perm("pipelines.decide_review",
+               _holds_review_permission & _may_use_its_pipeline & (rules.is_superuser | _not_its_author))
+
+
+def may_review(user, pipeline) -> bool:
+    """``user`` reviews changes of ``pipeline`` (sees the queue); deciding one is ``may_decide``."""
+    return user.has_perm(REVIEW_PERMISSION) and may(user, pipeline)
+
+
+def may_decide(user, review) -> bool:
+    return user.has_perm("pipelines.decide_review", review)

@@ -18,7 +18,7 @@ from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
 
-from pipelines import access, registry, services
+from pipelines import access, registry, reviews, services
 from pipelines.definition import problems_of
 from pipelines.drafts import ON_STALE, StaleBase, save_from_base
 from pipelines.errors import DefinitionError, Problem
@@ -81,13 +81,16 @@ def delete_pipeline(pipeline: Pipeline) -> None:
         ) from None
 
 
-def set_pipeline_settings(pipeline: Pipeline, **values: Any) -> Pipeline:
-    """Change the settings kept beside the definition (enabled, allow concurrent runs); no new revision."""
+def set_pipeline_settings(pipeline: Pipeline, user=None, **values: Any) -> Pipeline:
+    """Change the settings kept beside the definition (enabled, allow concurrent runs, requires review);
+    no new revision."""
     fields = [k for k in ("enabled", "allow_concurrent_runs") if k in values]
     for name in fields:
         setattr(pipeline, name, values[name])
     if fields:
         pipeline.save(update_fields=[*fields, "updated_at"])
+    if "requires_review" in values:
+        reviews.set_requires_review(pipeline, values["requires_review"], user)
     return pipeline
 
 
@@ -105,6 +108,8 @@ class PipelineSerializer(serializers.Serializer):
     description = serializers.CharField()
     enabled = serializers.BooleanField()
     allowConcurrentRuns = serializers.BooleanField(source="allow_concurrent_runs")
+    requiresReview = serializers.BooleanField(source="requires_review",  # noqa: N815 - the JSON key
+                                              help_text="changes are submitted for review, not saved")
     revision = serializers.IntegerField(source="current_revision.number", allow_null=True,
                                         help_text="the current revision's number")
     createdAt = serializers.DateTimeField(source="created_at")
@@ -148,12 +153,15 @@ class StaleSerializer(serializers.Serializer):
 class PipelineSettingsSerializer(Body):
     enabled = StrictBooleanField(required=False)
     allowConcurrentRuns = StrictBooleanField(required=False, source="allow_concurrent_runs")
+    requiresReview = StrictBooleanField(required=False, source="requires_review")  # noqa: N815 - the JSON key
 
 
 class RevisionSerializer(serializers.Serializer):
     number = serializers.IntegerField()
     message = serializers.CharField()
     createdBy = serializers.CharField(source="created_by.username", allow_null=True)
+    approvedBy = serializers.CharField(source="review.decided_by.username", allow_null=True, default=None,  # noqa: N815
+                                       help_text="the reviewer who approved it (pipelines that require review)")
     createdAt = serializers.DateTimeField(source="created_at")
 
 
@@ -227,7 +235,7 @@ def pipelines(request):
 @extend_schema(methods=["PATCH"], operation_id="pipelines_settings", tags=["pipelines"],
                parameters=[CODE_PARAMETER], request=PipelineSettingsSerializer,
                responses={200: PipelineDetailSerializer, **errors(*WRITE_ERRORS, 404)},
-               summary="Change settings kept beside the definition (enabled, allowConcurrentRuns)")
+               summary="Change settings kept beside the definition (enabled, allowConcurrentRuns, requiresReview)")
 @extend_schema(methods=["DELETE"], operation_id="pipelines_destroy", tags=["pipelines"],
                parameters=[CODE_PARAMETER], responses={204: None, **errors(401, 403, 404, 409)},
                summary="Delete a pipeline that has never run")
@@ -242,7 +250,7 @@ def pipeline(request, code: str):
     if request.method == "PATCH":
         body = validated(PipelineSettingsSerializer, request.data)
         with transaction.atomic():
-            found = set_pipeline_settings(pipeline_or_404(request.user, code, lock=True), **body)
+            found = set_pipeline_settings(pipeline_or_404(request.user, code, lock=True), request.user, **body)
         return Response(PipelineDetailSerializer(found).data)
     body = validated(PipelineUpdateSerializer, request.data)
     found = pipeline_or_404(request.user, code)
@@ -267,7 +275,7 @@ def pipeline(request, code: str):
 def revisions(request, code: str):
     query = query_of(request, PageQuery)
     found = pipeline_or_404(request.user, code)
-    queryset = found.revisions.select_related("created_by").order_by("-number")
+    queryset = found.revisions.select_related("created_by", "review__decided_by").order_by("-number")
     return paged(request, queryset, RevisionSerializer, query)
 
 
@@ -283,7 +291,7 @@ def _revision_number(number: int) -> int:
 @endpoint(["GET"], GET="pipelines.view_pipeline")
 def revision(request, code: str, number: int):
     found = pipeline_or_404(request.user, code)
-    rev = found.revisions.select_related("created_by").filter(number=_revision_number(number)).first()
+    rev = found.revisions.select_related("created_by", "review__decided_by").filter(number=_revision_number(number)).first()
     if rev is None:
         raise NotFound(f"pipeline '{code}' has no revision {number}")
     return Response(RevisionDetailSerializer(rev).data)

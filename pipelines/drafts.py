@@ -116,6 +116,15 @@ def publish(pipeline: Pipeline, user, message: str, *, overwrite: bool = False) 
     and StaleDraft when another revision was published since the draft began, unless ``overwrite``.
     """
     pipeline = Pipeline.objects.select_for_update().get(pk=pipeline.pk)
+    draft = publishable_draft(pipeline, user, overwrite=overwrite)
+    pipeline = save_definition(draft.definition, user=user, code=pipeline.code, message=message or "published")
+    draft.delete()
+    return pipeline
+
+
+def publishable_draft(pipeline: Pipeline, user, *, overwrite: bool = False) -> PipelineDraft:
+    """The draft, when it may become a revision (or a submission for review) now: DefinitionError when there
+    is none or it holds input not applied yet; StaleDraft when its base is not current, unless ``overwrite``."""
     draft = get_draft(pipeline, user)
     if draft is None:
         raise DefinitionError("there is no draft to publish")
@@ -126,9 +135,7 @@ def publish(pipeline: Pipeline, user, message: str, *, overwrite: bool = False) 
                                for name in sorted(draft.pending)])
     if draft.base_revision_id != pipeline.current_revision_id and not overwrite:
         raise StaleDraft(draft, pipeline.current_revision)
-    pipeline = save_definition(draft.definition, user=user, code=pipeline.code, message=message or "published")
-    draft.delete()
-    return pipeline
+    return draft
 
 
 def diff_text(old: dict | None, new: dict | None, old_name: str, new_name: str) -> str:
@@ -251,18 +258,19 @@ ON_STALE = ("refuse", "merge", "overwrite")
 
 @transaction.atomic
 def save_from_base(definition: Any, *, pipeline: Pipeline, user, message: str, base: int | None,
-                   on_stale: str = "refuse") -> Pipeline:
+                   on_stale: str = "refuse", reviewed: bool = False) -> Pipeline:
     """The API's save with optimistic concurrency: ``definition`` is a change of revision ``base``.
 
     When a newer revision was published meanwhile: ``refuse`` raises StaleBase with the diff from
     ``base`` to the current revision; ``merge`` merges both changes (three_way) and saves the result, or
     raises StaleBase naming the conflicts; ``overwrite`` saves ``definition`` as it is. Without ``base``
     the save is unconditional, as before revisions were compared (clients that do not send one).
+    ``reviewed`` is for :func:`pipelines.reviews.approve` only (see ``save_definition``).
     """
     pipeline = Pipeline.objects.select_for_update(of=("self",)).select_related("current_revision").get(pk=pipeline.pk)
     current = pipeline.current_revision
     if base is None or current is None or base == current.number or on_stale == "overwrite":
-        return save_definition(definition, user=user, code=pipeline.code, message=message)
+        return save_definition(definition, user=user, code=pipeline.code, message=message, reviewed=reviewed)
     base_revision = pipeline.revisions.filter(number=base).first()
     if base_revision is None:
         raise DefinitionError(Problem(f"there is no revision {base} of '{pipeline.code}'", field="baseRevision"))
@@ -271,8 +279,9 @@ def save_from_base(definition: Any, *, pipeline: Pipeline, user, message: str, b
         raise StaleBase(base_revision, current, diff)
     mine = normalized(definition, pipeline.code) if isinstance(definition, dict) else None
     if mine is None:
-        return save_definition(definition, user=user, code=pipeline.code, message=message)  # raises, every problem
+        # raises, every problem
+        return save_definition(definition, user=user, code=pipeline.code, message=message, reviewed=reviewed)
     merged = three_way(base_revision.definition, current.definition, mine)
     if merged.conflicts:
         raise StaleBase(base_revision, current, diff, merged.conflicts)
-    return save_definition(merged.definition, user=user, code=pipeline.code, message=message)
+    return save_definition(merged.definition, user=user, code=pipeline.code, message=message, reviewed=reviewed)

@@ -44,6 +44,10 @@ class Pipeline(Shared):
     allow_concurrent_runs = models.BooleanField(
         default=False, help_text="Allow a new run while another run of this pipeline is active."
     )
+    requires_review = models.BooleanField(
+        default=False, help_text="Changes are submitted for review and published only when a reviewer approves "
+                                 "them (pipelines.reviews)."
+    )
     current_revision = models.ForeignKey(
         "PipelineRevision", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -54,6 +58,7 @@ class Pipeline(Shared):
         ordering = ["code"]
         permissions = [
             ("run_pipeline", "Can run pipelines"),
+            ("review_pipeline", "Can approve or reject changes submitted for review"),
         ]
 
     def __str__(self) -> str:
@@ -224,3 +229,40 @@ class PipelineDraft(models.Model):
 
     def __str__(self) -> str:
         return f"{self.pipeline.code} draft of {self.user}"
+
+
+class ReviewStatus(models.TextChoices):
+    PENDING = "PENDING", "Waiting for review"
+    APPROVED = "APPROVED", "Approved and published"
+    REJECTED = "REJECTED", "Rejected"
+    SUPERSEDED = "SUPERSEDED", "Replaced by a newer submission"
+
+
+class PipelineReview(models.Model):
+    """One submission of a change for review: the definition as it was submitted (a frozen copy of the
+    author's draft, so later typing does not change what the reviewer approves), the revision it is a change
+    of, the author's message, and the decision. Each submission is its own row, so the rows of a pipeline are
+    its review history: who submitted, who approved or rejected, when, with which comment.
+    """
+
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="reviews")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    definition = models.JSONField()
+    base_revision = models.ForeignKey(PipelineRevision, null=True, blank=True, on_delete=models.SET_NULL,
+                                      related_name="+")
+    message = models.CharField(max_length=500, blank=True, default="")
+    status = models.CharField(max_length=20, choices=ReviewStatus.choices, default=ReviewStatus.PENDING)
+    submitted_at = models.DateTimeField(auto_now_add=True)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    comment = models.TextField(blank=True, default="", help_text="The reviewer's comment (required to reject).")
+    revision = models.OneToOneField(PipelineRevision, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="review", help_text="The revision an approval published.")
+
+    class Meta:
+        ordering = ["-submitted_at", "-pk"]
+        indexes = [models.Index(fields=["status", "submitted_at"], name="review_status_submitted")]
+
+    def __str__(self) -> str:
+        return f"{self.pipeline.code} review {self.pk} ({self.status})"

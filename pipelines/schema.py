@@ -89,12 +89,18 @@ class RevisionType(graphene.ObjectType):
     number = graphene.Int(required=True)
     message = graphene.String(required=True)
     created_by = graphene.String()
+    approved_by = graphene.String(description="the reviewer who approved it (pipelines that require review)")
     created_at = graphene.DateTime(required=True)
     definition = GenericScalar(required=True)
 
     @staticmethod
     def resolve_created_by(rev, info):
         return rev.created_by.get_username() if rev.created_by_id else None
+
+    @staticmethod
+    def resolve_approved_by(rev, info):
+        review = getattr(rev, "review", None)  # the reverse one-to-one: an AttributeError (None) when absent
+        return review.decided_by.get_username() if review is not None and review.decided_by_id else None
 
 
 class PipelineType(graphene.ObjectType):
@@ -106,6 +112,7 @@ class PipelineType(graphene.ObjectType):
     description = graphene.String(required=True)
     enabled = graphene.Boolean(required=True)
     allow_concurrent_runs = graphene.Boolean(required=True)
+    requires_review = graphene.Boolean(required=True, description="changes are submitted for review, not saved")
     revision = graphene.Int(description="the current revision's number")
     definition = GenericScalar(description="the definition JSON of the current revision")
     revisions = graphene.List(graphene.NonNull(RevisionType), required=True, limit=graphene.Int(default_value=20),

@@ -54,10 +54,14 @@ def _check_code(code: Any) -> str:
 
 
 @transaction.atomic
-def save_definition(data: Any, *, user=None, code: str | None = None, message: str = "") -> Pipeline:
+def save_definition(data: Any, *, user=None, code: str | None = None, message: str = "",
+                    reviewed: bool = False) -> Pipeline:
     """Validate ``data`` and write it as the pipeline's rows; freeze a new revision if it changed.
 
-    Raises DefinitionError (every problem, with step and field) and writes nothing when invalid.
+    Raises DefinitionError (every problem, with step and field) and writes nothing when invalid. A person's
+    change of a pipeline that requires review is refused (code ``review_required``) unless ``reviewed``,
+    which only an approval passes (:func:`pipelines.reviews.approve`): no page, API call or restore can
+    publish around the review.
     """
     definition = parse(data)
     code = _check_code(code or definition.code)
@@ -65,7 +69,7 @@ def save_definition(data: Any, *, user=None, code: str | None = None, message: s
     normalized["code"] = code
     normalized.setdefault("name", code)
     if user is not None:
-        _check_access(user, code, normalized)
+        _check_access(user, code, normalized, reviewed=reviewed)
     pipeline, created = Pipeline.objects.select_for_update().get_or_create(
         code=code, defaults={"name": normalized["name"]}
     )
@@ -81,15 +85,21 @@ def save_definition(data: Any, *, user=None, code: str | None = None, message: s
     return pipeline
 
 
-def _check_access(user, code: str, normalized: dict) -> None:
+def _check_access(user, code: str, normalized: dict, *, reviewed: bool = False) -> None:
     """A person may change only a pipeline they may use, and have it name only connections and secrets
-    they may use (pipelines.access). Saves without a person (CLI import, demos) are the operator's."""
+    they may use (pipelines.access), and change one that requires review only by an approved submission.
+    Saves without a person (CLI import, demos) are the operator's."""
     from pipelines import access
 
     existing = Pipeline.objects.filter(code=code).first()
     if existing is not None and not access.may(user, existing):
         raise DefinitionError([Problem(f"pipeline '{code}' belongs to other people; you may not change it",
                                        code="forbidden")])
+    if existing is not None and existing.requires_review and not reviewed:
+        raise DefinitionError([Problem(
+            f"pipeline '{code}' requires review: submit the change for review (Publish in the editor, "
+            f"POST /api/pipelines/{code}/reviews/, or submitPipelineReview) instead of saving it",
+            code="review_required")])
     problems = access.unusable_references(user, normalized)
     if problems:
         raise DefinitionError([Problem(p, code="forbidden") for p in problems])

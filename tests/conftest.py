@@ -15,6 +15,8 @@ PERMISSIONS = {
     "bob": ["pipelines.view_pipeline", "runs.view_run"],
     # charlie is an outsider: logged in, no permissions at all.
     "charlie": [],
+    # rita reviews changes of pipelines that require review (and may edit, like alice).
+    "rita": ["pipelines.view_pipeline", "pipelines.change_pipeline", "pipelines.review_pipeline", "runs.view_run"],
 }
 PASSWORD = "correct-horse-battery"
 
@@ -59,6 +61,11 @@ def bob(django_user_model):
 @pytest.fixture
 def charlie(django_user_model):
     return _persona(django_user_model, "charlie")
+
+
+@pytest.fixture
+def rita(django_user_model):
+    return _persona(django_user_model, "rita")
 
 
 @pytest.fixture
