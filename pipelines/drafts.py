@@ -104,6 +104,20 @@ def save_draft(pipeline: Pipeline, user, definition: dict | None = None, *,
     return draft
 
 
+@transaction.atomic
+def replace_draft(pipeline: Pipeline, user, definition: dict) -> PipelineDraft | None:
+    """Put ``definition`` into ``user``'s draft whole (a restored revision, the JSON view), validated like
+    every change of a draft. Typed input the draft kept for its panels goes: it was typed against the
+    definition this replaces. Returns the draft, or None when ``definition`` is what is published."""
+    definition = {**definition, "code": pipeline.code}
+    problems = problems_of(definition)
+    if problems:
+        raise DefinitionError(problems)
+    draft = get_draft(pipeline, user)
+    forget = {name: None for name in (draft.pending if draft else {})}
+    return save_draft(pipeline, user, normalized(definition, pipeline.code), pending=forget)
+
+
 def discard_draft(pipeline: Pipeline, user) -> None:
     PipelineDraft.objects.filter(pipeline=pipeline, user=user).delete()
 

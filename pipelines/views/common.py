@@ -35,3 +35,21 @@ def permissions_of(request: HttpRequest) -> dict:
 
 def slug(key: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "-", key)
+
+
+def diff_lines(text: str) -> list[tuple[str, str]]:
+    """A unified diff as (css class, line) pairs, for the diff templates."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith(("+++", "---")):
+            cls = "file"
+        elif line.startswith("@@"):
+            cls = "hunk"
+        elif line.startswith("+"):
+            cls = "add"
+        elif line.startswith("-"):
+            cls = "del"
+        else:
+            cls = ""
+        out.append((cls, line))
+    return out

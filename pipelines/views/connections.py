@@ -11,12 +11,7 @@ from pipelines.forms.problems import problem_path
 from pipelines.models import Pipeline
 from pipelines.views.attempts import working
 from pipelines.views.common import can_change
-from pipelines.views.workspace import (
-    refused,
-    save_to_draft,
-    simple_change,
-    workspace_response,
-)
+from pipelines.views.workspace import refused, save_to_draft, simple_change, workspace_response
 
 
 @require_POST

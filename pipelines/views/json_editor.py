@@ -1,4 +1,5 @@
-"""The whole definition as JSON: shown, validated, and saved."""
+"""The whole definition as JSON: shown, validated, and saved into the person's draft (published from the
+editor, like any change)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from pipelines import access
+from pipelines import access, drafts
 from pipelines.definition import problems_of
 from pipelines.errors import DefinitionError
 from pipelines.forms.values import json_error
 from pipelines.models import Pipeline
-from pipelines.services import definition_of, save_definition
+from pipelines.views.attempts import working
 from pipelines.views.common import CHANGE, can_view, permissions_of
 
 
@@ -23,7 +24,7 @@ from pipelines.views.common import CHANGE, can_view, permissions_of
 @can_view
 def pipeline_json(request: HttpRequest, code: str) -> HttpResponse:
     pipeline = access.get_or_404(request.user, Pipeline.objects, code=code)
-    text = json.dumps(definition_of(pipeline), indent=2, ensure_ascii=False)
+    text = json.dumps(working(request, pipeline)[0], indent=2, ensure_ascii=False)
     problems: list[dict] = []
     error = ""
     valid = False
@@ -48,11 +49,13 @@ def pipeline_json(request: HttpRequest, code: str) -> HttpResponse:
                 valid = not problems
             else:
                 try:
-                    save_definition(data, user=request.user, code=pipeline.code, message="edited as JSON")
+                    draft = drafts.replace_draft(pipeline, request.user, data)
                 except DefinitionError as exc:
                     problems = [_problem_row(p) for p in exc.problems]
                 else:
-                    messages.success(request, "Saved the definition.")
+                    messages.success(request, "Saved the definition to your draft: publish it to make it a "
+                                              "revision." if draft else "The definition is what is published: "
+                                              "your draft has no changes.")
                     return redirect("pipeline-editor", code=pipeline.code)
         status = 400 if (error or problems) else 200
     context = {"pipeline": pipeline, "text": text, "problems": problems, "error": error, "valid": valid,

@@ -4,23 +4,16 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from pipelines import access, drafts, editing
 from pipelines.errors import DefinitionError
-from pipelines.models import Pipeline, PipelineDraft
-from pipelines.views.attempts import (
-    as_post,
-    try_settings,
-    try_step,
-    working,
-)
+from pipelines.models import Pipeline
+from pipelines.views import refusals
+from pipelines.views.attempts import as_post, try_settings, try_step, working
 from pipelines.views.common import can_change
-from pipelines.views.revisions import diff_lines
-from pipelines.views.workspace import (
-    editor_context,
-)
 
 
 def _apply_pending(request: HttpRequest, pipeline: Pipeline) -> list[str]:
@@ -46,25 +39,12 @@ def _apply_pending(request: HttpRequest, pipeline: Pipeline) -> list[str]:
     return problems
 
 
-def _stale_context(stale: drafts.StaleDraft, draft: PipelineDraft, message: str) -> dict:
-    base = stale.base.definition if stale.base else None
-    base_name = f"r{stale.base.number}" if stale.base else "(none)"
-    current_name = f"r{stale.current.number}" if stale.current else "(none)"
-    mine = drafts.normalized(draft.definition, draft.pipeline.code) or draft.definition
-    return {
-        "base": stale.base, "current": stale.current, "message": message,
-        "theirs_diff": diff_lines(drafts.diff_text(base, stale.current.definition if stale.current else None,
-                                                   base_name, current_name)),
-        "mine_diff": diff_lines(drafts.diff_text(stale.current.definition if stale.current else None, mine,
-                                                 current_name, "your draft")),
-    }
-
-
 @require_POST
 @can_change
 def pipeline_publish(request: HttpRequest, code: str) -> HttpResponse:
     """Publish the draft as the next revision, with a message. From a stale base the answer is the diff to
-    the newer revision and two deliberate choices: merge it into the draft, or publish over it."""
+    the newer revision and two deliberate choices: merge it into the draft, or publish over it. Every
+    answer is a redirect to the editor, refusals included, so reloading the page never posts again."""
     pipeline = access.get_or_404(request.user, Pipeline.objects, code=code)
     message = request.POST.get("message", "").strip()[:500]
     choice = request.POST.get("_action", "publish")
@@ -76,20 +56,22 @@ def pipeline_publish(request: HttpRequest, code: str) -> HttpResponse:
         return _merge(request, pipeline)
     problems = _apply_pending(request, pipeline)
     if problems:
-        context = editor_context(request, pipeline, publish_problems=problems, publish_message=message)
-        return render(request, "pipelines/editor.html", context, status=400)
+        return _refused(request, pipeline, message, problems=problems)
     try:
         pipeline = drafts.publish(pipeline, request.user, message, overwrite=choice == "overwrite")
-    except drafts.StaleDraft as stale:
-        context = editor_context(request, pipeline, stale=_stale_context(stale, stale.draft, message),
-                                  publish_message=message)
-        return render(request, "pipelines/editor.html", context, status=409)
+    except drafts.StaleDraft:
+        return _refused(request, pipeline, message, stale=True)
     except DefinitionError as exc:
-        context = editor_context(request, pipeline, publish_problems=[str(p) for p in exc.problems],
-                                  publish_message=message)
-        return render(request, "pipelines/editor.html", context, status=400)
+        return _refused(request, pipeline, message, problems=[str(p) for p in exc.problems])
     messages.success(request, f"Published revision {pipeline.current_revision.number}.")
     return redirect("pipeline-editor", code=code)
+
+
+def _refused(request: HttpRequest, pipeline: Pipeline, message: str, **refusal) -> HttpResponse:
+    """Back to the editor, which shows why (see :mod:`pipelines.views.refusals`): a reload publishes nothing."""
+    refusals.remember(request, pipeline, message, **refusal)
+    anchor = "stale" if refusal.get("stale") else "publish-problems"
+    return redirect(reverse("pipeline-editor", args=[pipeline.code]) + f"#{anchor}")
 
 
 def _merge(request: HttpRequest, pipeline: Pipeline) -> HttpResponse:

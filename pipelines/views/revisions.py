@@ -1,4 +1,4 @@
-"""A pipeline's revisions: one with its diff to another, and restoring one."""
+"""A pipeline's revisions: one with its diff to another, and restoring one (into the draft, like any edit)."""
 
 from __future__ import annotations
 
@@ -8,31 +8,12 @@ from django.shortcuts import redirect, render
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
-from pipelines import access, svg
+from pipelines import access, drafts, svg
 from pipelines.errors import DefinitionError
 from pipelines.models import Pipeline
-from pipelines.services import diff_revisions, get_revision, restore_revision
-from pipelines.views.common import can_change, can_view, permissions_of
-from pipelines.views.workspace import (
-    workspace_response,
-)
-
-
-def diff_lines(text: str) -> list[tuple[str, str]]:
-    out = []
-    for line in text.splitlines():
-        if line.startswith(("+++", "---")):
-            cls = "file"
-        elif line.startswith("@@"):
-            cls = "hunk"
-        elif line.startswith("+"):
-            cls = "add"
-        elif line.startswith("-"):
-            cls = "del"
-        else:
-            cls = ""
-        out.append((cls, line))
-    return out
+from pipelines.services import diff_revisions, get_revision
+from pipelines.views.common import can_change, can_view, diff_lines, permissions_of
+from pipelines.views.workspace import workspace_response
 
 
 @require_GET
@@ -65,12 +46,15 @@ def revision_detail(request: HttpRequest, code: str, number: int) -> HttpRespons
 @require_POST
 @can_change
 def revision_restore(request: HttpRequest, code: str, number: int) -> HttpResponse:
+    """An old revision back, as any change: into the draft, published with Publish (and its checks)."""
     pipeline = access.get_or_404(request.user, Pipeline.objects, code=code)
     try:
-        restore_revision(pipeline, number, user=request.user)
+        draft = drafts.replace_draft(pipeline, request.user, get_revision(pipeline, number).definition)
     except DefinitionError as exc:
         messages.error(request, f"Revision {number} cannot be restored: {exc}")
         return redirect("pipeline-editor", code=code)
-    pipeline.refresh_from_db()
-    return workspace_response(request, pipeline, flash=f"Restored revision {number} as revision "
-                                                f"{pipeline.current_revision.number}.")
+    if draft is None:
+        flash = f"Revision {number} is what is published: your draft has no changes."
+    else:
+        flash = f"Revision {number} is in your draft now: publish it to make it the current revision."
+    return workspace_response(request, pipeline, flash=flash)

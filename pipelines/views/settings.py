@@ -8,18 +8,9 @@ from django.views.decorators.http import require_POST
 
 from pipelines import access, drafts
 from pipelines.models import Pipeline
-from pipelines.views.attempts import (
-    post_pairs,
-    try_settings,
-    working,
-)
+from pipelines.views.attempts import post_pairs, try_settings, working
 from pipelines.views.common import can_change
-from pipelines.views.workspace import (
-    autosaved,
-    editor_context,
-    panel_response,
-    workspace_response,
-)
+from pipelines.views.workspace import autosaved, editor_context, panel_response, workspace_response
 
 
 def _allow_concurrent(pipeline: Pipeline, post) -> None:

@@ -14,11 +14,7 @@ from pipelines.errors import DefinitionError
 from pipelines.forms.reading import strip_missing
 from pipelines.forms.step import StepForm, new_step, read_step, step_problems
 from pipelines.models import Pipeline
-from pipelines.views.attempts import (
-    post_pairs,
-    try_step,
-    working,
-)
+from pipelines.views.attempts import post_pairs, try_step, working
 from pipelines.views.common import can_change
 from pipelines.views.workspace import (
     autosaved,

@@ -26,12 +26,8 @@ from pipelines.forms.palette import palette
 from pipelines.forms.settings import SettingsForm
 from pipelines.forms.step import StepForm
 from pipelines.models import Pipeline, PipelineDraft
-from pipelines.views.attempts import (
-    as_post,
-    try_settings,
-    try_step,
-    working,
-)
+from pipelines.views import refusals
+from pipelines.views.attempts import as_post, try_settings, try_step, working
 from pipelines.views.common import can_view, permissions_of, slug
 
 
@@ -180,7 +176,7 @@ def pipeline_editor(request: HttpRequest, code: str) -> HttpResponse:
         query = request.GET.get("palette_q", "")
         return render(request, "pipelines/editor.html#palette-items",
                       {"pipeline": pipeline, "palette": palette(query), "palette_q": query})
-    context = editor_context(request, pipeline, open_step=request.GET.get("open"))
+    context = editor_context(request, pipeline, open_step=request.GET.get("open"), **refusals.take(request, pipeline))
     return render(request, "pipelines/editor.html", context)
 
 

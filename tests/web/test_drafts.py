@@ -82,14 +82,20 @@ def test_it_refuses_to_publish_with_every_problem_at_its_field(as_alice, pipelin
     autosave(as_alice, "clean", **{"config.operators.0.args.path": None})
     autosave(as_alice, "src", retries="many")
     response = as_alice.post("/pipelines/simple/publish/", {"message": "x", "_action": "publish"})
-    html = response.content.decode()
-    assert response.status_code == 400 and "Fix 2 problems" in html
+    # POST/redirect/GET: the refusal is shown by the page it redirects to, so a reload posts nothing again
+    assert response.status_code == 302 and response["Location"] == "/pipelines/simple/#publish-problems"
+    html = as_alice.get(response["Location"]).content.decode()
+    assert "Fix 2 problems" in html
     problems = html.split('id="publish-problems"')[1].split("</div>")[0]
     assert "step &#x27;clean&#x27;, config.operators.0.args.path: is required" in problems
     assert "step &#x27;src&#x27;, retries: enter a whole number" in problems
     assert "is required" in html.split('name="config.operators.0.args.path"')[1].split("</div>")[0]
-    assert 'value="x"' in html  # the message typed is kept
+    assert 'id="publish-message" maxlength="500" placeholder="What changed (for the revision history)" ' \
+           'aria-label="Revision message" value="x"' in html  # the message typed is kept
     assert Pipeline.objects.get(code="simple").revisions.count() == 1
+    # shown once: the next page (a reload) has no refusal, and the field problems stay at their fields
+    again = editor(as_alice)
+    assert 'id="publish-problems"' not in again and "enter a whole number" in again
 
 
 def test_it_publishes_typed_input_that_became_valid(as_alice, pipeline):
@@ -109,12 +115,15 @@ def test_it_refuses_a_stale_draft_with_the_diff_then_merges(as_alice, dora, pipe
     assert "Revision 2 was published since." in editor(as_alice)
 
     response = as_alice.post("/pipelines/simple/publish/", {"message": "mine", "_action": "publish"})
-    html = response.content.decode()
-    assert response.status_code == 409 and "Revision 2 was published after your draft began" in html
+    assert response.status_code == 302 and response["Location"] == "/pipelines/simple/#stale"
+    html = as_alice.get(response["Location"]).content.decode()
+    assert "Revision 2 was published after your draft began" in html
     theirs = html.split('id="theirs-diff"')[1].split("</pre>")[0]
     assert "Dora&#x27;s source" in theirs
     assert "title" in html.split('id="mine-diff"')[1].split("</pre>")[0]
+    assert '<input type="hidden" name="message" value="mine">' in html  # for "publish over it"
     assert Pipeline.objects.get(code="simple").current_revision.number == 2
+    assert 'id="stale"' not in editor(as_alice)  # a reload shows the editor, publishes nothing
 
     as_alice.post("/pipelines/simple/publish/", {"_action": "merge"})
     merged = working("simple")

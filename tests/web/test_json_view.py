@@ -4,23 +4,28 @@ import pytest
 
 from pipelines.models import Pipeline
 from pipelines.services import definition_of
-from tests.web.conftest import htmx
+from tests.web.conftest import htmx, working
 
 pytestmark = pytest.mark.django_db
 
 
 def test_it_shows_the_definition_as_json(as_bob, pipeline):
     page = as_bob.get("/pipelines/simple/json/").content.decode()
-    assert "&quot;version&quot;: 1" in page and "readonly" in page and "Save" not in page
+    assert "&quot;version&quot;: 1" in page and "readonly" in page and 'value="save"' not in page
 
 
-def test_it_saves_edited_json_as_a_revision(as_alice, pipeline):
+def test_it_saves_edited_json_into_the_draft_and_shows_the_draft(as_alice, pipeline):
     d = definition_of(pipeline)
     d["steps"][1]["config"]["operators"][0]["args"]["path"] = "title"
     response = as_alice.post("/pipelines/simple/json/", {"definition": json.dumps(d), "_action": "save"})
     assert response.status_code == 302
+    assert "Saved the definition to your draft" in as_alice.get(response["Location"]).content.decode()
+    assert Pipeline.objects.get(code="simple").revisions.count() == 1  # published only by Publish
+    assert working("simple")["steps"][1]["config"]["operators"][0]["args"]["path"] == "title"
+    assert "&quot;path&quot;: &quot;title&quot;" in as_alice.get("/pipelines/simple/json/").content.decode()
+    as_alice.post("/pipelines/simple/publish/", {"message": "edited as JSON", "_action": "publish"})
     p = Pipeline.objects.get(code="simple")
-    assert p.current_revision.message == "edited as JSON"
+    assert (p.current_revision.number, p.current_revision.message) == (2, "edited as JSON")
     assert definition_of(p)["steps"][1]["config"]["operators"][0]["args"]["path"] == "title"
 
 

@@ -1,9 +1,10 @@
 import pytest
+from django.contrib.auth.models import User
 
-from pipelines.models import Pipeline
+from pipelines.models import Pipeline, PipelineDraft
 from pipelines.services import definition_of, save_definition
 from tests.fixtures import simple_definition
-from tests.web.conftest import htmx
+from tests.web.conftest import htmx, working
 
 pytestmark = pytest.mark.django_db
 
@@ -32,11 +33,22 @@ def test_it_compares_with_a_chosen_revision(as_alice, two_revisions):
     assert "compared with r1" in page
 
 
-def test_it_restores_a_revision_as_a_new_one(as_alice, two_revisions):
+def test_it_restores_a_revision_into_the_draft_then_publishes_it(as_alice, two_revisions):
+    autosave_typed = {"step:src": [["key", "src"], ["retries", "many"]]}
+    PipelineDraft.objects.create(pipeline=two_revisions, user=User.objects.get(username="alice"),
+                                 definition=definition_of(two_revisions),
+                                 base_revision=Pipeline.objects.get(code="simple").current_revision,
+                                 pending=autosave_typed)
     response = as_alice.post("/pipelines/simple/revisions/1/restore/", **htmx())
-    assert "Restored revision 1 as revision 3." in response.content.decode()
+    assert "Revision 1 is in your draft now: publish it to make it the current revision." in \
+        response.content.decode()
     p = Pipeline.objects.get(code="simple")
-    assert p.current_revision.number == 3 and p.current_revision.message == "restored r1"
+    assert p.current_revision.number == 2  # nothing published: restoring is an edit like any other
+    assert working("simple")["steps"][0]["config"]["data"] == [{"sku": " a "}, {"sku": "b"}]
+    assert PipelineDraft.objects.get(pipeline=p).pending == {}  # typed against what was replaced
+    as_alice.post("/pipelines/simple/publish/", {"message": "back to r1", "_action": "publish"})
+    p = Pipeline.objects.get(code="simple")
+    assert (p.current_revision.number, p.current_revision.message) == (3, "back to r1")
     assert definition_of(p)["steps"][0]["config"]["data"] == [{"sku": " a "}, {"sku": "b"}]
 
 
