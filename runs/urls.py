@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from runs import analytics_views, log_views, views
+from runs import analytics_views, log_views, tester_views, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -16,4 +16,5 @@ urlpatterns = [
     path("runs/<int:pk>/replay/", views.run_replay, name="run-replay"),
     path("pipelines/<slug:code>/run/", views.run_start, name="run-start"),
     path("pipelines/<slug:code>/preview/", views.pipeline_preview, name="pipeline-preview"),
+    path("pipelines/<slug:code>/steps/<str:key>/test/", tester_views.step_test, name="step-test"),
 ]

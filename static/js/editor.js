@@ -3,7 +3,8 @@
 // that nothing typed is lost in between:
 // - a request that redraws the whole workspace (add, move, remove a step, connections) waits until every
 //   panel with unsaved typing has been saved ("draft-flush"), so the redraw shows it again;
-// - Publish waits for the same, so the revision holds what is on the screen;
+// - Publish waits for the same, so the revision holds what is on the screen, and so does the step tester
+//   ([data-flush-first]), so it tests the step as the card shows it;
 // - leaving the page with unsaved typing or an unpublished draft asks first (beforeunload).
 (function () {
   "use strict";
@@ -58,7 +59,9 @@
 
   document.addEventListener("htmx:confirm", function (event) {
     var detail = event.detail;
-    if (detail.elt.hasAttribute("data-autosave") || !detail.target || detail.target.id !== "workspace") return;
+    if (detail.elt.hasAttribute("data-autosave")) return;
+    var redraws = detail.target && detail.target.id === "workspace";
+    if (!redraws && !detail.elt.closest("[data-flush-first]")) return;
     if (flush(function () { detail.issueRequest(); })) event.preventDefault();
   });
 
