@@ -4,6 +4,7 @@ the connection and secret pages."""
 from django.urls import path
 
 from pipelines import credential_views
+from pipelines.wizards import views as wizards
 from pipelines.views import (
     connections,
     creating,
@@ -20,6 +21,10 @@ urlpatterns = [
     path("pipelines/", listing.pipeline_list, name="pipeline-list"),
     path("pipelines/new/", creating.pipeline_create, name="pipeline-create"),
     path("pipelines/import/", creating.pipeline_import, name="pipeline-import"),
+    path("wizards/", wizards.wizard_start, name="wizard-start"),
+    path("wizards/new/", wizards.wizard_new, name="wizard-new"),
+    path("wizards/<str:wid>/cancel/", wizards.wizard_cancel, name="wizard-cancel"),
+    path("wizards/<str:wid>/<slug:step>/", wizards.wizard_step, name="wizard-step"),
     path("pipelines/<slug:code>/", workspace.pipeline_editor, name="pipeline-editor"),
     path("pipelines/<slug:code>/toggle/", listing.pipeline_toggle, name="pipeline-toggle"),
     path("pipelines/<slug:code>/export/", listing.pipeline_export, name="pipeline-export"),

@@ -1,0 +1,250 @@
+"""The wizard pages over HTTP (Django's test client): a CSV upload to a real SQLite table, then a run; an
+export to the file storage; and bad input at every page answered at its field."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+import zipfile
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from pipelines.models import Connection, Pipeline
+from pipelines.services import definition_of
+from runs import services as runs
+
+CSV = "Article No;Product Name;Price;Qty\n A-1 ;Chair;10.50;3\nB-2;Table;99;1\nC-3;Lamp;5.25;0\n"
+
+
+@pytest.fixture
+def shop(tmp_path, settings):
+    """A real SQLite database with a products table, behind a SQLITE connection."""
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    settings.DATAHUB_SQLITE_DIRS = [str(tmp_path)]
+    path = tmp_path / "shop.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE products (id INTEGER PRIMARY KEY, sku VARCHAR(40) NOT NULL UNIQUE, "
+               "name VARCHAR(100) NOT NULL, price NUMERIC(10,2), stock INTEGER, note TEXT)")
+    db.commit()
+    db.close()
+    Connection.objects.create(code="shop", type="SQLITE", config={"path": str(path)})
+    return path
+
+
+def rows(path, sql="SELECT sku, name, price, stock FROM products ORDER BY sku"):
+    db = sqlite3.connect(path)
+    try:
+        return db.execute(sql).fetchall()
+    finally:
+        db.close()
+
+
+def start(client, kind="import", template=""):
+    response = client.post(reverse("wizard-new"), {"kind": kind, "template": template})
+    assert response.status_code == 302
+    return response["Location"].split("/")[2]
+
+
+def url(wid, step):
+    return reverse("wizard-step", args=[wid, step])
+
+
+def upload(client, wid, name="products.csv", body=CSV, **extra):
+    data = {"mode": "upload", "file": SimpleUploadedFile(name, body.encode() if isinstance(body, str) else body),
+            **extra}
+    return client.post(url(wid, "source"), data)
+
+
+def errors_of(response) -> str:
+    from html import unescape
+
+    return unescape(response.content.decode())
+
+
+@pytest.fixture
+def logged_in(client, alice):
+    client.force_login(alice)
+    return client
+
+
+# The engine runs steps in threads with their own database connections: they see committed rows only.
+@pytest.mark.django_db(transaction=True)
+def test_it_imports_an_uploaded_csv_into_a_sqlite_table_and_the_run_writes_the_rows(logged_in, shop):
+    client = logged_in
+    wid = start(client)
+    assert upload(client, wid).status_code == 302
+    preview = client.get(url(wid, "preview"))
+    assert preview.status_code == 200
+    page = preview.content.decode()
+    assert "Article No" in page and "Chair" in page and "number" in page  # columns, rows, guessed type
+    assert client.post(url(wid, "preview"), {"delimiter": ";", "hasHeader": "1"}).status_code == 302
+    assert client.post(url(wid, "target"), {"kind": "sql", "connection": "shop", "table": "products"}).status_code == 302
+    mapping = client.get(url(wid, "mapping")).content.decode()
+    # auto-mapped: sku <- Article No (synonym), name <- Product Name, price <- Price, stock <- Qty
+    assert 'value="Article No" selected' in mapping and 'value="Qty" selected' in mapping
+    rows_in = {"mapping-0-source": "", "mapping-1-source": "Article No", "mapping-1-transform": "trim",
+               "mapping-2-source": "Product Name", "mapping-2-transform": "uppercase",
+               "mapping-3-source": "Price", "mapping-3-type": "number",
+               "mapping-4-source": "Qty", "mapping-4-type": "integer", "mapping-5-source": ""}
+    assert client.post(url(wid, "mapping"), rows_in).status_code == 302
+    assert client.post(url(wid, "strategy"), {"strategy": "UPSERT", "keys": ["sku"]}).status_code == 302
+    assert client.post(url(wid, "schedule"), {"kind": "none"}).status_code == 302
+    review = client.get(url(wid, "review")).content.decode()
+    assert "tableUpsert" in review
+    response = client.post(url(wid, "review"), {"code": "products-import", "name": "Products import"})
+    assert response.status_code == 302 and response["Location"] == reverse("pipeline-editor", args=["products-import"])
+
+    pipeline = Pipeline.objects.get(code="products-import")
+    definition = definition_of(pipeline)
+    assert [(s["key"], s["type"], s.get("adapterCode")) for s in definition["steps"]] == [
+        ("read", "EXTRACT", "csv"), ("map", "TRANSFORM", None), ("load", "LOAD", "tableUpsert")]
+    assert definition["steps"][2]["config"] == {"connectionCode": "shop", "table": "products", "strategy": "UPSERT",
+                                                "lookupFields": ["sku"]}
+    outcome = runs.run_now(runs.create_run(pipeline))
+    assert outcome.run.status == "COMPLETED", outcome.run.error
+    assert rows(shop) == [("A-1", "CHAIR", 10.5, 3), ("B-2", "TABLE", 99, 1), ("C-3", "LAMP", 5.25, 0)]
+
+
+def test_it_refuses_bad_files_at_the_file_field(logged_in, shop, settings):
+    client = logged_in
+    wid = start(client)
+    cases = [
+        ("notes.pdf", b"%PDF-1.4", "is not a file the wizard can read"),
+        ("empty.csv", b"", "is empty"),
+        ("header-only.csv", b"sku,name\n", "has no records"),
+        ("bad.csv", b'sku,name\nA,"unclosed\n', "line"),
+        ("fake.xlsx", b"sku,name\nA,b\n", "is not an Excel workbook"),
+        ("broken.json", b'[{"sku": "A",', "JSON"),
+    ]
+    for name, body, expected in cases:
+        response = upload(client, wid, name, body)
+        assert response.status_code == 400, name
+        text = errors_of(response)
+        assert expected in text, (name, text[text.find("field-errors"):][:400])
+        assert 'class="dropzone field has-error"' in text
+    settings.DATAHUB_MAX_FILE_BYTES = 10
+    response = upload(client, wid)
+    assert "larger than the limit" in errors_of(response)
+    assert client.get(url(wid, "preview")).status_code == 302  # nothing was accepted: back to the source page
+
+
+def test_it_reads_an_xlsx_upload(logged_in, shop):
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.append(["SKU", "Name", "Stock"])
+    sheet.append(["A-1", "Chair", 4])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    client = logged_in
+    wid = start(client)
+    assert upload(client, wid, "stock.xlsx", buffer.getvalue()).status_code == 302
+    page = client.get(url(wid, "preview")).content.decode()
+    assert "Chair" in page and "integer" in page
+    not_a_workbook = io.BytesIO()
+    with zipfile.ZipFile(not_a_workbook, "w") as archive:
+        archive.writestr("hello.txt", "hi")
+    response = upload(client, wid, "other.xlsx", not_a_workbook.getvalue())
+    assert "not an Excel workbook" in errors_of(response)
+
+
+def test_it_answers_bad_mapping_strategy_schedule_and_code_at_their_fields(logged_in, shop):
+    client = logged_in
+    wid = start(client)
+    upload(client, wid)
+    client.post(url(wid, "preview"), {"delimiter": ";", "hasHeader": "1"})
+    response = client.post(url(wid, "target"), {"kind": "sql", "connection": "shop", "table": "prodcts"})
+    assert "no table 'prodcts'" in errors_of(response) or "prodcts" in errors_of(response)
+    assert "products" in errors_of(response)  # the nearest name
+    client.post(url(wid, "target"), {"kind": "sql", "connection": "shop", "table": "products"})
+    client.get(url(wid, "mapping"))
+    response = client.post(url(wid, "mapping"), {"mapping-1-source": "Nope", "mapping-2-source": "Product Name"})
+    assert response.status_code == 400
+    assert "unknown column 'Nope' in the source" in errors_of(response)
+    response = client.post(url(wid, "mapping"), {f"mapping-{n}-source": "" for n in range(6)})
+    assert "map at least one field" in errors_of(response)
+    client.post(url(wid, "mapping"), {"mapping-1-source": "Article No", "mapping-2-source": "Product Name",
+                                      "mapping-4-source": "Qty"})
+    response = client.post(url(wid, "strategy"), {"strategy": "UPSERT"})
+    assert "UPSERT needs at least one key field" in errors_of(response)
+    response = client.post(url(wid, "strategy"), {"strategy": "UPDATE", "keys": ["price"]})
+    assert "key field 'price' is not mapped" in errors_of(response)
+    client.post(url(wid, "strategy"), {"strategy": "UPSERT", "keys": ["sku"]})
+    response = client.post(url(wid, "schedule"), {"kind": "cron", "cron": "61 * * * *"})
+    assert "not a valid 5-field cron expression" in errors_of(response)
+    response = client.post(url(wid, "schedule"), {"kind": "interval", "interval": "soon"})
+    assert "is not a whole number of minutes" in errors_of(response)
+    assert client.post(url(wid, "schedule"), {"kind": "cron", "cron": "0 6 * * *", "timezone": "Europe/Berlin"}
+                       ).status_code == 302
+    Pipeline.objects.create(code="taken", name="Taken")
+    response = client.post(url(wid, "review"), {"code": "taken", "name": "x"})
+    assert "exists already" in errors_of(response)
+    response = client.post(url(wid, "review"), {"code": "Bad Code", "name": "x"})
+    assert "lower-case" in errors_of(response).lower()
+    response = client.post(url(wid, "review"), {"code": "nightly-products", "name": "Nightly products"})
+    assert response.status_code == 302
+    steps = definition_of(Pipeline.objects.get(code="nightly-products"))["steps"]
+    assert steps[0] == {"key": "schedule", "type": "TRIGGER", "name": "Schedule",
+                        "config": {"type": "SCHEDULE", "cron": "0 6 * * *", "timezone": "Europe/Berlin"}}
+
+
+def test_it_needs_login_and_the_permission_to_add_pipelines(client, bob, shop):
+    assert client.get(reverse("wizard-start")).status_code == 302  # to the login page
+    client.force_login(bob)  # may view, not add
+    assert client.get(reverse("wizard-start")).status_code == 403
+    assert client.post(reverse("wizard-new"), {"kind": "import"}).status_code == 403
+
+
+def test_it_keeps_pages_in_order_and_wizards_apart(logged_in, shop, bob):
+    client = logged_in
+    wid = start(client)
+    response = client.get(url(wid, "mapping"))
+    assert response.status_code == 302 and response["Location"] == url(wid, "source")
+    assert client.get(url("no-such-wizard", "source")).status_code == 404
+
+
+def test_it_prefills_the_mapping_and_strategy_from_the_stock_template(logged_in, shop):
+    client = logged_in
+    wid = start(client, template="stock-levels")
+    upload(client, wid, "stock.csv", "Artikelnummer,Menge\nA-1,7\n", template="stock-levels")
+    client.post(url(wid, "preview"), {"delimiter": ",", "hasHeader": "1"})
+    client.post(url(wid, "target"), {"kind": "sql", "connection": "shop", "table": "products"})
+    mapping = client.get(url(wid, "mapping")).content.decode()
+    assert 'value="Artikelnummer" selected' in mapping and 'value="Menge" selected' in mapping
+    client.post(url(wid, "mapping"), {"mapping-1-source": "Artikelnummer", "mapping-4-source": "Menge",
+                                      "mapping-4-type": "integer"})
+    strategy = client.get(url(wid, "strategy")).content.decode()
+    assert 'value="UPDATE" checked' in strategy and 'value="sku" checked' in strategy
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_exports_a_query_to_a_csv_file_in_the_storage(logged_in, shop, tmp_path):
+    db = sqlite3.connect(shop)
+    db.execute("INSERT INTO products (sku, name, price, stock) VALUES ('A-1', 'Chair', 10.5, 3), ('B-2', 'Table', 99, 1)")
+    db.commit()
+    db.close()
+    client = logged_in
+    wid = start(client, "export")
+    response = client.post(url(wid, "source"), {"kind": "sql", "connection": "shop", "query": "SELECT sku, nam FROM products"})
+    assert "nam" in errors_of(response) and response.status_code == 400
+    assert client.post(url(wid, "source"), {"kind": "sql", "connection": "shop",
+                                            "query": "SELECT sku, name, price FROM products ORDER BY sku"}).status_code == 302
+    page = client.get(url(wid, "fields")).content.decode()
+    assert "Chair" not in page or "A-1" in page
+    assert client.post(url(wid, "fields"), {"fields-0-include": "1", "fields-0-target": "SKU",
+                                            "fields-2-include": "1", "fields-2-target": "Price"}).status_code == 302
+    assert client.post(url(wid, "format"), {"exporter": "csvExport", "delimiter": ";", "includeHeader": "1"}).status_code == 302
+    response = client.post(url(wid, "destination"), {"kind": "storage", "path": "../up", "filenamePattern": "x.csv"})
+    assert "without '..'" in errors_of(response)
+    assert client.post(url(wid, "destination"), {"kind": "storage", "path": "exports",
+                                                 "filenamePattern": "prices.csv"}).status_code == 302
+    client.post(url(wid, "schedule"), {"kind": "none"})
+    assert client.post(url(wid, "review"), {"code": "price-export", "name": "Price export"}).status_code == 302
+    pipeline = Pipeline.objects.get(code="price-export")
+    outcome = runs.run_now(runs.create_run(pipeline))
+    assert outcome.run.status == "COMPLETED", outcome.run.error
+    written = (tmp_path / "media" / "exports" / "prices.csv").read_text()
+    assert written.splitlines() == ["SKU;Price", "A-1;10.5", "B-2;99"]
