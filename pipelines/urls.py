@@ -4,7 +4,6 @@ the connection and secret pages."""
 from django.urls import path
 
 from pipelines import credential_views
-from pipelines.wizards import views as wizards
 from pipelines.views import (
     connections,
     creating,
@@ -16,6 +15,7 @@ from pipelines.views import (
     steps,
     workspace,
 )
+from pipelines.wizards import views as wizards
 
 urlpatterns = [
     path("pipelines/", listing.pipeline_list, name="pipeline-list"),
