@@ -84,3 +84,42 @@ def test_an_upstream_writer_is_named_and_does_not_run(as_alice, alice):
     save_definition(definition, message="created")
     html = html_of(post_test(as_alice, source="sample"))
     assert "step &#x27;keep&#x27; (SINK) did not run" in html
+
+
+def test_a_route_shows_each_branch_and_where_each_record_went(as_alice):
+    save_definition({
+        "version": 1, "code": "simple", "name": "Routes",
+        "steps": [{"key": "src", "type": "EXTRACT", "adapterCode": "inMemory",
+                   "config": {"data": [{"price": 5}, {"price": 50}]}},
+                  {"key": "split", "type": "ROUTE", "config": {"branches": [
+                      {"name": "cheap", "when": [{"field": "price", "cmp": "lt", "value": 10}]}]}},
+                  {"key": "out", "type": "SINK", "adapterCode": "records", "config": {}}],
+        "edges": [{"from": "src", "to": "split"}, {"from": "split", "to": "out", "branch": "cheap"},
+                  {"from": "split", "to": "out", "branch": "default"}],
+        "context": {}}, message="created")
+    html = " ".join(html_of(post_test(as_alice, step="split", source="sample")).split())
+    assert "Branch cheap · 1 record" in html and "Branch default · 1 record" in html
+    diff = html.split("tester-diff")[1].split("</table>")[0]
+    assert '<code class="branch">cheap</code>' in diff.split("<tr")[2]
+    assert '<code class="branch">default</code>' in diff.split("<tr")[3]
+
+
+def test_a_validate_in_fail_fast_mode_says_the_step_fails_and_lists_the_invalid_record(as_alice):
+    definition = simple_definition("simple")
+    definition["steps"][1] = {"key": "clean", "type": "VALIDATE", "config": {
+        "errorHandlingMode": "FAIL_FAST", "rules": [{"field": "sku", "pattern": "^[a-z]+$"}]}}
+    save_definition(definition, message="created")
+    html = " ".join(html_of(post_test(as_alice, source="sample")).split())
+    assert "The step fails:</strong> record 1 is invalid" in html and "FAIL_FAST" in html
+    assert "Dead letters · 1" in html and "0 out" in html
+
+
+def test_a_gate_before_the_step_does_not_pause_anything_and_is_named(as_alice):
+    from gates.models import GateRequest
+
+    definition = simple_definition("simple")
+    definition["steps"].insert(1, {"key": "approve", "type": "GATE", "config": {"approvalType": "MANUAL"}})
+    save_definition(definition, message="created")
+    html = " ".join(html_of(post_test(as_alice, source="sample")).split())
+    assert "step &#x27;approve&#x27; (GATE) did not run" in html and "2 records in" in html
+    assert GateRequest.objects.count() == 0
