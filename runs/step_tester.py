@@ -59,6 +59,30 @@ class Limits:
     records: int = 100
     seconds: float = 10.0
     paste_chars: int = 200_000
+    # Tests running at once in this process, those left behind by the time limit included: a step that
+    # does not listen when told to stop keeps its thread, so threads stay bounded however often one asks.
+    concurrent: int = 4
+
+
+class _Slots:
+    """How many tester threads are alive in this process."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.taken = 0
+
+    def take(self, limit: int) -> None:
+        with self._lock:
+            if self.taken >= limit:
+                raise CannotTest(f"the tester is busy ({self.taken} tests still running); try again in a moment")
+            self.taken += 1
+
+    def give_back(self) -> None:
+        with self._lock:
+            self.taken -= 1
+
+
+_SLOTS = _Slots()
 
 
 class CannotTest(DatahubError):
@@ -129,7 +153,7 @@ def parse_records(text: str, limits: Limits = Limits()) -> list[Record]:
         if not isinstance(record, dict):
             where = f"line {lines[n]}" if lines else f"record {n + 1}"
             raise CannotTest(f"{where}: a record is a JSON object like {{\"sku\": \"A1\"}}, "
-                              f"not {_kind(record)}")
+                             f"not {_kind(record)}")
     if len(records) > limits.records:
         raise CannotTest(f"at most {limits.records} records can be tested at once ({len(records)} given)")
     return records
@@ -179,7 +203,7 @@ def try_step(definition: dict | Definition, key: str, *, records: list[Record] |
         raise CannotTest(f"there is no step '{key}'") from None
     if step.type not in TESTABLE:
         raise CannotTest(f"step '{key}' is a {step.type} step: the tester runs only {', '.join(TESTABLE[:-1])} "
-                          f"and {TESTABLE[-1]} steps, which compute from their input and write nothing")
+                         f"and {TESTABLE[-1]} steps, which compute from their input and write nothing")
     base = options or RunOptions()
     options = dataclasses.replace(base, dry_run=True, record_limit=limits.records, keep_outputs=False,
                                   persist=None, drain=None, previous={}, seed_step=None, seed_records=None,
@@ -198,7 +222,10 @@ def try_step(definition: dict | Definition, key: str, *, records: list[Record] |
             box["result"] = _run(parsed, step, given, options, stop, notes, "sample" if records is None else "pasted")
         except BaseException as exc:  # handed to the caller's thread
             box["error"] = exc
+        finally:
+            _SLOTS.give_back()
 
+    _SLOTS.take(limits.concurrent)
     started = time.monotonic()
     body = options.thread_wrapper(work) if options.thread_wrapper else work
     thread = threading.Thread(target=body, name=f"datahub-tester-{key}", daemon=True)
@@ -209,7 +236,7 @@ def try_step(definition: dict | Definition, key: str, *, records: list[Record] |
         thread.join(1.0)  # a step that listens ends now; one that does not is left behind, its result unused
         if thread.is_alive() or "result" not in box:
             raise CannotTest(f"step '{key}' took longer than the tester's {limits.seconds:g} s and was stopped; "
-                              "test fewer records, or use Preview")
+                             "test fewer records, or use Preview")
     if "error" in box:
         raise box["error"]
     result: Result = box["result"]

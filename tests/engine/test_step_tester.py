@@ -206,6 +206,40 @@ def test_a_slow_sample_is_stopped_at_the_time_limit(registries):
     assert time.monotonic() - started < 3
 
 
+def test_threads_a_step_left_behind_are_bounded(registries):
+    import threading
+
+    from pipelines.operators.base import record_operator
+
+    release = threading.Event()
+
+    @record_operator("deaf", name="Deaf", category="custom", description="waits, not listening to stop",
+                     builtin=False, schema={"type": "object"})
+    def build(args, ctx):
+        def fn(record):
+            release.wait(10)
+            return record
+
+        return fn
+
+    d = chain(transform("t", op("deaf")))
+    limits = Limits(seconds=0.2, concurrent=1)
+    with pytest.raises(CannotTest, match="took longer than the tester's 0.2 s"):
+        try_step(d, "t", records=[{"a": 1}], limits=limits)
+    with pytest.raises(CannotTest, match=r"the tester is busy \(1 tests still running\)"):
+        try_step(d, "t", records=[{"a": 1}], limits=limits)
+    release.set()  # the step left behind ends: its slot is free again
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            assert try_step(d, "t", records=[{"a": 1}], limits=limits).outputs["output"] == [{"a": 1}]
+            break
+        except CannotTest:
+            time.sleep(0.05)
+    else:
+        pytest.fail("the slot was not given back")
+
+
 # --- outbound requests stay under the SSRF guard ------------------------------------------------------------
 
 def test_an_http_enrich_is_refused_a_loopback_address_unless_allowed(httpserver):
