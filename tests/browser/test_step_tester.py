@@ -74,3 +74,34 @@ def test_it_tests_a_transform_on_the_sample_and_on_pasted_records(page, shoot, a
     expect(second.locator(".change-removed")).to_contain_text("legacy 1")
     shoot(page, "pasted")
     assert Run.objects.count() == 0  # no run was made, nothing written
+
+
+def test_it_shows_where_a_route_sends_each_record(page, shoot, alice):
+    save_definition({
+        "version": 1, "code": "routes", "name": "Routes",
+        "steps": [{"key": "src", "type": "EXTRACT", "adapterCode": "inMemory",
+                   "config": {"data": [{"sku": "a", "price": 5, "currency": "EUR"},
+                                       {"sku": "b", "price": 50, "currency": "USD"},
+                                       {"sku": "c", "price": 2, "currency": "USD"}]}},
+                  {"key": "split", "type": "ROUTE", "config": {"branches": [
+                      {"name": "cheap", "when": [{"field": "price", "cmp": "lt", "value": 10}]},
+                      {"name": "euro", "when": [{"field": "currency", "cmp": "eq", "value": "EUR"}]}]}},
+                  {"key": "out", "type": "SINK", "adapterCode": "records", "config": {}}],
+        "edges": [{"from": "src", "to": "split"}, {"from": "split", "to": "out", "branch": "cheap"},
+                  {"from": "split", "to": "out", "branch": "euro"}, {"from": "split", "to": "out", "branch": "default"}],
+        "context": {}}, message="created")
+    log_in(page, "alice")
+    page.goto("/pipelines/routes/")
+    page.click("#card-split > summary")
+    page.click("#tester-split > summary")
+    page.click("#tester-sample-split")
+    result = page.locator("#tester-result-split")
+    rows = result.locator("table.tester-diff tbody tr")
+    expect(rows.nth(0)).to_contain_text("routed → cheap, euro")
+    expect(rows.nth(1)).to_contain_text("routed → default")
+    expect(rows.nth(2)).to_contain_text("routed → cheap")
+    expect(result.locator("summary", has_text="Branch cheap · 2 records")).to_be_visible()
+    expect(result.locator("summary", has_text="Branch euro · 1 record")).to_be_visible()
+    expect(result.locator("summary", has_text="Branch default · 1 record")).to_be_visible()
+    page.locator("#tester-split").scroll_into_view_if_needed()
+    shoot(page, "route")
