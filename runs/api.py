@@ -120,6 +120,14 @@ class RunEventSerializer(serializers.Serializer):
     detail = serializers.CharField(help_text="why: a worker stopping, a worker that stopped responding, ...")
 
 
+class OutputSampleSerializer(serializers.Serializer):
+    step = serializers.CharField()
+    branch = serializers.CharField(allow_null=True, help_text="a ROUTE branch; null for a step's output")
+    total = serializers.IntegerField(help_text="records the output held")
+    records = serializers.ListField(child=serializers.JSONField(), help_text="its first records (at most 100)")
+    truncated = serializers.BooleanField(help_text="fewer records are shown than the output held")
+
+
 class RunDetailSerializer(RunSerializer):
     worker = serializers.CharField(help_text="the worker running it now (host:pid), empty when none")
     resumes = serializers.IntegerField(help_text="times it was taken back from a worker that died")
@@ -128,6 +136,10 @@ class RunDetailSerializer(RunSerializer):
     stepRuns = StepRunSerializer(many=True, source="step_runs")
     recordErrors = serializers.IntegerField(source="record_error_count",
                                             help_text="record errors kept (see /record-errors/)")
+    outputSample = OutputSampleSerializer(
+        many=True, source="output_sample", allow_null=True,
+        help_text="the first records of each final output (a step no edge leaves, a ROUTE branch no edge "
+                  "takes), bounded; null until the run (or a part of it) has ended")
 
 
 class RecordErrorSerializer(serializers.Serializer):

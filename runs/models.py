@@ -72,6 +72,9 @@ class Run(models.Model):
     # How many times the run was taken back from a worker that disappeared and queued again (runs.recovery);
     # past DATAHUB_MAX_RESUMES it is failed instead. A graceful hand-back (a worker draining) does not count.
     resumes = models.PositiveIntegerField(default=0)
+    # The first records of each final output, bounded (runs.output_sample): what the run put out, shown on
+    # its page and in the REST detail. Null until a part of the run has ended.
+    output_sample = models.JSONField(null=True, blank=True)
 
     objects = RunQuerySet.as_manager()
 

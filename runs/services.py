@@ -22,7 +22,7 @@ from django.utils import timezone
 from audit.trail import record
 from pipelines.definition import parse
 from pipelines.errors import DatahubError
-from runs import cdc, drain, resume
+from runs import cdc, drain, output_sample, resume
 from runs.engine.buffers import buffer_of
 from runs.engine.context import RunOptions
 from runs.engine.executor import RunResult, execute
@@ -197,7 +197,8 @@ def execute_claimed(run: Run, *, keep_outputs=False) -> Outcome:
     store = DjangoRunStore(run)
     try:
         definition = parse(run.revision.definition)
-        options = run_options(run, keep_outputs=keep_outputs)
+        finals = output_sample.final_outputs(definition)
+        options = run_options(run, keep_outputs=output_sample.keep_also(keep_outputs, finals))
         if run.resume_state:
             options.previous = resume.previous_steps(run.resume_state, options.spill_records, beat=store.heartbeat)
         continuous = cdc.step_for(run, definition)
@@ -205,6 +206,7 @@ def execute_claimed(run: Run, *, keep_outputs=False) -> Outcome:
             options.persist = None  # a batch that did not complete is read again from the checkpoint
             return _announce(Outcome(_reload(run), cdc.run_continuous(run, definition, continuous, options)))
         result = execute(definition, store, options)
+        _keep_sample(run, definition, result, finals, keep_outputs, options)
         if result.status == RunStatus.PAUSED:
             _pause(run, resume.save_state(run, result), result.pauses)
         elif result.status is Handover.HANDED_BACK:
@@ -225,6 +227,25 @@ def execute_claimed(run: Run, *, keep_outputs=False) -> Outcome:
         _fail(run, f"internal error: {type(exc).__name__}: {exc}")
         return _announce(Outcome(_reload(run), None))
     return _announce(Outcome(_reload(run), result))
+
+
+def _keep_sample(run: Run, definition, result: RunResult, finals: dict, keep_outputs, options) -> None:
+    """Save the first records of the run's final outputs with the run (runs.output_sample), then close
+    the outputs kept only for that. A sample that cannot be taken is logged, never a failure of the run."""
+    if result.status is Handover.LOST:
+        output_sample.close_unwanted(result.outputs, finals, keep_outputs)
+        return
+    try:
+        scrub = options.redactor.scrub_value if options.redactor is not None else None
+        entries = output_sample.take(result.outputs, finals, scrub)
+        if entries or run.output_sample is None:
+            order = [s.key for s in definition.steps]
+            Run.objects.filter(pk=run.pk).update(
+                output_sample=output_sample.merged(run.output_sample, entries, order))
+    except Exception:
+        log.exception("run %s: the sample of its output records was not saved", run.pk)
+    if result.status not in (RunStatus.PAUSED, Handover.HANDED_BACK):  # a pause keeps its outputs to resume
+        output_sample.close_unwanted(result.outputs, finals, keep_outputs)
 
 
 def _hand_back(run: Run, manifest: dict, result: RunResult) -> None:

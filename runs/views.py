@@ -36,6 +36,7 @@ RUN = "pipelines.run_pipeline"
 VIEW_RUN = "runs.view_run"
 ENDED_STEP = (StepStatus.COMPLETED, StepStatus.FAILED, StepStatus.SKIPPED, StepStatus.CANCELLED)
 ERRORS_PER_PAGE = 20
+SAMPLE_SETTLE_SECONDS = 5
 
 
 def can_view_runs(view):
@@ -244,7 +245,17 @@ def _run_context(request: HttpRequest, run: Run, *, records: bool = True) -> dic
         "history": list(run.events.all()),
         "can_run": perms_run,
         "poll": "5s" if run.status == RunStatus.PAUSED else "1s",
+        "settling": _settling(run),
+        "outputs": [{**entry, "table": record_table(entry.get("records") or [])}
+                    for entry in (run.output_sample or []) if isinstance(entry, dict)],
     }
+
+
+def _settling(run: Run) -> bool:
+    """A run that has just ended whose output sample is not written yet (it is written right after the
+    run's status): the page polls once more rather than stop without it."""
+    return (not run.is_active and run.output_sample is None and run.finished_at is not None
+            and (timezone.now() - run.finished_at).total_seconds() < SAMPLE_SETTLE_SECONDS)
 
 
 @require_GET
@@ -256,7 +267,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = _run_context(request, run, records=target != "run-progress")
     if target == "run-progress":
         response = render(request, "runs/detail.html#progress", context)
-        if not run.is_active:
+        if not run.is_active and not context["settling"]:
             response.status_code = 286  # htmx: stop polling (the ended partial has no trigger either)
         return response
     if target == "errors":
