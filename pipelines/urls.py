@@ -3,7 +3,7 @@ the connection and secret pages."""
 
 from django.urls import path
 
-from pipelines import credential_views
+from pipelines import credential_views, review_views
 from pipelines.views import (
     connections,
     creating,
@@ -44,6 +44,11 @@ urlpatterns = [
     path("pipelines/<slug:code>/edges/<int:index>/remove/", connections.edge_remove, name="edge-remove"),
     path("pipelines/<slug:code>/revisions/<int:number>/", revisions.revision_detail, name="revision-detail"),
     path("pipelines/<slug:code>/revisions/<int:number>/restore/", revisions.revision_restore, name="revision-restore"),
+    path("pipelines/<slug:code>/reviews/", review_views.review_history, name="review-history"),
+    path("reviews/", review_views.review_queue, name="review-queue"),
+    path("reviews/<int:review_id>/", review_views.review_detail, name="review-detail"),
+    path("reviews/<int:review_id>/approve/", review_views.review_approve, name="review-approve"),
+    path("reviews/<int:review_id>/reject/", review_views.review_reject, name="review-reject"),
     path("connections/", credential_views.connection_list, name="connection-list"),
     path("connections/new/", credential_views.connection_new, name="connection-new"),
     path("connections/<slug:code>/", credential_views.connection_edit, name="connection-edit"),

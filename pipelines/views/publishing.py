@@ -8,7 +8,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from pipelines import access, drafts, editing
+from pipelines import access, drafts, editing, reviews
 from pipelines.errors import DefinitionError
 from pipelines.models import Pipeline
 from pipelines.views import refusals
@@ -42,9 +42,10 @@ def _apply_pending(request: HttpRequest, pipeline: Pipeline) -> list[str]:
 @require_POST
 @can_change
 def pipeline_publish(request: HttpRequest, code: str) -> HttpResponse:
-    """Publish the draft as the next revision, with a message. From a stale base the answer is the diff to
-    the newer revision and two deliberate choices: merge it into the draft, or publish over it. Every
-    answer is a redirect to the editor, refusals included, so reloading the page never posts again."""
+    """Publish the draft as the next revision, with a message (or, when the pipeline requires review, submit
+    it for review: pipelines.reviews). From a stale base the answer is the diff to the newer revision and two
+    deliberate choices: merge it into the draft, or publish over it. Every answer is a redirect to the
+    editor, refusals included, so reloading the page never posts again."""
     pipeline = access.get_or_404(request.user, Pipeline.objects, code=code)
     message = request.POST.get("message", "").strip()[:500]
     choice = request.POST.get("_action", "publish")
@@ -58,12 +59,19 @@ def pipeline_publish(request: HttpRequest, code: str) -> HttpResponse:
     if problems:
         return _refused(request, pipeline, message, problems=problems)
     try:
-        pipeline = drafts.publish(pipeline, request.user, message, overwrite=choice == "overwrite")
+        if pipeline.requires_review:  # Publish submits the draft; a reviewer publishes it
+            submitted = reviews.submit(pipeline, request.user, message, overwrite=choice == "overwrite")
+        else:
+            pipeline = drafts.publish(pipeline, request.user, message, overwrite=choice == "overwrite")
     except drafts.StaleDraft:
         return _refused(request, pipeline, message, stale=True)
     except DefinitionError as exc:
         return _refused(request, pipeline, message, problems=[str(p) for p in exc.problems])
-    messages.success(request, f"Published revision {pipeline.current_revision.number}.")
+    if pipeline.requires_review:
+        messages.success(request, f"Submitted for review (submission {submitted.pk}): it is published when a "
+                                  "reviewer approves it. Your draft stays as it is.")
+    else:
+        messages.success(request, f"Published revision {pipeline.current_revision.number}.")
     return redirect("pipeline-editor", code=code)
 
 

@@ -6,7 +6,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_POST
 
-from pipelines import access, drafts
+from pipelines import access, drafts, reviews
 from pipelines.models import Pipeline
 from pipelines.views.attempts import post_pairs, try_settings, working
 from pipelines.views.common import can_change
@@ -19,6 +19,13 @@ def _allow_concurrent(pipeline: Pipeline, post) -> None:
     if pipeline.allow_concurrent_runs != allow:
         pipeline.allow_concurrent_runs = allow
         pipeline.save(update_fields=["allow_concurrent_runs", "updated_at"])
+
+
+def _requires_review(request: HttpRequest, pipeline: Pipeline) -> None:
+    """Review before publish: an operating switch too, applied at once and recorded in the audit trail.
+    Only from a form that showed the box, so a form without it never switches review off."""
+    if "requires_review_shown" in request.POST:
+        reviews.set_requires_review(pipeline, request.POST.get("requires_review") in ("1", "on"), request.user)
 
 
 @require_POST
@@ -34,6 +41,7 @@ def pipeline_settings(request: HttpRequest, code: str) -> HttpResponse:
                       editor_context(request, pipeline, settings_form=attempt.form), status=400)
     drafts.save_draft(pipeline, request.user, attempt.changed, pending={"settings": None})
     _allow_concurrent(pipeline, request.POST)
+    _requires_review(request, pipeline)
     if request.htmx:
         return panel_response(request, pipeline, "settings", "#settings",
                       {"settings_form": attempt.form, "settings_flash": "Saved the settings to your draft."})
@@ -46,6 +54,7 @@ def settings_autosave(request: HttpRequest, code: str) -> HttpResponse:
     pipeline = access.get_or_404(request.user, Pipeline.objects, code=code)
     attempt = try_settings(working(request, pipeline)[0], request.POST)
     _allow_concurrent(pipeline, request.POST)
+    _requires_review(request, pipeline)
     if attempt.changed is not None:
         drafts.save_draft(pipeline, request.user, attempt.changed, pending={"settings": None})
         return autosaved(request, pipeline, "Saved in your draft.", [])

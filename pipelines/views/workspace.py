@@ -19,7 +19,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET
 from django_htmx.http import reswap, retarget
 
-from pipelines import access, drafts, editing, svg
+from pipelines import access, drafts, editing, reviews, svg
 from pipelines.canvas import canvas_data
 from pipelines.errors import DefinitionError
 from pipelines.forms.palette import palette
@@ -96,7 +96,7 @@ def editor_context(request: HttpRequest, pipeline: Pipeline, *, step_forms: dict
     if settings_form is None:
         settings_form = SettingsForm(definition.get("name", ""), definition.get("description", ""),
                                      context_value, pipeline.allow_concurrent_runs)
-    revisions = list(pipeline.revisions.select_related("created_by").order_by("-number")[:15])
+    revisions = list(pipeline.revisions.select_related("created_by", "review__decided_by").order_by("-number")[:15])
     route_branches = sorted({b for s in definition["steps"] if s["type"] == "ROUTE"
                              for b in [*[x.get("name") for x in (s.get("config") or {}).get("branches", [])
                                          if isinstance(x, dict)], "default"] if b})
@@ -120,8 +120,22 @@ def editor_context(request: HttpRequest, pipeline: Pipeline, *, step_forms: dict
         "type_colours": svg.TYPE_COLOURS,
         "flash": flash,
         **draft_context(pipeline, draft),
+        **_review_context(request, pipeline, perms),
         **perms,
         **extra,
+    }
+
+
+def _review_context(request: HttpRequest, pipeline: Pipeline, perms: dict) -> dict:
+    """What the editor says about review: the person's own submission (waiting, or rejected with the
+    reviewer's comment), and how many submissions of others wait for them as a reviewer."""
+    waiting = 0
+    if access.may_review(request.user, pipeline):
+        waiting = reviews.pending_for(request.user).filter(pipeline=pipeline).exclude(author=request.user).count()
+    return {
+        "my_review": reviews.latest_of_author(pipeline, request.user) if perms["can_change"] else None,
+        "waiting_reviews": waiting,
+        "has_reviews": pipeline.requires_review or pipeline.reviews.exists(),
     }
 
 
