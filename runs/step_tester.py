@@ -461,9 +461,13 @@ def diff(before: Any, after: Any, prefix: str = "") -> list[Change]:
 
 
 def _same(a: Any, b: Any) -> bool:
-    """Equal as JSON values: 1 is not True, 1 is 1.0 (one number type), "1" is not 1."""
+    """Equal as JSON values, at any depth: 1 is not true, 1 is 1.0 (one number type), "1" is not 1."""
     if isinstance(a, bool) or isinstance(b, bool):
         return type(a) is type(b) and a == b
     if isinstance(a, int | float) and isinstance(b, int | float):
         return a == b
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(v, b[k]) for k, v in a.items())
     return type(a) is type(b) and a == b

@@ -282,7 +282,9 @@ def test_bad_pasted_records_are_refused_naming_the_line_and_column(text, message
 
 
 def test_diff_walks_nested_objects_and_keeps_json_types_apart():
-    before = {"a": {"b": 1, "c": 2}, "n": 1, "flag": 1, "list": [1]}
-    after = {"a": {"b": 1, "c": 3, "d": 4}, "n": 1.0, "flag": True, "list": [1, 2]}
+    before = {"a": {"b": 1, "c": 2}, "n": 1, "flag": 1, "list": [1], "bools": [1, {"x": 0}], "same": [1, {"y": 2}]}
+    after = {"a": {"b": 1, "c": 3, "d": 4}, "n": 1.0, "flag": True, "list": [1, 2], "bools": [True, {"x": False}],
+             "same": [1.0, {"y": 2}]}
     assert diff(before, after) == [Change("a.c", "changed", 2, 3), Change("a.d", "added", after=4),
-                                   Change("flag", "changed", 1, True), Change("list", "changed", [1], [1, 2])]
+                                   Change("flag", "changed", 1, True), Change("list", "changed", [1], [1, 2]),
+                                   Change("bools", "changed", [1, {"x": 0}], [True, {"x": False}])]
