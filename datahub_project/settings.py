@@ -15,6 +15,7 @@ import dj_database_url
 from csp.constants import NONCE
 from django.core.exceptions import ImproperlyConfigured
 
+from datahub_project.cache_config import caches_and_sessions
 from datahub_project.env import env_bool, env_int, env_list, env_rate, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -73,6 +74,8 @@ MIDDLEWARE = [
 # django-axes first: it refuses a locked-out client before any password is checked.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
+    # Reads a user's own and group permissions in one query for ModelBackend, which answers from them.
+    "datahub_project.permission_cache.OneQueryPermissions",
     "django.contrib.auth.backends.ModelBackend",
     # Owners and teams on pipelines, connections and secrets (pipelines.access).
     "rules.permissions.ObjectPermissionBackend",
@@ -245,6 +248,12 @@ DATAHUB_RATE_LIMITS = {
     "user": env_rate("DATAHUB_RATE_USER", "1200/minute"),
     "token": env_rate("DATAHUB_RATE_TOKEN_CREATE", "10/hour"),
 }
+
+# --- cache and sessions (datahub_project.cache_config) ---------------------------------------------------
+# DATAHUB_CACHE_URL (redis://...): a cache shared by every process, and sessions read from it (no session
+# query per request). Unset: a per-process cache and sessions in the database.
+CACHES, SESSION_ENGINE = caches_and_sessions(env_str("DATAHUB_CACHE_URL", ""),
+                                             env_str("DATAHUB_CACHE_KEY_PREFIX", "datahub"))
 
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"

@@ -142,3 +142,43 @@ def test_the_load_tested_pages_make_a_fixed_number_of_queries(admin_client):
         url = name.split()[0].format(run=run.pk, gate=gated.pk)
         measured[name] = queries(admin_client, url, 286, **poll) if name.endswith("poll") else queries(admin_client, url)
     assert measured == FIXED_COUNTS
+
+
+def test_a_user_with_permissions_adds_one_query_not_two(admin_client, django_user_model):
+    """Their own and their groups' permissions are read in one query (datahub_project.permission_cache), and
+    a page of one object asks whether its pipeline is theirs in one more (pipelines.access; it took two for
+    an open pipeline, up to four for another's). A superuser needs neither."""
+    from django.contrib.auth.models import Group, Permission
+
+    completed_runs("counted-user", 2, errors_per_run=1)
+    [gated] = paused_gates("counted-user-gate", 1)
+    viewers = Group.objects.create(name="viewers")
+    viewers.permissions.add(*Permission.objects.filter(codename__in=["view_pipeline", "view_run"]))
+    user = django_user_model.objects.create_user("viewer", password=None)
+    user.groups.add(viewers)
+    user.user_permissions.add(Permission.objects.get(codename="approve_gate"))
+    client = Client()
+    client.force_login(user)
+    for url, more in (("/runs/", 1), ("/gates/", 1), (f"/gates/{gated.pk}/gate/", 2)):
+        assert queries(client, url) == queries(admin_client, url) + more, url
+
+
+def test_the_gate_list_pages_the_waiting_gates(admin_client):
+    """A backlog of waiting gates is paged (25 a page); the first page counts them only when there are more
+    than fit on it."""
+    import re
+
+    few = queries(admin_client, "/gates/")
+    gated = paused_gates("backlog", 27, records=1)
+    first = admin_client.get("/gates/").content.decode()
+    assert queries(admin_client, "/gates/") == few + 1  # the COUNT, only now that there is a second page
+    shown = re.findall(r'data-gate="(\d+)/gate"', first)
+    assert shown == [str(r.pk) for r in gated[:25]]  # oldest first
+    assert "Page 1 of 2" in first and 'href="?page=2"' in first
+    second = admin_client.get("/gates/?page=2", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="gates-pending").content.decode()
+    assert re.findall(r'data-gate="(\d+)/gate"', second) == [str(r.pk) for r in gated[25:]]
+    assert 'hx-get="/gates/?page=2"' in second  # its refresh stays on its page
+    assert "<html" not in second and "Page 2 of 2" in second
+    assert re.findall(r'data-gate="(\d+)/gate"', admin_client.get("/gates/?page=99").content.decode()) == \
+        [str(r.pk) for r in gated[25:]]  # past the end: the last page
+    assert admin_client.get("/gates/?page=x").status_code == 200
