@@ -58,7 +58,7 @@ The Vendure plugin's mapping goes the other way (variable path -> record path); 
 values do not start with a declared variable but whose keys all do is read in the plugin's direction,
 with a warning, so a definition exported from the plugin runs unchanged.
 
-Why one module of some 700 lines: the document compiler (aliases for batches), the sending and the
+Why one module of this size: the document compiler (aliases for batches), the sending and the
 reading of per-record outcomes from GraphQL errors are one protocol; each part only makes sense with the
 other two, and nothing else uses them.
 The target and its auth are resolved as every HTTP adapter's are (:mod:`pipelines.adapters.http_auth`), the
