@@ -274,6 +274,10 @@ Q_CLUSTER = {
     "save_limit": 1000,
     "label": "Django Q2",
     "sync": env_bool("DATAHUB_SYNC_TASKS", False),
+    # A run's CPU-heavy steps may run in worker processes of their own (runs.engine.processes), and
+    # multiprocessing refuses children to a daemonic process. Stopping is unchanged: the sentinel waits for
+    # its workers either way, and a step's process ends with the worker that started it.
+    "daemonize_workers": False,
 }
 _redis_url = env_str("REDIS_URL", "")
 if _redis_url:
@@ -324,6 +328,13 @@ DATAHUB_DRAIN_SECONDS = env_int("DATAHUB_DRAIN_SECONDS", 10, minimum=1)
 DATAHUB_CONSUMER_LEASE_SECONDS = env_int("DATAHUB_CONSUMER_LEASE_SECONDS", 30, minimum=2)
 # Step outputs larger than this many records spill from memory to a temporary file.
 DATAHUB_SPILL_RECORDS = env_int("DATAHUB_SPILL_RECORDS", 50_000, minimum=1)
+# CPU-heavy TRANSFORM steps of a run with parallel execution run in worker processes of their own
+# (runs.engine.processes), so parallel branches use every core: "auto" for inputs of at least
+# DATAHUB_STEP_PROCESS_MIN_RECORDS records, "off" never (threads only).
+DATAHUB_STEP_PROCESSES = env_str("DATAHUB_STEP_PROCESSES", "auto").strip().lower()
+if DATAHUB_STEP_PROCESSES not in ("auto", "off"):
+    raise ImproperlyConfigured(f"DATAHUB_STEP_PROCESSES: {DATAHUB_STEP_PROCESSES!r} is not auto or off")
+DATAHUB_STEP_PROCESS_MIN_RECORDS = env_int("DATAHUB_STEP_PROCESS_MIN_RECORDS", 50_000, minimum=1)
 # The most a multiJoin's hashed right side may hold (MiB): the default and the maximum of its memoryBudgetMb.
 DATAHUB_JOIN_MEMORY_MB = env_int("DATAHUB_JOIN_MEMORY_MB", 512, minimum=1)
 # Outbound HTTP: private, loopback and link-local targets are refused unless listed here (host or CIDR).

@@ -75,6 +75,8 @@ CONTEXT_SCHEMA: dict = {
                 "enabled": {"type": "boolean"},
                 "maxConcurrentSteps": {"type": "integer", "minimum": 1, "maximum": MAX_CONCURRENT_STEPS},
                 "errorPolicy": {"enum": list(ERROR_POLICIES)},
+                # CPU-heavy TRANSFORM steps in worker processes (runs.engine.processes); "off": threads only.
+                "processes": {"enum": ["auto", "off"]},
             },
             "additionalProperties": False,
         },
@@ -167,6 +169,7 @@ class ParallelSettings:
     enabled: bool = False
     max_concurrent_steps: int = 4
     error_policy: str = "FAIL_FAST"
+    processes: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -192,6 +195,7 @@ class Definition:
             enabled=bool(p.get("enabled", False)),
             max_concurrent_steps=int(p.get("maxConcurrentSteps", 4)),
             error_policy=str(p.get("errorPolicy", "FAIL_FAST")),
+            processes=str(p.get("processes", "auto")),
         )
 
     @property

@@ -170,6 +170,8 @@ def run_options(run: Run, *, keep_outputs=False) -> RunOptions:
         record_limit=run.record_limit,
         keep_outputs=keep_outputs,
         spill_records=settings.DATAHUB_SPILL_RECORDS,
+        processes=settings.DATAHUB_STEP_PROCESSES,
+        process_min_records=settings.DATAHUB_STEP_PROCESS_MIN_RECORDS,
         pipeline_code=run.pipeline.code,
         run_id=run.pk,
         http=HttpClient(policy, redactor=redactor),

@@ -89,27 +89,28 @@ class RecordBuffer:
             self._file.flush()
             fd = self._file.fileno()
             end = self._file.tell()
-        # pread keeps no shared file offset, so several successors can read at once while nobody writes.
-        offset = 0
-        # Bytes read but not yet parsed: the start of a line. A line may span many chunks; its pieces
-        # are joined once when its end arrives (growing one bytes object chunk by chunk is quadratic).
-        pieces: list[bytes] = []
-        while offset < end:
-            chunk = os.pread(fd, min(READ_CHUNK_BYTES, end - offset), offset)
-            if not chunk:
-                break
-            offset += len(chunk)
-            pieces.append(chunk)
-            if b"\n" not in chunk:
-                continue
-            lines = b"".join(pieces).split(b"\n")
-            pieces = [lines.pop()]
-            for line in lines:
-                if line:
-                    yield loads(line)
-        tail = b"".join(pieces)
-        if tail:
-            yield loads(tail)
+        yield from read_lines(fd, end)
+
+    def spill_file(self) -> tuple[int, int] | None:
+        """(descriptor, length in bytes) of a spilled buffer's file, flushed, for a reader that keeps its own
+        offsets (:func:`read_lines`; a worker process handed the descriptor); None while the buffer is held
+        in memory. The descriptor stays the buffer's, valid until :meth:`close`; for a finished buffer."""
+        with self._lock:
+            if self._file is None:
+                return None
+            self._file.flush()
+            fd = self._file.fileno()
+            return fd, os.fstat(fd).st_size
+
+    @classmethod
+    def adopt(cls, file: IO[bytes], count: int, spill_records: int = DEFAULT_SPILL_RECORDS) -> RecordBuffer:
+        """A spilled buffer over ``file``, which holds ``count`` records written as this module writes them
+        (JSON lines): a worker process's output, taken over without reading it. The buffer owns the file."""
+        buf = cls(spill_records)
+        file.seek(0, 2)
+        buf._file = file
+        buf._count = count
+        return buf
 
     def open_lines(self) -> IO[bytes]:
         """A new file object (the caller closes it) reading the records as JSON lines, one array per batch
@@ -145,6 +146,32 @@ class RecordBuffer:
             if self._file is not None:
                 self._file.close()
                 self._file = None
+
+
+def read_lines(fd: int, end: int) -> Iterator[Batch]:
+    """The batches of a spill file (one JSON array per line) up to byte ``end``, read in 4 MiB chunks with
+    pread, which keeps no shared file offset: several readers (successors, worker processes holding the
+    same descriptor) can read at once while nobody writes."""
+    offset = 0
+    # Bytes read but not yet parsed: the start of a line. A line may span many chunks; its pieces
+    # are joined once when its end arrives (growing one bytes object chunk by chunk is quadratic).
+    pieces: list[bytes] = []
+    while offset < end:
+        chunk = os.pread(fd, min(READ_CHUNK_BYTES, end - offset), offset)
+        if not chunk:
+            break
+        offset += len(chunk)
+        pieces.append(chunk)
+        if b"\n" not in chunk:
+            continue
+        lines = b"".join(pieces).split(b"\n")
+        pieces = [lines.pop()]
+        for line in lines:
+            if line:
+                yield loads(line)
+    tail = b"".join(pieces)
+    if tail:
+        yield loads(tail)
 
 
 def rebatch(batches: Iterable[Batch], size: int) -> Iterator[Batch]:

@@ -17,6 +17,11 @@ from runs.engine.buffers import DEFAULT_SPILL_RECORDS, RecordBuffer, rebatch
 from runs.engine.events import RecordFailed, RecordRetried, StepCounts
 
 
+def utc_now() -> datetime:
+    """The run's default clock."""
+    return datetime.now(UTC)
+
+
 @dataclass(frozen=True)
 class PreviousStep:
     """How a step ended in an earlier part of the run. ``usable``: its outputs may feed successors
@@ -43,7 +48,7 @@ class RunOptions:
     storage: Any = None
     secret: Callable[[str], str] | None = None
     connection: Callable[[str], dict] | None = None
-    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    now: Callable[[], datetime] = utc_now  # a module function, not a lambda: it pickles to a worker process
     heartbeat_seconds: float = 5.0
     # At most this many failed records are kept per step (all are counted).
     max_record_errors: int = 100_000
@@ -66,6 +71,10 @@ class RunOptions:
     # Draining: returns None, or the time (``time.time()``) by which the run must be handed back. Once it
     # answers, no step starts; steps still in flight at that time are interrupted and run again elsewhere.
     drain: Callable[[], float | None] | None = None
+    # Worker processes for CPU-heavy TRANSFORM steps under parallel execution (runs.engine.processes):
+    # "auto" uses them for inputs of at least ``process_min_records`` records, "off" never.
+    processes: str = "auto"
+    process_min_records: int = 50_000
 
 
 class StepInput:

@@ -10,6 +10,7 @@ written. Everything before them runs for real, so the outputs shown in a preview
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from pipelines import registry
@@ -18,6 +19,7 @@ from pipelines.errors import ConfigError, StepCancelled
 from pipelines.operators.chain import OperatorChain
 from pipelines.records import Record
 from runs.consumers.config import MESSAGE_PROPERTIES
+from runs.engine import processes
 from runs.engine.context import StepContext, StepHandler, StepInput, StepOutcome
 from runs.engine.file_trigger import FILE_TRIGGER_PROPERTIES
 from runs.engine.retry import RETRY_SCHEMA, RetryPolicy, apply_with_retry, retry_problems
@@ -25,6 +27,8 @@ from runs.engine.triggers import trigger_problems
 from runs.engine.validate import compile_rules
 from runs.engine.webhook_jwt import JWT_PROPERTIES
 from runs.model_events.config import EVENT_PROPERTIES
+
+log = logging.getLogger(__name__)
 
 _PASS = {"type": "object"}
 
@@ -87,7 +91,13 @@ class TransformHandler(StepHandler):
             context.retrying_records = policy is not None
             return context
 
-        chain = OperatorChain(operator_items(step), context_for=context_for)
+        items = operator_items(step)
+        if processes.why_not(step, inputs, ctx, items) is None:  # CPU-heavy, large, parallel: another core
+            try:
+                return processes.run_step(TransformHandler, step, inputs, ctx, items)
+            except processes.Unavailable as exc:
+                log.info("step %s runs in a thread, not a worker process: %s", step.key, exc)
+        chain = OperatorChain(items, context_for=context_for)
         return run_chain(chain, inputs, ctx, policy)
 
 

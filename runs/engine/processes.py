@@ -1,0 +1,471 @@
+"""CPU-heavy TRANSFORM steps in worker processes, so parallel branches use every core. [pure]
+
+Steps run in threads of one interpreter, which share one lock (the GIL): four CPU-bound branches run no
+faster in parallel than one after another. A TRANSFORM step whose operators are plain computation runs
+instead in a worker process of its own, fed through the spill files the buffers already write:
+
+* its input buffers' files are handed to the child as descriptors (a buffer held in memory is written to
+  a temporary file first); the child reads them with pread, so successors and other children may read
+  the same file at once;
+* the child runs the step exactly as a thread would (the same :class:`runs.engine.handlers.TransformHandler`,
+  per-record retry and all), writing its output as JSON lines into a temporary file the parent created;
+  the parent adopts that file as the step's output buffer without reading it
+  (:meth:`runs.engine.buffers.RecordBuffer.adopt`);
+* record errors and retried attempts (each record as it entered the step) go to a second file, pickled;
+  counts, warnings and the operators' checkpoint come back over the pipe; an exception comes back as
+  itself when it pickles, else as a StepError with the same message.
+
+When (:func:`why_not`, all must hold): ``processes`` is not "off" in the run options (setting
+``DATAHUB_STEP_PROCESSES``) nor in ``context.parallelExecution.processes``; parallel execution is on with
+``maxConcurrentSteps`` of at least 2 (only then can another step compete for the interpreter); the machine
+has at least 2 CPUs; the input holds at least ``process_min_records`` records (setting
+``DATAHUB_STEP_PROCESS_MIN_RECORDS``, 50,000: below that a process start and the JSON round trip of a
+buffer held in memory cost more than they save); and every operator can run in a child (:data:`PARENT_ONLY`,
+and a custom operator whose registration pickles, i.e. whose function is importable by name).
+
+Falling back to a thread (:class:`Unavailable`, raised before the step has any effect): an operator
+registered with a lambda or a local function (it cannot be pickled); a custom operator's module that does
+not import in a clean interpreter (it needs Django, say); input records that are not JSON. An operator that
+reaches, in the child, for what only the parent holds (the run's HTTP client, storage, secrets,
+connections, other steps' outputs, a run clock that does not pickle) raises :class:`NeedsParent` there;
+the child's work is thrown away and the step runs again in a thread, from its start.
+
+Cancellation, timeouts, drains: the step's thread in the parent waits on the child and, as soon as the
+step is told to stop (``ctx.cancelled``, which the executor sets for a cancel, a timeout, FAIL_FAST or a
+drain), terminates it (SIGTERM, then SIGKILL) and waits for it to end. A child whose parent dies sees its
+pipe close and exits: no process outlives its run.
+
+Why ``forkserver``: forking the worker itself would copy a process with threads (other steps, the
+heartbeat, Django's database connections) whose locks may be held mid-operation, and the child would share
+the parent's database sockets. ``spawn`` is safe but pays an interpreter start and the engine's imports
+for every step (several hundred ms here). The fork server is a clean single-threaded interpreter, started
+once per worker process with the engine preloaded; each step's child is a fork of it, which is both safe and
+cheap. Where there is no fork server (not POSIX), ``spawn``.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import pickle
+import signal
+import tempfile
+import threading
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass
+from multiprocessing import reduction
+from multiprocessing.connection import wait
+from typing import Any
+
+from pipelines.definition import Definition, StepSpec
+from pipelines.errors import StepCancelled, StepError
+from pipelines.records import Batch, Record, dumps
+from pipelines.registry import Registry
+from pipelines.registry import operators as operator_registry
+from runs.engine.buffers import RecordBuffer, read_lines, rebatch
+from runs.engine.context import RunOptions, StepContext, StepInput, StepOutcome
+
+log = logging.getLogger(__name__)
+
+# Built-in operators that need what only the parent process holds: they keep their step in a thread.
+PARENT_ONLY: dict[str, str] = {
+    "httpLookup": "makes HTTP requests with the run's client",
+    "multiJoin": "reads another step's output",
+    "imageResize": "reads and writes the run's file storage",
+    "imageConvert": "reads and writes the run's file storage",
+    "pdfGenerate": "reads and writes the run's file storage",
+}
+PROCESS_MODES = ("auto", "off")
+# Modules the fork server imports once, so that each child starts with the engine loaded.
+PRELOAD = ["pipelines.operators", "runs.engine.handlers", "runs.engine.processes"]
+STOP_GRACE_SECONDS = 2.0
+POLL_SECONDS = 0.05
+
+_live: set[int] = set()
+_live_lock = threading.Lock()
+_child_cpu = [0.0]  # CPU seconds the children of this process spent (they are the fork server's to reap)
+_context_lock = threading.Lock()
+_context: Any = None
+
+
+class Unavailable(Exception):
+    """The step cannot run in a worker process; nothing has happened yet: run it in a thread."""
+
+
+class NeedsParent(BaseException):
+    """Raised in a child when an operator reaches for what only the parent holds. A BaseException, so that
+    no per-record ``except Exception`` takes it for one record's failure."""
+
+
+class _ParentOnly:
+    """Stands in the child for the run's HTTP client, storage, secrets, connections or clock."""
+
+    def __init__(self, what: str):
+        self._what = what
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):  # probes (copy, pickle, hasattr of protocols) are not uses
+            raise AttributeError(name)
+        raise NeedsParent(self._what)
+
+    def __call__(self, *args, **kwargs):
+        raise NeedsParent(self._what)
+
+
+def live_pids() -> set[int]:
+    """The worker processes running now (for tests and for an operator's curiosity)."""
+    with _live_lock:
+        return set(_live)
+
+
+def child_cpu_seconds() -> float:
+    """CPU time (user + system) the worker processes started from this process have reported so far: the
+    operating system counts it for the fork server, not for this process (benchmarks add it)."""
+    with _live_lock:
+        return _child_cpu[0]
+
+
+def cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+# --- deciding ---------------------------------------------------------------------------------------
+
+
+def why_not(step: StepSpec, inputs: StepInput, ctx: StepContext, items: list,
+            registry: Registry = operator_registry) -> str | None:
+    """None when the step should run in a worker process; else the reason it runs in a thread."""
+    options, definition = ctx.options, ctx.definition
+    parallel = definition.parallel
+    if options.processes == "off" or parallel.processes == "off":
+        return "worker processes are switched off"
+    if not (parallel.enabled and definition.graph_mode and parallel.max_concurrent_steps >= 2):
+        return "parallel execution is off: no other step competes for the interpreter"
+    if cpu_count() < 2:
+        return "one CPU"
+    if len(inputs) < options.process_min_records:
+        return f"input of {len(inputs)} records, under {options.process_min_records}"
+    if not all(hasattr(buf, "spill_file") for buf in inputs.buffers):
+        return "an input is not a record buffer"
+    for index, item in enumerate(items):
+        code = item.get("op") if isinstance(item, dict) else None
+        if code not in registry:
+            return f"operator {index} is not registered"  # the thread reports it as a config error
+        if code in PARENT_ONLY:
+            return f"operator {index} ('{code}') {PARENT_ONLY[code]}"
+        entry = registry.get(code)
+        if not entry.builtin and _pickled(entry) is None:
+            return f"custom operator {index} ('{code}') cannot be sent to a worker process: its function is " \
+                   "not importable by name (a lambda or a local function)"
+    return None
+
+
+def _pickled(value: Any) -> bytes | None:
+    try:
+        return pickle.dumps(value)
+    except Exception:  # PicklingError, AttributeError ("Can't pickle local object"), TypeError
+        return None
+
+
+# --- the parent's side ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Job:
+    """What a child is given (pickled into it when it starts)."""
+
+    handler: type  # the StepHandler class the child runs the step with (imported there by name)
+    step: StepSpec
+    batch_size: int
+    options: dict
+    checkpoint: dict
+    attempt: int
+    parent_only: dict  # option name -> what it is, for options the child gets a stand-in for
+    custom: list[bytes]  # pickled registry entries of the custom operators the step uses
+    inputs: list[tuple[_Fd, int, int]]  # (descriptor, bytes, records) per input, in edge order
+    output: _Fd
+    errors: _Fd
+
+
+class _Fd:
+    """A file descriptor that multiprocessing duplicates into the child when the job is pickled."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def __reduce__(self):
+        return _rebuild_fd, (reduction.DupFd(self.fd),)
+
+
+def _rebuild_fd(dup) -> _Fd:
+    return _Fd(dup.detach())
+
+
+def _mp_context():
+    global _context
+    with _context_lock:
+        if _context is None:
+            if "forkserver" in multiprocessing.get_all_start_methods():
+                _context = multiprocessing.get_context("forkserver")
+                _context.set_forkserver_preload(PRELOAD)
+            else:
+                _context = multiprocessing.get_context("spawn")
+        return _context
+
+
+def run_step(handler: type, step: StepSpec, inputs: StepInput, ctx: StepContext, items: list) -> StepOutcome:
+    """Run ``handler`` over the step in a worker process; the outcome and the record errors land in ``ctx``
+    as a thread's would. Raises :class:`Unavailable` (nothing done) when it cannot."""
+    opened: list = []
+    output = tempfile.TemporaryFile(prefix="datahub-", suffix=".ndjson")
+    errors = tempfile.TemporaryFile(prefix="datahub-errors-")
+    proc = conn = None
+    adopted = False
+    try:
+        job = _job(handler, step, inputs, ctx, items, opened, output, errors)
+        mp = _mp_context()
+        conn, child_conn = mp.Pipe()
+        proc = mp.Process(target=_child_main, args=(child_conn, job), name=f"datahub-step-{step.key}", daemon=True)
+        try:
+            proc.start()
+        except Exception as exc:  # the fork server cannot start, too many descriptors...
+            raise Unavailable(f"the worker process could not start: {exc}") from exc
+        finally:
+            child_conn.close()
+        with _live_lock:
+            _live.add(proc.pid)
+        try:
+            first = _receive(proc, conn, ctx)
+        except StepError as exc:
+            if isinstance(exc, StepCancelled):
+                raise
+            raise Unavailable(str(exc)) from exc
+        if first[0] == "unavailable":
+            raise Unavailable(first[1])
+        kind, summary, exc = _receive(proc, conn, ctx)
+        with _live_lock:
+            _child_cpu[0] += summary.get("cpu", 0.0)
+        if kind == "needs-parent":
+            raise Unavailable(f"an operator {exc} in the worker process")
+        _take_errors(errors, ctx)
+        ctx.warnings.extend(summary["warnings"][: max(0, 1000 - len(ctx.warnings))])
+        ctx.checkpoint.clear()
+        ctx.checkpoint.update(summary["checkpoint"])
+        if kind == "failed":
+            raise _rebuild(exc)
+        proc.join(STOP_GRACE_SECONDS)  # it has said all; let it end on its own
+        outcome = StepOutcome({None: RecordBuffer.adopt(output, summary["records_out"], ctx.options.spill_records)},
+                              summary["records_in"], summary["records_out"], summary["dropped"])
+        adopted = True
+        return outcome
+    finally:
+        if proc is not None:
+            _stop(proc)
+        if conn is not None:
+            conn.close()
+        for f in opened:
+            f.close()
+        errors.close()
+        if not adopted:
+            output.close()
+
+
+def _job(handler, step, inputs, ctx, items, opened: list, output, errors) -> _Job:
+    options: RunOptions = ctx.options
+    plain = {"dry_run": options.dry_run, "record_limit": options.record_limit, "pipeline_code": options.pipeline_code,
+             "run_id": options.run_id, "spill_records": options.spill_records,
+             "max_record_errors": options.max_record_errors, "processes": "off"}
+    parent_only = {}
+    for name, what in (("http", "makes HTTP requests"), ("storage", "reads or writes the run's storage"),
+                       ("secret", "reads a secret"), ("connection", "reads a connection")):
+        if getattr(options, name) is not None:
+            parent_only[name] = what
+    if _pickled(options.now) is not None:
+        plain["now"] = options.now
+    else:
+        parent_only["now"] = "reads the run's clock"
+    if ctx.step_outputs is not None:
+        parent_only["step_outputs"] = "reads another step's output"
+    custom = []
+    for item in items:
+        entry = operator_registry.get(item["op"])
+        if not entry.builtin:
+            custom.append(_pickled(entry))
+    sources = []
+    for buf in inputs.buffers:
+        spilled = buf.spill_file()
+        if spilled is None:  # held in memory: written out once, in the spill format
+            f = tempfile.TemporaryFile(prefix="datahub-", suffix=".ndjson")
+            opened.append(f)
+            try:
+                for batch in buf.batches():
+                    f.write(dumps(batch) + b"\n")
+            except TypeError as exc:
+                raise Unavailable(f"an input record is not JSON ({exc})") from exc
+            f.flush()
+            spilled = (f.fileno(), f.tell())
+        sources.append((_Fd(spilled[0]), spilled[1], len(buf)))
+    job = _Job(handler, step, ctx.batch_size, plain, dict(ctx.checkpoint), ctx.attempt, parent_only, custom,
+               sources, _Fd(output.fileno()), _Fd(errors.fileno()))
+    if _pickled({**plain, "checkpoint": job.checkpoint, "step": step}) is None:
+        raise Unavailable("the step's settings cannot be sent to a worker process")
+    return job
+
+
+def _receive(proc, conn, ctx: StepContext) -> tuple:
+    """The child's next message; stops the child when the step is told to stop or the child dies."""
+    while True:
+        if ctx.cancelled.is_set():
+            _stop(proc)
+            raise StepCancelled()
+        ready = wait([conn, proc.sentinel], timeout=POLL_SECONDS)
+        if conn in ready:
+            try:
+                return conn.recv()
+            except (EOFError, OSError):
+                pass  # the child ended without a word: reported below
+        elif proc.sentinel not in ready:
+            continue
+        proc.join(STOP_GRACE_SECONDS)
+        raise StepError(f"the worker process running the step ended unexpectedly (exit code {proc.exitcode})",
+                        retryable=True)
+
+
+def _stop(proc) -> None:
+    """Terminate the child if it still runs, and wait for it: no process is left behind."""
+    try:
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(STOP_GRACE_SECONDS)
+            if proc.is_alive():
+                proc.kill()
+        proc.join()
+    finally:
+        with _live_lock:
+            _live.discard(proc.pid)
+
+
+def _take_errors(errors, ctx: StepContext) -> None:
+    errors.seek(0)
+    try:
+        failed, attempts, count = pickle.load(errors)
+    except EOFError:  # the child wrote none (it failed before the step ran)
+        return
+    ctx.errors.extend(failed[: max(0, ctx.options.max_record_errors - len(ctx.errors))])
+    ctx.attempts.extend(attempts[: max(0, ctx.options.max_record_errors - len(ctx.attempts))])
+    ctx.error_count += count
+
+
+# --- the child's side ---------------------------------------------------------------------------------
+
+
+class _FileInput:
+    """One input of the step in the child: a spill file read with pread (duck-types a RecordBuffer)."""
+
+    def __init__(self, fd: int, end: int, count: int):
+        self.fd, self.end, self.count = fd, end, count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def batches(self, size: int | None = None) -> Iterator[Batch]:
+        yield from rebatch(read_lines(self.fd, self.end), size or 1000)
+
+    def records(self) -> Iterator[Record]:
+        for batch in self.batches():
+            yield from batch
+
+
+class _ChildContext(StepContext):
+    """The step's context in the child: its one output buffer is the parent's output file."""
+
+    output_file: Any = None
+
+    def new_buffer(self) -> RecordBuffer:
+        return RecordBuffer.adopt(self.output_file, 0, self.options.spill_records)
+
+
+def _exit_with_parent(conn) -> None:
+    """Ends the child when the parent closes the pipe or dies: the child never outlives its run."""
+    try:
+        conn.recv_bytes()
+    except (EOFError, OSError):
+        pass
+    os._exit(3)
+
+
+def _child_main(conn, job: _Job) -> None:
+    # A Ctrl-C is the parent's to handle (it stops the child); SIGTERM is how the parent stops it, even
+    # when the parent ignores SIGTERM itself (manage.py worker's processes do, and forks inherit that).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    threading.Thread(target=_exit_with_parent, args=(conn,), daemon=True).start()
+    try:
+        from pipelines.plugins import load_plugins
+
+        load_plugins(entry_point_group=None)
+        for data in job.custom:
+            operator_registry.add(pickle.loads(data), replace=True)
+    except BaseException as exc:
+        conn.send(("unavailable", f"a custom operator does not load in a worker process: {type(exc).__name__}: {exc}"))
+        return
+    conn.send(("ready",))
+    output = os.fdopen(job.output.fd, "rb+")
+    ctx = _child_context(job, output)
+    inputs = StepInput([_FileInput(fd.fd, end, count) for fd, end, count in job.inputs])
+    message: tuple
+    try:
+        outcome = job.handler().run(job.step, inputs, ctx)
+        output.flush()
+        message = ("done", {"records_in": outcome.records_in, "records_out": outcome.records_out,
+                            "dropped": outcome.dropped}, None)
+    except NeedsParent as exc:
+        conn.send(("needs-parent", {"cpu": sum(os.times()[:2])}, str(exc)))
+        return
+    except BaseException as exc:
+        message = ("failed", {}, _portable(exc))
+    with os.fdopen(job.errors.fd, "wb") as f:
+        pickle.dump((ctx.errors, ctx.attempts, ctx.error_count), f, protocol=pickle.HIGHEST_PROTOCOL)
+    message[1].update(warnings=ctx.warnings, checkpoint=ctx.checkpoint, cpu=sum(os.times()[:2]))
+    conn.send(message)
+
+
+def _child_context(job: _Job, output) -> _ChildContext:
+    stand_ins = {name: _ParentOnly(what) for name, what in job.parent_only.items()}
+    step_outputs = stand_ins.pop("step_outputs", None)
+    options = RunOptions(**job.options, **stand_ins)
+    definition = Definition(steps=(job.step,), context={"throughput": {"batchSize": job.batch_size}})
+    ctx = _ChildContext(step=job.step, definition=definition, options=options, checkpoint=job.checkpoint,
+                        attempt=job.attempt, step_outputs=step_outputs)
+    ctx.output_file = output
+    return ctx
+
+
+def _portable(exc: BaseException) -> tuple:
+    """What the parent needs to raise ``exc`` again (:func:`_rebuild`): its class, args and attributes, and
+    the child's traceback, which goes with it as a note (the executor logs it for unexpected errors)."""
+    note = "in the worker process:\n" + "".join(traceback.format_exception(exc))
+    portable = (type(exc), exc.args, dict(getattr(exc, "__dict__", {})), note)
+    if _pickled(portable) is None:
+        portable = (None, (f"{type(exc).__name__}: {exc}",), {}, note)
+    return portable
+
+
+def _rebuild(portable: tuple) -> BaseException:
+    """The child's exception, made without calling its ``__init__`` (whose arguments need not be its
+    ``args``: OperatorFailed); a StepError with the message a thread's failure shows when it could not
+    be sent."""
+    cls, args, state, note = portable
+    if cls is None:
+        exc: BaseException = StepError(args[0], retryable=True)
+    else:
+        exc = cls.__new__(cls, *args)
+        exc.args = args
+        exc.__dict__.update(state)
+    exc.__notes__ = [note]
+    return exc
