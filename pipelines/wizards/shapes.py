@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pipelines.wizards.automap import automap, best, normalize
+from pipelines.wizards.automap import automap, normalize
 from pipelines.wizards.build import MappingRow
 
 
@@ -36,6 +36,7 @@ class Template:
     strategy: str
     keys: tuple[str, ...]
     example: str  # the first lines of such a file (docs and tests)
+    ignore: tuple[str, ...] = ()  # columns of such a file that are never mapped (the shop's own ids)
 
 
 TEMPLATES: dict[str, Template] = {t.code: t for t in (
@@ -68,7 +69,8 @@ TEMPLATES: dict[str, Template] = {t.code: t for t in (
         "ID,Type,SKU,Name,Published,Short description,Description,Regular price,Sale price,Stock,Weight (kg),"
         "Categories,Tags,Images\n"
         "17,simple,CH-1,Oak chair,1,Solid oak,<p>Solid <b>oak</b></p>,129,119,12,5.2,Chairs,oak,"
-        "https://shop.example/oak.jpg\n"),
+        "https://shop.example/oak.jpg\n",
+        ignore=("ID", "Type")),
     Template(
         "price-list", "Price-list update",
         "New prices for existing products: SKU and price (and a currency if the file has one); rows are "
@@ -91,38 +93,37 @@ def apply(template: Template, file_columns: Sequence[str], target_fields: Sequen
           column_types: dict[str, str] | None = None) -> tuple[list[MappingRow], str, list[str]]:
     """The mapping, strategy and keys of ``template`` for this file and this target.
 
-    ``target_fields`` is None for a target without fixed fields (a REST endpoint): then each field keeps
-    the template's name. Keys the target does not have are dropped (the strategy page then asks for one).
+    Both matches are one-to-one and best first (:func:`automap`): the template's columns to the file's
+    (by header, then by meaning), then their fields to the target's, so an exact ``description`` is never
+    lost to a ``short_description`` that only contains the word. ``target_fields`` is None for a target
+    without fixed fields (a REST endpoint): then each field keeps the template's name. Columns the template
+    ignores (a shop's own ids) stay unmapped; keys the target does not have are dropped (the strategy page
+    then asks for one).
     """
+    columns = [c for c in file_columns if c not in template.ignore]
+    by_header = {m.target: m.source for m in automap(columns, [c.header for c in template.columns])}
+    left = [c for c in columns if c not in by_header.values()]
+    missing = [c for c in template.columns if c.header not in by_header]
+    by_field = {m.target: m.source for m in automap(left, [c.field for c in missing])}
+    found = {c.field: (by_header.get(c.header) or by_field.get(c.field), c) for c in template.columns}
+    found = {f: pair for f, pair in found.items() if pair[0] is not None}
+    if target_fields is None:
+        placed = {f: f for f in found}
+    else:
+        placed = {m.source: m.target for m in automap(list(found), list(target_fields))}
     rows: dict[str, MappingRow] = {}
-    used_columns: set[str] = set()
-    for col in template.columns:
-        source = best(col.header, [c for c in file_columns if c not in used_columns])
-        if source is None:
-            source = best(col.field, [c for c in file_columns if c not in used_columns])
-        if source is None:
-            continue
-        if target_fields is None:
-            target = col.field
-        else:
-            target = best(col.field, [f for f in target_fields if f not in rows])
-            if target is None:
-                continue
-        used_columns.add(source)
-        rows[target] = MappingRow(target=target, source=source, type=col.type, transform=col.transform)
+    for field, (source, col) in found.items():
+        if field in placed:
+            rows[placed[field]] = MappingRow(target=placed[field], source=source, type=col.type, transform=col.transform)
     # The file's other columns, mapped as any file's would be.
-    rest_columns = [c for c in file_columns if c not in used_columns]
+    used = {r.source for r in rows.values()}
     if target_fields is not None:
         free = [f for f in target_fields if f not in rows]
-        for match in automap(rest_columns, free):
+        for match in automap([c for c in columns if c not in used], free):
             t = (column_types or {}).get(match.source, "keep")
             rows[match.target] = MappingRow(target=match.target, source=match.source,
                                             type=t if t in ("integer", "number", "boolean") else "keep")
-    keys = []
-    for key in template.keys:
-        found = key if target_fields is None else best(key, list(rows))
-        if found is not None and found in rows:
-            keys.append(found)
+    keys = [placed[k] for k in template.keys if k in placed and placed[k] in rows]
     return list(rows.values()), template.strategy, keys
 
 

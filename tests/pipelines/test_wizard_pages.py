@@ -198,7 +198,7 @@ def test_it_needs_login_and_the_permission_to_add_pipelines(client, bob, shop):
     assert client.post(reverse("wizard-new"), {"kind": "import"}).status_code == 403
 
 
-def test_it_keeps_pages_in_order_and_wizards_apart(logged_in, shop, bob):
+def test_it_keeps_pages_in_order_and_unknown_wizards_out(logged_in, shop):
     client = logged_in
     wid = start(client)
     response = client.get(url(wid, "mapping"))
@@ -248,3 +248,43 @@ def test_it_exports_a_query_to_a_csv_file_in_the_storage(logged_in, shop, tmp_pa
     assert outcome.run.status == "COMPLETED", outcome.run.error
     written = (tmp_path / "media" / "exports" / "prices.csv").read_text()
     assert written.splitlines() == ["SKU;Price", "A-1;10.5", "B-2;99"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_imports_into_an_allowed_django_model(logged_in, shop, settings):
+    from django.contrib.auth.models import Group
+
+    settings.DATAHUB_MODEL_ALLOWLIST = ["auth.Group"]
+    client = logged_in
+    wid = start(client)
+    upload(client, wid, "teams.json", '[{"Group Name": "buyers"}, {"Group Name": "sellers"}]')
+    assert client.post(url(wid, "preview"), {}).status_code == 302
+    response = client.post(url(wid, "target"), {"kind": "model", "model": "auth.User"})
+    assert "not in DATAHUB_MODEL_ALLOWLIST" in errors_of(response)
+    assert client.post(url(wid, "target"), {"kind": "model", "model": "auth.Group"}).status_code == 302
+    mapping = client.get(url(wid, "mapping")).content.decode()
+    assert 'value="Group Name" selected' in mapping  # name <- Group Name (the words of one hold the other)
+    assert client.post(url(wid, "mapping"), {"mapping-0-source": "Group Name"}).status_code == 302
+    response = client.post(url(wid, "strategy"), {"strategy": "UPSERT", "keys": ["name"]})
+    assert response.status_code == 302
+    client.post(url(wid, "schedule"), {"kind": "none"})
+    assert client.post(url(wid, "review"), {"code": "groups", "name": "Groups"}).status_code == 302
+    outcome = runs.run_now(runs.create_run(Pipeline.objects.get(code="groups")))
+    assert outcome.run.status == "COMPLETED", outcome.run.error
+    assert sorted(Group.objects.values_list("name", flat=True)) == ["buyers", "sellers"]
+
+
+def test_it_refuses_a_rest_target_without_a_usable_endpoint(logged_in, shop):
+    client = logged_in
+    wid = start(client)
+    upload(client, wid)
+    client.post(url(wid, "preview"), {"delimiter": ";", "hasHeader": "1"})
+    response = client.post(url(wid, "target"), {"kind": "rest", "endpoint": "/api/items"})
+    assert "without a connection the endpoint must be a full http(s):// URL" in errors_of(response)
+    response = client.post(url(wid, "target"), {"kind": "rest", "http_connection": "shop", "endpoint": "/x"})
+    assert "no connection 'shop' of type HTTP" in errors_of(response)
+    assert client.post(url(wid, "target"), {"kind": "rest", "endpoint": "https://api.example/items"}).status_code == 302
+    mapping = client.get(url(wid, "mapping")).content.decode()
+    assert 'name="mapping-0-target" value="article_no"' in mapping  # free targets: the normalized names
+    response = client.post(url(wid, "mapping"), {"mapping-0-source": "Article No", "mapping-0-target": "1st"})
+    assert "is not a plain field name" in errors_of(response)
