@@ -6,7 +6,8 @@
 // connecting two ports adds an edge (a ROUTE step's port carries its branch), removing a connection or a
 // step removes it, a palette entry dropped on the canvas opens the new-step form beside it. The server
 // validates each change and redraws the workspace, which draws the canvas again; a refused change draws it
-// again from the unchanged draft, so the canvas never shows what the draft does not hold.
+// again from the unchanged draft, so the canvas never shows what the draft does not hold. A minimap in
+// its corner shows the whole graph with the part in view marked; clicking or dragging on it moves the view.
 (function () {
   "use strict";
 
@@ -44,6 +45,7 @@
     this.editor = new Drawflow(container);
     this.editor.reroute = false;
     this.editor.start();
+    this.minimap = new Minimap(this);
     this.draw();
     this.listen();
   }
@@ -83,6 +85,7 @@
       editor.addConnection(self.ids[edge.from], self.ids[edge.to], "output_" + (port + 1), "input_1");
     });
     this.loading = false;
+    this.minimap.update();
   };
 
   Canvas.prototype.redraw = function () {
@@ -93,6 +96,11 @@
     var self = this;
     var editor = this.editor;
     var data = this.container.dataset;
+
+    editor.on("translate", function (pan) { self.minimap.update(pan); });
+    editor.on("zoom", function () { self.minimap.update(); });
+    editor.on("mouseUp", function () { self.minimap.update(); });
+    editor.on("mouseMove", function () { if (editor.drag) self.minimap.update(); });
 
     editor.on("connectionCreated", function (c) {
       if (self.loading) return;
@@ -178,9 +186,126 @@
     // Never below half size: past that the labels cannot be read, and panning shows the rest.
     var zoom = Math.max(0.5, Math.min(1.2, (w - 60) / (maxX - minX), (h - 40) / (maxY - minY)));
     editor.zoom = editor.zoom_last_value = zoom;
-    editor.canvas_x = (w / 2 - (minX + maxX) / 2) * zoom;
-    editor.canvas_y = (h / 2 - (minY + maxY) / 2) * zoom;
-    editor.precanvas.style.transform = "translate(" + editor.canvas_x + "px, " + editor.canvas_y + "px) scale(" + zoom + ")";
+    this.centreOn((minX + maxX) / 2, (minY + maxY) / 2);
+  };
+
+  // The view centred on the canvas point (x, y), at the current zoom: the canvas scales about its centre
+  // c, so a point p shows at c + (p - c) * zoom + translation, which is c when translation = (c - p) * zoom.
+  Canvas.prototype.centreOn = function (x, y) {
+    var editor = this.editor;
+    var w = this.container.clientWidth, h = this.container.clientHeight;
+    editor.canvas_x = (w / 2 - x) * editor.zoom;
+    editor.canvas_y = (h / 2 - y) * editor.zoom;
+    editor.precanvas.style.transform = "translate(" + editor.canvas_x + "px, " + editor.canvas_y + "px) scale(" + editor.zoom + ")";
+    this.minimap.update();
+  };
+
+  // The part of the canvas in view, in canvas coordinates (the inverse of the transform above); while the
+  // background is dragged Drawflow moves the view before it updates canvas_x/y, so ``pan`` overrides them.
+  Canvas.prototype.viewport = function (pan) {
+    var editor = this.editor;
+    var w = this.container.clientWidth, h = this.container.clientHeight, z = editor.zoom;
+    var tx = pan ? pan.x : editor.canvas_x, ty = pan ? pan.y : editor.canvas_y;
+    return { x: w / 2 + (-w / 2 - tx) / z, y: h / 2 + (-h / 2 - ty) / z, width: w / z, height: h / z };
+  };
+
+  // The minimap: the whole graph small, in the canvas's bottom right corner, with the part in view marked;
+  // a click or a drag on it centres the view there. An SVG drawn with DOM calls (no markup, no inline
+  // style), redrawn when the graph is drawn, panned, zoomed or a node is moved.
+  var SVG = "http://www.w3.org/2000/svg";
+
+  function Minimap(canvas) {
+    this.canvas = canvas;
+    this.svg = document.createElementNS(SVG, "svg");
+    this.svg.setAttribute("class", "canvas-minimap");
+    this.svg.setAttribute("role", "img");
+    this.svg.setAttribute("aria-label", "Overview of the whole graph; click or drag to move the view");
+    canvas.container.appendChild(this.svg);
+    this.listen();
+  }
+
+  Minimap.prototype.update = function (pan) {
+    var canvas = this.canvas, svg = this.svg;
+    var boxes = [];
+    canvas.container.querySelectorAll(".drawflow-node").forEach(function (n) {
+      boxes.push({ key: n.dataset.step, x: n.offsetLeft, y: n.offsetTop, w: n.offsetWidth, h: n.offsetHeight,
+                   colour: (canvas.keys[n.id.slice(5)] || {}).colour });
+    });
+    var view = canvas.viewport(pan);
+    var minX = view.x, minY = view.y, maxX = view.x + view.width, maxY = view.y + view.height;
+    boxes.forEach(function (b) {
+      minX = Math.min(minX, b.x); minY = Math.min(minY, b.y);
+      maxX = Math.max(maxX, b.x + b.w); maxY = Math.max(maxY, b.y + b.h);
+    });
+    var pad = 20;
+    // While the pointer drags on it the map keeps its scale, so the view follows the pointer steadily.
+    if (!this.dragging) {
+      svg.setAttribute("viewBox", [minX - pad, minY - pad, maxX - minX + 2 * pad, maxY - minY + 2 * pad].join(" "));
+    }
+    svg.replaceChildren();
+    var at = {};
+    boxes.forEach(function (b) { at[b.key] = b; });
+    (canvas.graph.edges || []).forEach(function (e) {
+      var from = at[e.from], to = at[e.to];
+      if (!from || !to) return;
+      var line = document.createElementNS(SVG, "line");
+      line.setAttribute("class", "minimap-edge");
+      line.setAttribute("x1", from.x + from.w); line.setAttribute("y1", from.y + from.h / 2);
+      line.setAttribute("x2", to.x); line.setAttribute("y2", to.y + to.h / 2);
+      svg.appendChild(line);
+    });
+    boxes.forEach(function (b) {
+      var rect = document.createElementNS(SVG, "rect");
+      rect.setAttribute("class", "minimap-node");
+      rect.setAttribute("x", b.x); rect.setAttribute("y", b.y);
+      rect.setAttribute("width", b.w); rect.setAttribute("height", b.h);
+      rect.setAttribute("rx", 8);
+      rect.setAttribute("fill", b.colour || "#64748b");
+      rect.dataset.step = b.key;
+      svg.appendChild(rect);
+    });
+    var frame = document.createElementNS(SVG, "rect");
+    frame.setAttribute("class", "minimap-view");
+    frame.setAttribute("x", view.x); frame.setAttribute("y", view.y);
+    frame.setAttribute("width", view.width); frame.setAttribute("height", view.height);
+    svg.appendChild(frame);
+  };
+
+  // Where on the canvas a pointer on the minimap points (the SVG's own coordinates are the canvas's).
+  Minimap.prototype.pointAt = function (event) {
+    var point = this.svg.createSVGPoint();
+    point.x = event.clientX;
+    point.y = event.clientY;
+    return point.matrixTransform(this.svg.getScreenCTM().inverse());
+  };
+
+  Minimap.prototype.listen = function () {
+    var self = this, svg = this.svg;
+    function move(event) {
+      var p = self.pointAt(event);
+      self.canvas.centreOn(p.x, p.y);
+    }
+    // Drawflow listens on the canvas around the minimap: a press here must not start a pan or a selection.
+    ["mousedown", "mousemove", "mouseup", "touchstart", "touchmove", "wheel", "dblclick", "contextmenu"].forEach(
+      function (name) { svg.addEventListener(name, function (event) { event.stopPropagation(); }); });
+    svg.addEventListener("pointerdown", function (event) {
+      event.stopPropagation();
+      event.preventDefault();
+      self.dragging = true;
+      svg.setPointerCapture(event.pointerId);
+      move(event);
+    });
+    svg.addEventListener("pointermove", function (event) {
+      event.stopPropagation();
+      if (self.dragging) move(event);
+    });
+    function stop(event) {
+      event.stopPropagation();
+      self.dragging = false;
+      self.update();
+    }
+    svg.addEventListener("pointerup", stop);
+    svg.addEventListener("pointercancel", stop);
   };
 
   document.addEventListener("click", function (event) {

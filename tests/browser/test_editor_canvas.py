@@ -1,10 +1,11 @@
 """The canvas, as a person uses it: steps dragged from the palette, a ROUTE's branch connected by dragging
-from its labelled port to another step, a connection and a step removed, zoom and fit; every action ends
-up in the draft's definition, the same JSON the list view, the DSL and the API write."""
+from its labelled port to another step, a connection and a step removed, zoom and fit, and the minimap to
+move around a graph larger than the view; every action ends up in the draft's definition, the same JSON
+the list view, the DSL and the API write."""
 
 from playwright.sync_api import expect
 
-from pipelines.models import Pipeline
+from pipelines.models import Pipeline, PipelineDraft
 from pipelines.services import save_definition
 from tests.browser.conftest import log_in
 from tests.fixtures import simple_definition
@@ -71,3 +72,64 @@ def test_it_builds_a_graph_with_a_route_on_the_canvas(page, shoot, alice):
     page.click("[data-canvas='fit']")
     shoot(page, "connected")
     assert Pipeline.objects.get(code="canvas").revisions.count() == 1  # all of it in the draft
+
+
+def minimap_box(page, selector):
+    """The on-screen box of an element of the minimap."""
+    return page.locator(f"#canvas .canvas-minimap {selector}").bounding_box()
+
+
+def centre(box):
+    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+
+def test_it_shows_the_whole_graph_in_a_minimap_that_moves_the_view(page, shoot, alice):
+    d = simple_definition("wide")
+    # a long chain, wider than the canvas at a readable zoom: the minimap is how one gets around it
+    d["steps"] += [{"key": f"more-{n}", "type": "SINK", "adapterCode": "records", "config": {}} for n in range(5)]
+    d["edges"] = [{"from": a["key"], "to": b["key"]} for a, b in zip(d["steps"], d["steps"][1:], strict=False)]
+    save_definition(d, message="created")
+    log_in(page, "alice")
+    page.goto("/pipelines/wide/")
+    expect(node(page, "more-4")).to_be_visible()
+
+    # every step is in the minimap, in its colour, with each connection; the view is framed
+    minimap = page.locator("#canvas .canvas-minimap")
+    expect(minimap).to_be_visible()
+    expect(minimap.locator("rect.minimap-node")).to_have_count(8)
+    assert minimap.locator("rect.minimap-node").evaluate_all("rs => rs.map(r => r.dataset.step)") == [
+        "src", "clean", "out", "more-0", "more-1", "more-2", "more-3", "more-4"]
+    expect(minimap.locator("line.minimap-edge")).to_have_count(7)
+    expect(minimap.locator("rect.minimap-view")).to_have_count(1)
+
+    # zoomed in, the frame is smaller: only part of the graph is in view
+    before = minimap_box(page, "rect.minimap-view")
+    for _ in range(4):
+        page.click("[data-canvas='zoom-in']")
+    zoomed = minimap_box(page, "rect.minimap-view")
+    assert zoomed["width"] < before["width"] * 0.8
+
+    # a click on a step in the minimap brings it to the middle of the canvas
+    canvas_box = page.locator("#canvas").bounding_box()
+    target = minimap_box(page, "rect.minimap-node[data-step='more-4']")
+    page.mouse.click(*centre(target))
+    x, y = centre(node(page, "more-4").bounding_box())
+    cx, cy = centre(canvas_box)
+    assert abs(x - cx) < 15 and abs(y - cy) < 15, (x, y, cx, cy)
+    # the map takes in the new view (it is scaled to show the graph and the view): the frame is on the step
+    frame, step = minimap_box(page, "rect.minimap-view"), minimap_box(page, "rect.minimap-node[data-step='more-4']")
+    assert abs(centre(frame)[0] - centre(step)[0]) < 3 and abs(centre(frame)[1] - centre(step)[1]) < 3
+    shoot(page, "minimap-at-the-end")
+
+    # dragging along the minimap moves the view with the pointer, back to the first step
+    start = minimap_box(page, "rect.minimap-node[data-step='src']")
+    page.mouse.move(*centre(step))
+    page.mouse.down()
+    page.mouse.move(*centre(start), steps=8)
+    page.mouse.up()
+    x, y = centre(node(page, "src").bounding_box())
+    assert abs(x - cx) < 15 and abs(y - cy) < 15, (x, y, cx, cy)
+    assert not page.locator("#canvas .drawflow-node.selected").count()  # moving the view selects nothing
+    shoot(page, "minimap-back-to-the-start")
+    # moving the view changes nothing in the pipeline: no revision, no draft
+    assert Pipeline.objects.get(code="wide").revisions.count() == 1 and not PipelineDraft.objects.exists()
