@@ -67,12 +67,13 @@ class ReviewSerializer(serializers.Serializer):
 
 class ReviewDetailSerializer(ReviewSerializer):
     definition = serializers.DictField(help_text="the definition as submitted")
-    diff = serializers.SerializerMethodField(help_text="unified diff from the published revision to the submission")
+    diff = serializers.SerializerMethodField(help_text="unified diff to the submission from the published revision "
+                                                       "(while pending) or from baseRevision (once decided)")
     staleDiff = serializers.SerializerMethodField(  # noqa: N815
         help_text="what was published since baseRevision (empty when it is current)")
 
     def get_diff(self, review) -> str:
-        return reviews.diff_to_published(review)
+        return reviews.diff_of(review)
 
     def get_staleDiff(self, review) -> str:  # noqa: N802
         return reviews.stale_diff(review) if review.status == ReviewStatus.PENDING else ""

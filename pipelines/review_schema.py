@@ -42,7 +42,8 @@ class PipelineReviewType(graphene.ObjectType):
     revision = graphene.Int(description="the revision an approval published")
     stale = graphene.Boolean(required=True, description="pending, and a newer revision than its base was published")
     definition = GenericScalar(required=True, description="the definition as submitted")
-    diff = graphene.String(required=True, description="unified diff from the published revision to the submission")
+    diff = graphene.String(required=True, description="unified diff to the submission from the published revision "
+                                                      "(while pending) or from baseRevision (once decided)")
     stale_diff = graphene.String(required=True, description="what was published since its base (when stale)")
 
     @staticmethod
@@ -71,7 +72,7 @@ class PipelineReviewType(graphene.ObjectType):
 
     @staticmethod
     def resolve_diff(review, info):
-        return reviews.diff_to_published(review)
+        return reviews.diff_of(review)
 
     @staticmethod
     def resolve_stale_diff(review, info):

@@ -56,7 +56,7 @@ def _detail_context(request: HttpRequest, review, **extra) -> dict:
     pending = review.status == ReviewStatus.PENDING
     return {
         "review": review, "pipeline": review.pipeline, "pending": pending,
-        "diff": diff_lines(reviews.diff_to_published(review)),
+        "diff": diff_lines(reviews.diff_of(review)),
         "stale_diff": diff_lines(reviews.stale_diff(review)) if pending else [],
         "current": review.pipeline.current_revision,
         "can_decide": pending and access.may_decide(request.user, review),

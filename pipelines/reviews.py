@@ -101,11 +101,16 @@ def latest_of_author(pipeline: Pipeline, user) -> PipelineReview | None:
     return latest if latest is not None and latest.status != ReviewStatus.APPROVED else None
 
 
-def diff_to_published(review: PipelineReview) -> str:
-    """The submission against the pipeline's published revision (what approving it would change)."""
-    current = review.pipeline.current_revision
-    return diff_text(current.definition if current else None, review.definition,
-                     f"r{current.number} (published)" if current else "(nothing published)", "submission")
+def diff_of(review: PipelineReview) -> str:
+    """What the submission changes. While it waits: against the pipeline's published revision (what
+    approving it would change). Once decided: against the revision it was a change of (what it changed
+    then; the published revision may be the submission itself by now)."""
+    if review.status == ReviewStatus.PENDING:
+        against, name = review.pipeline.current_revision, "published"
+    else:
+        against, name = review.base_revision, "its base"
+    return diff_text(against.definition if against else None, review.definition,
+                     f"r{against.number} ({name})" if against else "(nothing published)", "submission")
 
 
 def is_stale(review: PipelineReview) -> bool:

@@ -52,6 +52,7 @@ def _fill(path: str, values: dict) -> str | None:
 @pytest.fixture
 def world(django_user_model):
     from gates.models import GateRequest
+    from pipelines.models import PipelineReview
     from pipelines.services import save_definition
     from runs import services
     from tests.fixtures import simple_definition
@@ -63,8 +64,10 @@ def world(django_user_model):
     save_definition({**definition, "name": "CSP demo, second revision"})
     run = services.run_now(services.create_run(pipeline)).run
     gate = GateRequest.objects.get(run=run)
+    review = PipelineReview.objects.create(pipeline=pipeline, author=root, base_revision=pipeline.current_revision,
+                                           definition={**definition, "name": "CSP demo, under review"})
     return {"code": "csp-demo", "pk": run.pk, "run_id": run.pk, "step_key": gate.step_key, "number": 1,
-            "key": "clean", "uidb64": "MQ", "token": "set-password", "user": root}
+            "key": "clean", "uidb64": "MQ", "token": "set-password", "user": root, "review_id": review.pk}
 
 
 def test_it_shows_every_page_without_a_csp_violation(page, live_server, world):

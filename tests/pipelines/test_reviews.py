@@ -58,7 +58,7 @@ def test_a_submission_freezes_the_draft_and_keeps_it_for_the_author(reviewed, al
         ReviewStatus.PENDING, alice, "use the title", 1)
     assert review.definition["steps"][1]["config"]["operators"][0]["args"] == {"path": "title"}
     assert PipelineDraft.objects.filter(pipeline=reviewed, user=alice).exists()
-    assert "+" in reviews.diff_to_published(review) and '"path": "title"' in reviews.diff_to_published(review)
+    assert "+" in reviews.diff_of(review) and '"path": "title"' in reviews.diff_of(review)
     assert reviews.latest_of_author(reviewed, alice) == review
     # later typing does not change what is under review
     drafts.save_draft(reviewed, alice, changed("later"))

@@ -53,7 +53,9 @@ def test_rejecting_needs_a_comment_then_sends_it_back(as_rita, as_alice, submitt
 
 def test_approving_publishes(as_rita, submitted, alice):
     response = as_rita.post(f"/reviews/{submitted.pk}/approve/", {"comment": "fine", "_action": "approve"}, follow=True)
-    assert "Approved: published as revision 2." in response.content.decode()
+    page = response.content.decode()
+    assert "Approved: published as revision 2." in page
+    assert "compared with revision 1, the one it changed" in page and "&quot;title&lt;b&gt;&quot;" in page
     revision = Pipeline.objects.get(code="simple").current_revision
     assert revision.number == 2 and revision.created_by == alice and revision.review.decided_by.username == "rita"
 
