@@ -43,6 +43,7 @@ SYNONYMS: tuple[frozenset[str], ...] = tuple(frozenset(g) for g in (
     {"brand", "vendor", "manufacturer", "make"},
     {"category", "categories", "product_type", "product_category", "collection"},
     {"tags", "keywords", "labels"},
+    {"link", "url", "product_url", "product_link", "page_url"},
     {"image", "image_url", "image_src", "images", "picture", "photo", "thumbnail"},
     {"active", "enabled", "published", "is_active", "visible", "status_active"},
     {"email", "e_mail", "mail", "email_address"},

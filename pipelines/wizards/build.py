@@ -42,11 +42,13 @@ TARGET_KINDS: dict[str, str] = {
     "sql": "SQL table (through a SQL connection)",
     "model": "Django model",
     "rest": "REST endpoint",
+    "feed": "Product feed file (Google Merchant, Meta catalog)",
 }
 STRATEGIES: dict[str, tuple[str, ...]] = {
     "sql": ("UPSERT", "CREATE", "UPDATE", "DELETE"),
     "model": ("UPSERT", "CREATE", "UPDATE"),
     "rest": ("POST", "PUT", "PATCH"),
+    "feed": ("MAJOR", "MINOR"),  # a feed writes every record; what it needs to know is the price unit
 }
 STRATEGY_HELP = {
     "UPSERT": "update the row with the same key, or insert it",
@@ -54,9 +56,13 @@ STRATEGY_HELP = {
     "UPDATE": "update existing rows only (a key with no row fails)",
     "DELETE": "delete the rows with these keys",
     "POST": "POST each record", "PUT": "PUT each record", "PATCH": "PATCH each record",
+    "MAJOR": "prices in the file are amounts (19.99)", "MINOR": "prices in the file are in cents (1999)",
 }
 NEEDS_KEYS = {"UPSERT", "UPDATE", "DELETE"}
 LOADERS = {"sql": "tableUpsert", "model": "modelUpsert", "rest": "restPost"}
+FEEDS: dict[str, str] = {"googleMerchant": "Google Merchant Center (XML)", "metaCatalog": "Meta catalog (CSV)"}
+# The record fields the feeds read by default (their titleField, priceField, ... defaults).
+FEED_FIELDS = ("id", "name", "description", "price", "image", "link", "brand", "gtin", "availability")
 EXPORTERS: dict[str, str] = {"csvExport": "CSV", "jsonExport": "JSON", "xmlExport": "XML"}
 TRUE_WORDS = ("true", "yes", "y", "1", "on", "t")
 FALSE_WORDS = ("false", "no", "n", "0", "off", "f")
@@ -316,6 +322,10 @@ def import_definition(spec: ImportSpec) -> dict:
         if spec.keys:
             load_config["lookupFields"] = list(spec.keys)
         load_name = f"Write {spec.target['model']}"
+    elif spec.target_kind == "feed":
+        load_config = {k: spec.target[k] for k in ("currency", "storeUrl", "outputPath") if spec.target.get(k)}
+        load_config["priceUnit"] = spec.strategy
+        load_name = f"Write the {FEEDS.get(spec.target['feed'], spec.target['feed'])} feed"
     elif spec.target_kind == "rest":
         load_config = {"endpoint": spec.target["endpoint"], "method": spec.strategy}
         if spec.target.get("connectionCode"):
@@ -329,6 +339,8 @@ def import_definition(spec: ImportSpec) -> dict:
          "config": {**spec.source, **spec.options}},
         {"key": "map", "type": "TRANSFORM", "name": "Map fields",
          "config": {"operators": mapping_operators(spec.mapping)}},
+        {"key": "feed", "type": "FEED", "adapterCode": spec.target["feed"], "name": load_name, "config": load_config}
+        if spec.target_kind == "feed" else
         {"key": "load", "type": "LOAD", "adapterCode": LOADERS[spec.target_kind], "name": load_name,
          "config": load_config},
     ]
@@ -368,6 +380,7 @@ def _definition(code: str, name: str, description: str, steps: list[dict]) -> di
 
 # Which wizard field a problem of the built definition belongs to, by step key (the rest go to the top).
 STEP_FIELDS = {"schedule": "cron", "read": "source", "map": "mapping", "fields": "fields", "load": "target",
+               "feed": "target",
                "export": "destination"}
 
 

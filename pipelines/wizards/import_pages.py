@@ -11,6 +11,8 @@ place (``connectionCode`` and ``path``). Either way the preview is read by that 
 
 from __future__ import annotations
 
+import re
+
 from django.core.files.storage import default_storage
 from django.utils.text import get_valid_filename
 
@@ -21,6 +23,8 @@ from pipelines.registry import extractors
 from pipelines.secrets import resolve_secret
 from pipelines.wizards import shapes, targets
 from pipelines.wizards.build import (
+    FEED_FIELDS,
+    FEEDS,
     FIELD_TYPES,
     STRATEGIES,
     STRATEGY_HELP,
@@ -56,6 +60,7 @@ from pipelines.wizards.sniff import (
 
 HEAD_BYTES = 64 * 1024
 UPLOAD_FOLDER = "wizard-uploads"
+KEYED = ("sql", "model")  # targets whose strategy finds rows by key fields
 OPTION_KEYS = {"csv": ("delimiter", "hasHeader"), "json": ("itemsPath",), "xlsx": ("sheetName", "hasHeader")}
 
 
@@ -240,7 +245,7 @@ def target_context(request, state: dict, errors: Errors) -> dict:
     context = {"target": target, "kind": kind, "kinds": TARGET_KINDS.items(),
                "sql_connections": targets.connections(request.user, ("POSTGRES", "MYSQL", "SQLITE")),
                "http_connections": targets.connections(request.user, targets.HTTP_CONNECTION_TYPES),
-               "models": targets.allowed_models(), "tables": [], "tables_error": ""}
+               "models": targets.allowed_models(), "tables": [], "tables_error": "", "feeds": FEEDS.items()}
     if kind == "sql" and target.get("connectionCode"):
         try:
             conn = targets.connection(request.user, target["connectionCode"], ("POSTGRES", "MYSQL", "SQLITE"),
@@ -284,6 +289,13 @@ def target_post(request, state: dict, wid: str) -> Errors:
                 errors.add("model", "choose a model")
                 return errors
             fields, uniques = targets.model_fields(model)
+        elif kind == "feed":
+            errors = _feed_target(request, target)
+            state["target"] = target
+            if errors:
+                return errors
+            fields = [targets.Field(name, "num" if name == "price" else "text", required=False)
+                      for name in FEED_FIELDS]
         else:
             target["connectionCode"] = code = text(request, "http_connection")
             target["endpoint"] = endpoint = text(request, "endpoint")
@@ -304,6 +316,27 @@ def target_post(request, state: dict, wid: str) -> Errors:
     state["target_fields"] = None if fields is None else [
         {"name": f.name, "kind": f.kind, "required": f.required} for f in fields]
     state["unique_keys"] = [list(k) for k in uniques]
+    return errors
+
+
+def _feed_target(request, target: dict) -> Errors:
+    errors = Errors()
+    target["feed"] = feed = text(request, "feed")
+    target["currency"] = currency = text(request, "currency").upper()
+    target["storeUrl"] = store_url = text(request, "storeUrl")
+    target["outputPath"] = output = text(request, "outputPath")
+    if feed not in FEEDS:
+        errors.add("feed", f"choose one of {', '.join(FEEDS.values())}")
+    if not re.fullmatch(r"[A-Z]{3}", currency):
+        errors.add("currency", "give the ISO 4217 code of the prices' currency, e.g. EUR or USD")
+    if feed == "googleMerchant" and not store_url:
+        errors.add("storeUrl", "Google Merchant needs the shop's URL (the base of product links)")
+    if store_url and not store_url.startswith(("http://", "https://")):
+        errors.add("storeUrl", "the shop's URL starts with https://")
+    if not output:
+        errors.add("outputPath", "name the feed file, e.g. feeds/google.xml")
+    elif output.startswith("/") or ".." in output.split("/") or "\\" in output:
+        errors.add("outputPath", "a relative file name inside the file storage, without '..'")
     return errors
 
 
@@ -404,7 +437,7 @@ def strategy_post(request, state: dict, wid: str) -> Errors:
     keys = [k for k in request.POST.getlist("keys") if k]
     state["strategy"] = {"strategy": strategy, "keys": keys}
     required = [f["name"] for f in state.get("target_fields") or [] if f["required"]]
-    return Errors().extend(check_strategy(kind, strategy, keys if kind != "rest" else [], _mapped_targets(state),
+    return Errors().extend(check_strategy(kind, strategy, keys if kind in KEYED else [], _mapped_targets(state),
                                           required=required))
 
 
@@ -422,7 +455,7 @@ def spec_of(state: dict) -> ImportSpec:
                       target={k: v for k, v in state["target"].items() if k != "kind"},
                       mapping=[MappingRow.from_dict(r) for r in state["mapping"]],
                       strategy=strategy["strategy"],
-                      keys=list(strategy.get("keys") or []) if state["target"]["kind"] != "rest" else [],
+                      keys=list(strategy.get("keys") or []) if state["target"]["kind"] in KEYED else [],
                       schedule=schedule_of(state))
 
 

@@ -288,3 +288,37 @@ def test_it_refuses_a_rest_target_without_a_usable_endpoint(logged_in, shop):
     assert 'name="mapping-0-target" value="article_no"' in mapping  # free targets: the normalized names
     response = client.post(url(wid, "mapping"), {"mapping-0-source": "Article No", "mapping-0-target": "1st"})
     assert "is not a plain field name" in errors_of(response)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_turns_a_product_csv_into_a_google_merchant_feed(logged_in, shop, tmp_path):
+    client = logged_in
+    wid = start(client)
+    upload(client, wid, "feed.csv", "SKU,Title,Body,Price,Image URL,URL,Vendor\n"
+                                    "CH-1,Oak chair,Solid oak,129.00,/img/oak.jpg,/p/oak,Woodly\n")
+    client.post(url(wid, "preview"), {"delimiter": ",", "hasHeader": "1"})
+    response = client.post(url(wid, "target"), {"kind": "feed", "feed": "googleMerchant", "currency": "euro",
+                                                "outputPath": "../feed.xml"})
+    text = errors_of(response)
+    assert "ISO 4217" in text and "needs the shop's URL" in text and "without '..'" in text
+    assert client.post(url(wid, "target"), {"kind": "feed", "feed": "googleMerchant", "currency": "eur",
+                                            "storeUrl": "https://shop.example", "outputPath": "feeds/google.xml"}
+                       ).status_code == 302
+    mapping = client.get(url(wid, "mapping")).content.decode()
+    # auto-mapped onto the feed's fields; the id is left to the person (here: the SKU)
+    for n, (target, source) in enumerate((("id", ""), ("name", "Title"), ("description", "Body"), ("price", "Price"),
+                                          ("image", "Image URL"), ("link", "URL"), ("brand", "Vendor"))):
+        row = mapping[mapping.index(f'id="mapping-row-{n}"'):mapping.index("</tr>", mapping.index(f'id="mapping-row-{n}"'))]
+        assert f'data-target="{target}"' in row
+        assert (f'value="{source}" selected' in row) if source else ("selected" not in row.split("-type")[0]), row
+    form = {"mapping-0-source": "SKU", "mapping-1-source": "Title", "mapping-2-source": "Body",
+            "mapping-3-source": "Price", "mapping-3-type": "number", "mapping-4-source": "Image URL",
+            "mapping-5-source": "URL", "mapping-6-source": "Vendor"}
+    assert client.post(url(wid, "mapping"), form).status_code == 302
+    assert client.post(url(wid, "strategy"), {"strategy": "MAJOR"}).status_code == 302
+    client.post(url(wid, "schedule"), {"kind": "none"})
+    assert client.post(url(wid, "review"), {"code": "google-feed", "name": "Google feed"}).status_code == 302
+    outcome = runs.run_now(runs.create_run(Pipeline.objects.get(code="google-feed")))
+    assert outcome.run.status == "COMPLETED", outcome.run.error
+    feed = (tmp_path / "media" / "feeds" / "google.xml").read_text()
+    assert "<g:id>CH-1</g:id>" in feed and "129.00 EUR" in feed and "https://shop.example/p/oak" in feed
