@@ -1,4 +1,4 @@
-"""The REST API under /api/: pipelines, runs, the adapter catalogue, the OpenAPI schema and its page,
+"""The REST API under /api/: pipelines, runs, message consumers, the adapter catalogue, the OpenAPI schema and its page,
 and the page where a person manages their API token.
 
 The documentation page is Swagger UI from drf-spectacular-sidecar (served from our static files). There
@@ -12,6 +12,7 @@ from pipelines import api as pipelines_api
 from pipelines import credential_api, review_api, tokens
 from runs import api as runs_api
 from runs import log_api
+from runs.consumers import api as consumers_api
 
 urlpatterns = [
     path("pipelines/", pipelines_api.pipelines, name="api-pipelines"),
@@ -39,6 +40,11 @@ urlpatterns = [
     path("connections/<str:code>/test/", credential_api.connection_test, name="api-connection-test"),
     path("secrets/", credential_api.secrets, name="api-secrets"),
     path("secrets/<str:code>/", credential_api.secret, name="api-secret"),
+    path("consumers/", consumers_api.consumers, name="api-consumers"),
+    path("consumers/<int:consumer_id>/", consumers_api.consumer, name="api-consumer"),
+    path("consumers/<int:consumer_id>/dead-letters/", consumers_api.dead_letters, name="api-consumer-dead-letters"),
+    path("consumers/<int:consumer_id>/start/", consumers_api.start, name="api-consumer-start"),
+    path("consumers/<int:consumer_id>/stop/", consumers_api.stop, name="api-consumer-stop"),
     path("logs/", log_api.logs, name="api-logs"),
     path("adapters/", pipelines_api.adapters, name="api-adapters"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -271,8 +271,10 @@ def query_of(request, serializer_class: type[serializers.Serializer]) -> dict:
 
 
 def paged(request, queryset, serializer_class, query: dict) -> Response:
+    """A page of ``queryset`` (or of a list already read, e.g. the consumers) as ``{count, next, previous,
+    results}``."""
     limit, offset = query["limit"], query["offset"]
-    count = queryset.count()
+    count = len(queryset) if isinstance(queryset, list) else queryset.count()
     items = list(queryset[offset : offset + limit])
     url = request.build_absolute_uri()
     following = replace_query_param(url, "offset", offset + limit) if offset + limit < count else None

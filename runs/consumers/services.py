@@ -16,12 +16,14 @@ from django.db.models import TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
+from pipelines import access
 from pipelines.errors import DatahubError
 from pipelines.models import Pipeline
 from runs.consumers.config import message_problems
 from runs.consumers.models import Consumer, ConsumerState
 
 RUNNING, STOPPED = "RUNNING", "STOPPED"
+MAX_ID = 2**63 - 1  # larger ids cannot be in the table (and would overflow the query)
 
 
 @dataclass
@@ -98,6 +100,26 @@ def configured_consumers(pipeline_codes: list[str] | None = None) -> list[Config
     if not pipeline_codes:
         Consumer.objects.exclude(pk__in=[c.consumer.pk for c in found]).delete()
     return found
+
+
+def visible_to(user, found: list[Configured]) -> list[Configured]:
+    """The consumers of ``found`` whose pipeline ``user`` may use (pipelines.access: owners and teams)."""
+    if getattr(user, "is_superuser", False):
+        return found
+    allowed = set(access.visible(user, Pipeline.objects.filter(
+        pk__in={c.consumer.pipeline_id for c in found})).values_list("pk", flat=True))
+    return [c for c in found if c.consumer.pipeline_id in allowed]
+
+
+def one_for(user, pk: int) -> Configured | None:
+    """Consumer ``pk`` as the Queues page and the APIs show it, or None when there is none, its trigger is
+    gone from the current revision, or its pipeline is not ``user``'s to use (the same answer: no leak)."""
+    consumer = Consumer.objects.select_related("pipeline").filter(pk=pk).first() if 0 < pk <= MAX_ID else None
+    if consumer is None:
+        return None
+    found = [c for c in configured_consumers([consumer.pipeline.code]) if c.consumer.pk == pk]
+    found = visible_to(user, found)
+    return found[0] if found else None
 
 
 def find(name: str) -> Configured:

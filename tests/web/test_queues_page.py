@@ -73,3 +73,26 @@ def test_it_lists_dead_letters_with_their_reasons_escaped(as_bob, consumer):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert(1)" not in html
     assert as_bob.get("/queues/999999/").status_code == 404
 
+
+
+def test_the_dead_letters_are_paged_newest_first(as_bob, consumer):
+    DeadLetter.objects.bulk_create(DeadLetter(consumer=consumer, key=f"{n}-0", body="{}", reason=f"reason {n}")
+                                   for n in range(120))
+    first = as_bob.get(f"/queues/{consumer.pk}/").content.decode()
+    assert first.count("<td data-reason>") == 50
+    assert "120 in all, newest first; 1–50 shown" in first
+    assert "reason 119<" in first and "reason 70<" in first and "reason 69<" not in first
+    assert 'href="?page=2"' in first and "Page 1 of 3" in first
+    last = as_bob.get(f"/queues/{consumer.pk}/?page=3").content.decode()
+    assert last.count("<td data-reason>") == 20 and "reason 19<" in last and "reason 0<" in last
+    assert "101–120 shown" in last
+    assert as_bob.get(f"/queues/{consumer.pk}/?page=x").status_code == 200  # the first page
+    assert "Page 3 of 3" in as_bob.get(f"/queues/{consumer.pk}/?page=999").content.decode()
+
+
+def test_another_teams_consumer_is_neither_listed_nor_found(as_bob, consumer):
+    from django.contrib.auth.models import Group
+
+    consumer.pipeline.teams.add(Group.objects.create(name="team-b"))
+    assert 'data-consumer="orders-in/inbox"' not in as_bob.get("/queues/").content.decode()
+    assert as_bob.get(f"/queues/{consumer.pk}/").status_code == 404
