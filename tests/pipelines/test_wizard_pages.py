@@ -322,3 +322,41 @@ def test_it_turns_a_product_csv_into_a_google_merchant_feed(logged_in, shop, tmp
     assert outcome.run.status == "COMPLETED", outcome.run.error
     feed = (tmp_path / "media" / "feeds" / "google.xml").read_text()
     assert "<g:id>CH-1</g:id>" in feed and "129.00 EUR" in feed and "https://shop.example/p/oak" in feed
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_imports_a_file_named_on_a_folder_connection(logged_in, shop, tmp_path, settings):
+    inbox = tmp_path / "inbox"
+    (inbox / "daily").mkdir(parents=True)
+    (inbox / "daily" / "stock.csv").write_text("sku,qty\nA-1,7\n")
+    settings.DATAHUB_FILE_ROOTS = [str(tmp_path)]
+    Connection.objects.create(code="inbox", type="FOLDER", config={"root": str(inbox)})
+    db = sqlite3.connect(shop)
+    db.execute("INSERT INTO products (sku, name, stock) VALUES ('A-1', 'Chair', 1)")
+    db.commit()
+    db.close()
+    client = logged_in
+    wid = start(client)
+    response = client.post(url(wid, "source"), {"mode": "connection", "connection": "inbox", "path": "daily/none.csv"})
+    assert "no such file" in errors_of(response)
+    response = client.post(url(wid, "source"), {"mode": "connection", "connection": "inbox", "path": "../shop.db"})
+    assert "must not contain '..'" in errors_of(response)
+    response = client.post(url(wid, "source"), {"mode": "connection", "connection": "shop", "path": "x.csv"})
+    assert "no connection 'shop' of type FOLDER or SFTP or FTP" in errors_of(response)
+    assert client.post(url(wid, "source"), {"mode": "connection", "connection": "inbox",
+                                            "path": "daily/stock.csv"}).status_code == 302
+    assert "A-1" in client.get(url(wid, "preview")).content.decode()
+    client.post(url(wid, "preview"), {"delimiter": ",", "hasHeader": "1"})
+    client.post(url(wid, "target"), {"kind": "sql", "connection": "shop", "table": "products"})
+    client.get(url(wid, "mapping"))
+    assert client.post(url(wid, "mapping"), {"mapping-1-source": "sku", "mapping-4-source": "qty",
+                                             "mapping-4-type": "integer"}).status_code == 302
+    assert client.post(url(wid, "strategy"), {"strategy": "UPDATE", "keys": ["sku"]}).status_code == 302
+    client.post(url(wid, "schedule"), {"kind": "none"})
+    assert client.post(url(wid, "review"), {"code": "inbox-stock", "name": "Inbox stock"}).status_code == 302
+    pipeline = Pipeline.objects.get(code="inbox-stock")
+    assert definition_of(pipeline)["steps"][0]["config"] == {"connectionCode": "inbox", "path": "daily/stock.csv",
+                                                             "delimiter": ",", "hasHeader": True}
+    outcome = runs.run_now(runs.create_run(pipeline))
+    assert outcome.run.status == "COMPLETED", outcome.run.error
+    assert rows(shop) == [("A-1", "Chair", None, 7)]
