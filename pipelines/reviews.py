@@ -24,6 +24,8 @@ What is guaranteed:
   diff, unless the reviewer asks to merge (refused with the conflicts when both changed the same thing) or
   to publish over it on purpose.
 * **One pending submission per author and pipeline.** Submitting again marks the older one SUPERSEDED.
+
+Reviewers are emailed when a change waits, and authors when it is decided (:mod:`pipelines.review_notices`).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.trail import record
-from pipelines import access
+from pipelines import access, review_notices
 from pipelines.definition import problems_of
 from pipelines.drafts import ON_STALE, diff_text, normalized, publishable_draft, save_from_base
 from pipelines.errors import DatahubError, DefinitionError, Problem
@@ -197,6 +199,7 @@ def _create(pipeline: Pipeline, author, definition: dict, base: PipelineRevision
                                            base_revision=base, message=(message or "").strip()[:500])
     record("pipeline.review_submitted", f"pipeline:{pipeline.code}", user=author, review=review.pk,
            message=review.message)
+    review_notices.queue(review, "submitted")
     return review
 
 
@@ -242,6 +245,7 @@ def approve(review_id, user, *, comment: str = "", on_stale: str = "refuse") -> 
         _carry_draft(review, published)
         record("pipeline.review_approved", f"pipeline:{pipeline.code}", user=user, review=review.pk,
                revision=published.number if published else None, author=author.get_username(), comment=comment)
+        review_notices.queue(review, "decided")
     review.refresh_from_db()
     return review
 
@@ -271,6 +275,7 @@ def reject(review_id, user, comment: str) -> PipelineReview:
         _claim(review, user, ReviewStatus.REJECTED, comment)
         record("pipeline.review_rejected", f"pipeline:{review.pipeline.code}", user=user, review=review.pk,
                author=review.author.get_username() if review.author else None, comment=comment)
+        review_notices.queue(review, "decided")
     review.refresh_from_db()
     return review
 

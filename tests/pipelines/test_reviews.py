@@ -196,3 +196,33 @@ def test_switching_review_on_and_off_is_recorded(reviewed, alice):
     assert reviews.set_requires_review(reviewed, False, alice) is False
     event = AuditEvent.objects.get(action="pipeline.review_setting")
     assert event.actor == alice and event.details["requires_review"] is False
+
+
+def test_reviewers_and_authors_are_told_by_email(reviewed, alice, rita, bob, mailoutbox,
+                                                 django_capture_on_commit_callbacks, django_user_model):
+    from django_q.models import OrmQ
+
+    from pipelines import review_notices
+
+    django_user_model.objects.create_user("mute", email="")  # no address: not told
+    with django_capture_on_commit_callbacks(execute=True):
+        review = reviews.submit(drafted(reviewed, alice), alice, "use <the> title")
+    assert OrmQ.objects.count() == 1  # queued after the commit, sent by a worker
+    assert review_notices.send(review.pk, "submitted") == "sent to 1"
+    (mail,) = mailoutbox
+    assert mail.to == ["rita@example.com"] and "a change waits for your review" in mail.subject
+    assert "alice submitted a change of Pipeline simple (simple)" in mail.body
+    assert f"/reviews/{review.pk}/" in mail.body and "“use <the> title”" in mail.body
+    with django_capture_on_commit_callbacks(execute=True):
+        reviews.reject(review.pk, rita, "Say which title.")
+    assert review_notices.send(review.pk, "submitted").startswith("not sent: submission")  # decided meanwhile
+    assert review_notices.send(review.pk, "decided") == "sent to 1"
+    assert mailoutbox[-1].to == ["alice@example.com"] and "Say which title." in mailoutbox[-1].body
+    assert "your change was rejected" in mailoutbox[-1].subject
+    # a refused approval (stale) announces nothing
+    second = reviews.submit(reviewed, alice, "again")
+    save_definition(changed("other"), code="simple", message="by the operator")
+    queued = OrmQ.objects.count()
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(drafts.StaleBase):
+        reviews.approve(second.pk, rita)
+    assert OrmQ.objects.count() == queued

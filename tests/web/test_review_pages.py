@@ -1,6 +1,8 @@
 """The review pages: what waits, one submission with its diff and the decision, the history; who may decide,
 and what a wrong decision is told."""
 
+import re
+
 import pytest
 
 from pipelines import drafts, reviews
@@ -120,3 +122,24 @@ def test_publish_submits_when_review_is_required_and_the_editor_says_so(as_alice
     data = form_data(as_alice.get("/pipelines/simple/").content.decode(), "settings-form", requires_review=None)
     as_alice.post("/pipelines/simple/draft/settings/", data, **htmx())
     assert Pipeline.objects.get(code="simple").requires_review is False
+
+
+def test_submitting_a_stale_draft_is_refused_like_publishing(as_alice, alice):
+    pipeline = save_definition(simple_definition("simple"), message="created")
+    Pipeline.objects.filter(pk=pipeline.pk).update(requires_review=True)
+    pipeline.refresh_from_db()
+    d = simple_definition("simple")
+    d["steps"][1]["config"]["operators"][0]["args"]["path"] = "title"
+    drafts.save_draft(pipeline, alice, d)
+    theirs = simple_definition("simple")
+    theirs["steps"][0]["name"] = "Their source"
+    save_definition(theirs, code="simple", message="theirs (an operator's import)")
+    response = as_alice.post("/pipelines/simple/publish/", {"message": "title"}, follow=True)
+    page = response.content.decode()
+    assert "Nothing was submitted." in page and "Submit my draft for review over revision 2" in page
+    assert not Pipeline.objects.get(code="simple").reviews.exists()
+    as_alice.post("/pipelines/simple/publish/", {"message": "title", "_action": "overwrite"})
+    review = Pipeline.objects.get(code="simple").reviews.get()
+    assert review.base_revision.number == 2  # a change of what is published now: its diff shows what it undoes
+    page = as_alice.get(f"/reviews/{review.pk}/").content.decode()
+    assert re.search(r'<span class="del">-\s+&quot;name&quot;: &quot;Their source&quot;', page)
