@@ -4,7 +4,7 @@ An import becomes ``[TRIGGER] -> EXTRACT -> TRANSFORM -> LOAD`` and an export ``
 TRANSFORM -> EXPORT``, linear (no edges), with readable step keys, so the editor shows and edits it like
 any pipeline. The TRANSFORM step holds only catalogue operators: ``map`` (target field <- source column,
 dropping the rest), then per field the chosen clean-up (``trim``, ``stripHtml``, ...) and the conversion
-its type needs (:data:`CONVERSIONS`).
+its type needs (:func:`conversion_ops`).
 
 Every ``check_*`` function answers a list of :class:`WizardProblem` (the form field and the message), all
 problems at once, empty when the answers can be used; the definition is validated by the definition
@@ -19,6 +19,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from pipelines.wizards.sniff import FALSE_WORDS, TRUE_WORDS
 
 # --- answers ------------------------------------------------------------------------------------------------
 
@@ -64,8 +66,6 @@ FEEDS: dict[str, str] = {"googleMerchant": "Google Merchant Center (XML)", "meta
 # The record fields the feeds read by default (their titleField, priceField, ... defaults).
 FEED_FIELDS = ("id", "name", "description", "price", "image", "link", "brand", "gtin", "availability")
 EXPORTERS: dict[str, str] = {"csvExport": "CSV", "jsonExport": "JSON", "xmlExport": "XML"}
-TRUE_WORDS = ("true", "yes", "y", "1", "on", "t")
-FALSE_WORDS = ("false", "no", "n", "0", "off", "f")
 _PATH_CHARS = re.compile(r"[.\[\]]")
 _COLUMN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -274,16 +274,16 @@ def _transform_ops(target: str, transform: str) -> list[dict]:
 
 
 def conversion_ops(target: str, kind: str, date_format: str | None = None) -> list[dict]:
-    """What makes the value of ``target`` the type asked (CONVERSIONS); text from files stays text
-    otherwise, and the loaders coerce what they can."""
+    """What makes the value of ``target`` the type asked (docs/wizards.md lists them); text from files
+    stays text otherwise, and the loaders coerce what they can."""
     if kind in ("integer", "number"):
         ops = [{"op": "toNumber", "args": {"source": target}}]
         if kind == "integer":
             ops.append({"op": "round", "args": {"source": target, "decimals": 0}})
         return ops
     if kind == "boolean":
-        cases = [{"value": w, "result": True} for w in TRUE_WORDS] + \
-                [{"value": w, "result": False} for w in FALSE_WORDS]
+        cases = [{"value": w, "result": True} for w in sorted(TRUE_WORDS)] + \
+                [{"value": w, "result": False} for w in sorted(FALSE_WORDS)]
         return [{"op": "lowercase", "args": {"path": target}},
                 {"op": "switch", "args": {"source": target, "target": target, "cases": cases}}]
     if kind == "date" and date_format:
@@ -292,15 +292,6 @@ def conversion_ops(target: str, kind: str, date_format: str | None = None) -> li
     if kind == "string":
         return [{"op": "toString", "args": {"source": target}}]
     return []
-
-
-CONVERSIONS = {
-    "integer": "toNumber, then round to 0 decimals",
-    "number": "toNumber",
-    "boolean": "lowercase, then switch: true/yes/y/1/on/t -> true, false/no/n/0/off/f -> false, else null",
-    "date": "dateParse with the detected format, then dateFormat YYYY-MM-DD (ISO dates are kept as they are)",
-    "string": "toString",
-}
 
 
 def _trigger_steps(schedule: Schedule) -> list[dict]:

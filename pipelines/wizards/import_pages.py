@@ -61,7 +61,6 @@ from pipelines.wizards.sniff import (
 HEAD_BYTES = 64 * 1024
 UPLOAD_FOLDER = "wizard-uploads"
 KEYED = ("sql", "model")  # targets whose strategy finds rows by key fields
-OPTION_KEYS = {"csv": ("delimiter", "hasHeader"), "json": ("itemsPath",), "xlsx": ("sheetName", "hasHeader")}
 
 
 # --- source ---------------------------------------------------------------------------------------------------

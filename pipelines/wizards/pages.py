@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 
 from django.core.files.storage import default_storage
-from django.db import transaction
 
 from pipelines.adapters.base import AdapterContext
 from pipelines.definition import problems_of
@@ -122,8 +121,7 @@ def review_post(request, state: dict, definition_of_state) -> tuple[Errors, Pipe
         return errors, None
     kind = state["kind"]
     try:
-        with transaction.atomic():
-            pipeline = save_definition(definition, user=request.user, message=f"created by the {kind} wizard")
+        pipeline = save_definition(definition, user=request.user, message=f"created by the {kind} wizard")
     except DefinitionError as exc:
         for p in exc.problems:
             errors.add(field_of(p.step, p.field), str(p))

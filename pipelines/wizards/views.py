@@ -65,7 +65,7 @@ def wizard_step(request: HttpRequest, wid: str, step: str) -> HttpResponse:
         raise Http404(f"the {kind} wizard has no page '{step}'")
     if not state.reachable(current, step):
         return redirect("wizard-step", wid=wid, step=state.first_open(current))
-    context_of, post = PAGES[kind][step]
+    _, post = PAGES[kind][step]
     errors = Errors()
     if request.method == "POST":
         if step == "review":

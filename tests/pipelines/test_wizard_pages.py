@@ -360,3 +360,16 @@ def test_it_imports_a_file_named_on_a_folder_connection(logged_in, shop, tmp_pat
     outcome = runs.run_now(runs.create_run(pipeline))
     assert outcome.run.status == "COMPLETED", outcome.run.error
     assert rows(shop) == [("A-1", "Chair", None, 7)]
+
+
+def test_an_htmx_request_gets_the_next_panel_and_its_url_or_the_same_panel_with_errors(logged_in, shop):
+    client = logged_in
+    wid = start(client)
+    htmx = {"HTTP_HX_REQUEST": "true"}
+    bad = client.post(url(wid, "source"), {"mode": "upload"}, **htmx)
+    assert bad.status_code == 200 and "HX-Push-Url" not in bad  # htmx swaps 2xx only: the errors show
+    assert b"<html" not in bad.content and b"choose a file to upload" in bad.content
+    good = client.post(url(wid, "source"), {"mode": "upload", "file": SimpleUploadedFile("p.csv", CSV.encode())},
+                       **htmx)
+    assert good.status_code == 200 and good["HX-Push-Url"] == url(wid, "preview")
+    assert b'data-step="preview"' in good.content and b"<html" not in good.content
