@@ -373,3 +373,20 @@ def test_an_htmx_request_gets_the_next_panel_and_its_url_or_the_same_panel_with_
                        **htmx)
     assert good.status_code == 200 and good["HX-Push-Url"] == url(wid, "preview")
     assert b'data-step="preview"' in good.content and b"<html" not in good.content
+
+
+def test_it_lists_a_connections_tables_and_says_when_it_cannot_open_one(logged_in, shop, tmp_path):
+    Connection.objects.create(code="gone", type="SQLITE", config={"path": str(tmp_path / "missing.db")})
+    client = logged_in
+    wid = start(client)
+    upload(client, wid)
+    client.post(url(wid, "preview"), {"delimiter": ";", "hasHeader": "1"})
+    listed = client.post(url(wid, "target"), {"kind": "sql", "connection": "shop", "_action": "refresh"})
+    assert listed.status_code == 200
+    assert b'<select id="w-table" name="table">' in listed.content and b'<option value="products"' in listed.content
+    response = client.post(url(wid, "target"), {"kind": "sql", "connection": "gone", "_action": "refresh"})
+    page = errors_of(response)
+    connection_field = page[page.rindex('<div class="field', 0, page.index('for="w-connection"')):page.index("</div>", page.index('for="w-connection"'))]
+    assert "has-error" in connection_field and "does not exist" in connection_field
+    response = client.post(url(wid, "target"), {"kind": "sql", "connection": "shop"})
+    assert "choose the table to write to" in errors_of(response)
