@@ -14,6 +14,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
 import pytest
 
 from pipelines.custom import register_operator
@@ -106,6 +107,22 @@ def test_the_output_is_the_childs_file_adopted_and_read_like_any_buffer(custom):
     rows = result.output("t0")
     assert [r["id"] for r in rows] == list(range(N))
     assert len(result.outputs["t0"][None]) == N and result.outputs["t0"][None].spilled
+
+
+def test_a_durable_run_saves_the_adopted_output_as_it_saves_any(custom):
+    saved = {}
+
+    def persist(key, outputs):
+        with outputs[None].open_lines() as lines:
+            saved[key] = [r for line in lines for r in orjson.loads(line)]
+        return {"_main": key}
+
+    d = pipeline([{"op": "stampPid", "args": {}}], branches=1).to_dict()
+    d["steps"].append({"key": "out", "type": "SINK", "adapterCode": "records", "config": {}})
+    d["edges"].append({"from": "t0", "to": "out"})
+    result, _ = run(parse(d), spill_records=100, persist=persist)
+    assert os.getpid() not in pids(result)
+    assert saved["t0"] == result.output("t0") == result.output("out") and len(saved["t0"]) == N
 
 
 def test_per_record_retry_runs_in_the_child_as_in_a_thread(custom):
