@@ -151,7 +151,9 @@ def why_not(step: StepSpec, inputs: StepInput, ctx: StepContext, items: list,
     if len(inputs) < options.process_min_records:
         return f"input of {len(inputs)} records, under {options.process_min_records}"
     if not all(hasattr(buf, "spill_file") for buf in inputs.buffers):
-        return "an input is not a record buffer"
+        return "an input is not a finished record buffer (it streams from a step still running)"
+    if getattr(ctx, "output", None) is not None:
+        return "the step streams its output into its consumer"
     for index, item in enumerate(items):
         code = item.get("op") if isinstance(item, dict) else None
         if code not in registry:

@@ -109,6 +109,17 @@ def test_the_output_is_the_childs_file_adopted_and_read_like_any_buffer(custom):
     assert len(result.outputs["t0"][None]) == N and result.outputs["t0"][None].spilled
 
 
+def test_without_a_fork_server_the_child_is_spawned_and_gives_the_same(custom, monkeypatch):
+    import multiprocessing
+
+    monkeypatch.setattr(processes, "_context", multiprocessing.get_context("spawn"))
+    spawned, s_store = run(pipeline(branches=1))
+    in_thread, t_store = run(pipeline(branches=1, processes_mode="off"))
+    assert os.getpid() not in pids(spawned)
+    assert without_pid(spawned.output("t0")) == without_pid(in_thread.output("t0"))
+    assert [e.record for e in s_store.record_errors()] == [e.record for e in t_store.record_errors()]
+
+
 def test_a_durable_run_saves_the_adopted_output_as_it_saves_any(custom):
     saved = {}
 
