@@ -21,7 +21,7 @@ from pipelines.filestores import open_store
 from pipelines.filestores.limits import human_size, max_file_bytes
 from pipelines.registry import extractors
 from pipelines.secrets import resolve_secret
-from pipelines.wizards import shapes, targets
+from pipelines.wizards import automap, shapes, targets
 from pipelines.wizards.build import (
     FEED_FIELDS,
     FEEDS,
@@ -339,6 +339,11 @@ def _feed_target(request, target: dict) -> Errors:
     return errors
 
 
+# Why a row's names go together, as the mapping page says it (automap's reasons).
+MATCH_WORDS = {"exact": "same name", "compact": "same name", "synonym": "synonym", "words": "similar name",
+               "spelling": "similar spelling"}
+
+
 # --- mapping --------------------------------------------------------------------------------------------------
 
 
@@ -380,6 +385,8 @@ def mapping_context(request, state: dict, errors: Errors) -> dict:
     required = {f["name"] for f in state.get("target_fields") or [] if f["required"]}
     kinds = {f["name"]: f["kind"] for f in state.get("target_fields") or []}
     view_rows = [{"n": n, "row": row, "example": examples.get(row.source, ""), "required": row.target in required,
+                  "match": MATCH_WORDS.get((automap.score(row.source, row.target) or (0, ""))[1], "")
+                  if row.source else "",
                   "kind": kinds.get(row.target, ""), "guessed": guessed.get(row.source, ""),
                   "errors": {part: errors.get(f"mapping-{n}-{part}", [])
                              for part in ("source", "target", "type", "transform")}}

@@ -84,6 +84,7 @@ def test_it_imports_an_uploaded_csv_into_a_sqlite_table_and_the_run_writes_the_r
     mapping = client.get(url(wid, "mapping")).content.decode()
     # auto-mapped: sku <- Article No (synonym), name <- Product Name, price <- Price, stock <- Qty
     assert 'value="Article No" selected' in mapping and 'value="Qty" selected' in mapping
+    assert '<span class="help">synonym</span>' in mapping and '<span class="help">same name</span>' in mapping
     rows_in = {"mapping-0-source": "", "mapping-1-source": "Article No", "mapping-1-transform": "trim",
                "mapping-2-source": "Product Name", "mapping-2-transform": "uppercase",
                "mapping-3-source": "Price", "mapping-3-type": "number",
@@ -390,3 +391,28 @@ def test_it_lists_a_connections_tables_and_says_when_it_cannot_open_one(logged_i
     assert "has-error" in connection_field and "does not exist" in connection_field
     response = client.post(url(wid, "target"), {"kind": "sql", "connection": "shop"})
     assert "choose the table to write to" in errors_of(response)
+
+
+def test_it_prunes_old_uploads_that_no_pipeline_reads(logged_in, shop):
+    import os
+    import time
+
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+    from django.core.management import call_command
+
+    from pipelines.services import save_definition
+
+    old, used, fresh = ("wizard-uploads/w1/old.csv", "wizard-uploads/w2/used.csv", "wizard-uploads/w3/fresh.csv")
+    for name in (old, used, fresh):
+        default_storage.save(name, ContentFile(b"a\n1\n"))
+    ten_days_ago = time.time() - 10 * 86400
+    for name in (old, used):
+        os.utime(default_storage.path(name), (ten_days_ago, ten_days_ago))
+    save_definition({"version": 1, "code": "reads-used", "steps": [
+        {"key": "read", "type": "EXTRACT", "adapterCode": "csv", "config": {"fileId": used}}]})
+    out = io.StringIO()
+    call_command("prune_wizard_uploads", "--dry-run", stdout=out)
+    assert default_storage.exists(old) and "would delete wizard-uploads/w1/old.csv" in out.getvalue()
+    call_command("prune_wizard_uploads", stdout=io.StringIO())
+    assert [default_storage.exists(n) for n in (old, used, fresh)] == [False, True, True]
