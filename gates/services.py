@@ -316,12 +316,14 @@ def recent_decisions(user, limit: int = 20):
 
 
 def get_gate(run_id: int, step_key: str, user=None) -> GateRequest:
-    """The gate; GateNotFound when there is none or (given ``user``) its pipeline is not theirs."""
-    try:
-        gate = _get(run_id, step_key)
-    except GateRequest.DoesNotExist:
-        gate = None
-    if gate is None or (user is not None and not access.may(user, gate.run.pipeline)):
+    """The gate; GateNotFound when there is none or (given ``user``) its pipeline is not theirs. Whether it is
+    theirs is asked in the same query (pipelines.access.visible: the rule ``access.may`` answers), not in a
+    second one: the review page and its polls ask on every request."""
+    queryset = GateRequest.objects.select_related("run", "run__pipeline", "run__revision", "decided_by")
+    if user is not None:
+        queryset = access.visible(user, queryset, via="run__pipeline")
+    gate = queryset.filter(run_id=run_id, step_key=step_key).first()
+    if gate is None:
         raise GateNotFound(f"run {run_id} has no gate at step '{step_key}'")
     return gate
 

@@ -15,7 +15,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
-from django.db.models import Count, Max, OuterRef, Q, Subquery, Sum
+from django.db.models import Count, Exists, Max, OuterRef, Q, Subquery, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -29,7 +29,16 @@ from pipelines.errors import DatahubError
 from pipelines.forms.pages import PreviewForm
 from pipelines.models import Pipeline
 from runs import analytics, dashboard_tiles, services
-from runs.models import ACTIVE_STATUSES, RecordAttempt, RecordError, Run, RunStatus, StepRun, StepStatus
+from runs.models import (
+    ACTIVE_STATUSES,
+    RecordAttempt,
+    RecordError,
+    Run,
+    RunEvent,
+    RunStatus,
+    StepRun,
+    StepStatus,
+)
 
 VIEW_PIPELINE = "pipelines.view_pipeline"
 RUN = "pipelines.run_pipeline"
@@ -200,11 +209,12 @@ def _run_context(request: HttpRequest, run: Run, *, records: bool = True) -> dic
     counts = {s["key"]: (s["run"].records_in, s["run"].records_out) for s in steps
               if s["run"] and (s["run"].records_in or s["run"].records_out)}
     error_counts, open_counts = {}, {}
-    for key, n, still_open in (RecordError.objects.filter(run=run).order_by().values_list("step_key").annotate(
-            n=Count("id"), open=Count("id", filter=Q(dead_letter=True, replayed_at__isnull=True)))):
-        error_counts[key], open_counts[key] = n, still_open
+    if _has(run, "errors"):
+        for key, n, still_open in (RecordError.objects.filter(run=run).order_by().values_list("step_key").annotate(
+                n=Count("id"), open=Count("id", filter=Q(dead_letter=True, replayed_at__isnull=True)))):
+            error_counts[key], open_counts[key] = n, still_open
     attempt_counts = dict(RecordAttempt.objects.filter(run=run).order_by().values_list("step_key")
-                          .annotate(n=Count("id")))
+                          .annotate(n=Count("id"))) if _has(run, "attempts") else {}
     for s in steps:
         s["errors"] = error_counts.get(s["key"], 0)
         s["replayable"] = open_counts.get(s["key"], 0)
@@ -241,14 +251,33 @@ def _run_context(request: HttpRequest, run: Run, *, records: bool = True) -> dic
         },
         "graph": mark_safe(svg.definition_graph(definition, statuses=statuses, counts=counts,
                                                 link=lambda key: f"?step={key}#errors")),
-        "replays": list(run.replays.order_by("-created_at")[:10]),
-        "history": list(run.events.all()),
+        "replays": list(run.replays.order_by("-created_at")[:10]) if _has(run, "replays") else [],
+        "history": list(run.events.all()) if _has(run, "events") else [],
         "can_run": perms_run,
         "poll": "5s" if run.status == RunStatus.PAUSED else "1s",
         "settling": _settling(run),
         "outputs": [{**entry, "table": record_table(entry.get("records") or [])}
                     for entry in (run.output_sample or []) if isinstance(entry, dict)],
     }
+
+
+# What the run page reads only when the run has some: asked in the run's own query (EXISTS subqueries, index
+# lookups), so a run without retries, replays or history costs one query instead of four (under load every
+# query is a round trip each request waits for). A run read without them is asked about each.
+PRESENCE = {
+    "errors": lambda: Exists(RecordError.objects.filter(run=OuterRef("pk"))),
+    "attempts": lambda: Exists(RecordAttempt.objects.filter(run=OuterRef("pk"))),
+    "replays": lambda: Exists(Run.objects.filter(replay_of=OuterRef("pk"))),
+    "events": lambda: Exists(RunEvent.objects.filter(run=OuterRef("pk"))),
+}
+
+
+def _with_presence(queryset):
+    return queryset.annotate(**{f"has_{name}": expression() for name, expression in PRESENCE.items()})
+
+
+def _has(run: Run, name: str) -> bool:
+    return getattr(run, f"has_{name}", True)
 
 
 def _settling(run: Run) -> bool:
@@ -261,8 +290,8 @@ def _settling(run: Run) -> bool:
 @require_GET
 @can_view_runs
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    run = get_object_or_404(access.visible(request.user, Run.objects, via="pipeline").select_related(
-        "pipeline", "revision", "triggered_by", "replay_of"), pk=pk)
+    run = get_object_or_404(_with_presence(access.visible(request.user, Run.objects, via="pipeline").select_related(
+        "pipeline", "revision", "triggered_by", "replay_of")), pk=pk)
     target = request.htmx.target if request.htmx else None
     context = _run_context(request, run, records=target != "run-progress")
     if target == "run-progress":

@@ -123,8 +123,10 @@ def test_the_gate_review_page_does_not_query_per_held_record(admin_client):
 # that adds one makes every request of that page slower under load: say why here when it must.
 FIXED_COUNTS = {
     "/runs/": 6,  # session, user, COUNT, the page's runs, their step runs' progress, the pipeline filter
-    "/runs/{run}/": 10,  # + run, step runs, error and attempt counts, the failed records' page, replays
-    "/runs/{run}/ poll": 8,  # the progress partial: no page of failed records or attempts
+    # + run (asking whether it has errors, retries, replays, history), step runs, error and attempt counts,
+    # the failed records' and retries' pages, its history (it has no replays: not asked)
+    "/runs/{run}/": 9,
+    "/runs/{run}/ poll": 7,  # the progress partial: no page of failed records or attempts
     "/gates/": 4,  # session, user, pending, recent
     "/gates/{gate}/gate/": 4,  # session, user, the gate with its run and revision, step runs
     "/api/runs/": 4,  # session, user, COUNT, the page
@@ -146,8 +148,8 @@ def test_the_load_tested_pages_make_a_fixed_number_of_queries(admin_client):
 
 def test_a_user_with_permissions_adds_one_query_not_two(admin_client, django_user_model):
     """Their own and their groups' permissions are read in one query (datahub_project.permission_cache), and
-    a page of one object asks whether its pipeline is theirs in one more (pipelines.access; it took two for
-    an open pipeline, up to four for another's). A superuser needs neither."""
+    the gate review asks whether the pipeline is theirs in the gate's own query (it took two more for an open
+    pipeline, up to four for another's). A superuser needs neither."""
     from django.contrib.auth.models import Group, Permission
 
     completed_runs("counted-user", 2, errors_per_run=1)
@@ -159,7 +161,7 @@ def test_a_user_with_permissions_adds_one_query_not_two(admin_client, django_use
     user.user_permissions.add(Permission.objects.get(codename="approve_gate"))
     client = Client()
     client.force_login(user)
-    for url, more in (("/runs/", 1), ("/gates/", 1), (f"/gates/{gated.pk}/gate/", 2)):
+    for url, more in (("/runs/", 1), ("/gates/", 1), (f"/gates/{gated.pk}/gate/", 1)):
         assert queries(client, url) == queries(admin_client, url) + more, url
 
 
@@ -182,3 +184,17 @@ def test_the_gate_list_pages_the_waiting_gates(admin_client):
     assert re.findall(r'data-gate="(\d+)/gate"', admin_client.get("/gates/?page=99").content.decode()) == \
         [str(r.pk) for r in gated[25:]]  # past the end: the last page
     assert admin_client.get("/gates/?page=x").status_code == 200
+
+
+def test_the_run_page_reads_errors_retries_replays_and_history_only_when_the_run_has_some(admin_client):
+    from runs.models import RunEvent
+
+    [plain] = completed_runs("plain", 1)
+    RunEvent.objects.filter(run=plain).delete()
+    # session, user, the run (with what it has), its step runs: nothing else to read
+    assert queries(admin_client, f"/runs/{plain.pk}/") == 4
+    RunEvent.objects.create(run=plain, kind="STARTED", worker="host:1", detail="took it")
+    replay = Run.objects.create(pipeline=plain.pipeline, revision=plain.revision, status="COMPLETED", replay_of=plain)
+    page = admin_client.get(f"/runs/{plain.pk}/").content.decode()
+    assert "host:1" in page and f"/runs/{replay.pk}/" in page  # the history and the replay are shown
+    assert queries(admin_client, f"/runs/{plain.pk}/") == 6
