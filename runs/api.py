@@ -106,6 +106,15 @@ class StepRunSerializer(serializers.Serializer):
     recordsOut = serializers.IntegerField(source="records_out")
     recordsError = serializers.IntegerField(source="records_error")
     recordsDropped = serializers.IntegerField(source="records_dropped")
+    recordsExpected = serializers.IntegerField(
+        source="records_expected", allow_null=True,
+        help_text="while the step runs: the records it reads in all, when known (every input has ended)")
+    recordsPerSecond = serializers.FloatField(
+        source="records_per_second", allow_null=True,
+        help_text="while the step runs: records read (or put out, by a step that reads none) per second")
+    etaSeconds = serializers.FloatField(
+        source="eta_seconds", allow_null=True,
+        help_text="while the step runs: seconds until it has read its input at its rate so far, when the total is known")
     startedAt = serializers.DateTimeField(source="started_at", allow_null=True)
     finishedAt = serializers.DateTimeField(source="finished_at", allow_null=True)
     durationMs = serializers.IntegerField(source="duration_ms", allow_null=True)

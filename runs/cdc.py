@@ -100,13 +100,15 @@ class ContinuousStore(DjangoRunStore):
 
     def emit(self, event: Event) -> None:
         if isinstance(event, StepFinished):
-            before = self.totals.get(event.step_key, StepCounts())
-            c = event.counts
-            total = StepCounts(before.records_in + c.records_in, before.records_out + c.records_out,
-                               before.errors + c.errors, before.dropped + c.dropped)
+            total = self.live_counts(event.step_key, event.counts)
             self.totals[event.step_key] = total
             event = dataclasses.replace(event, counts=total)
         super().emit(event)
+
+    def live_counts(self, step_key: str, counts: StepCounts) -> StepCounts:
+        before = self.totals.get(step_key, StepCounts())
+        return StepCounts(before.records_in + counts.records_in, before.records_out + counts.records_out,
+                          before.errors + counts.errors, before.dropped + counts.dropped)
 
     def _run_finished(self, event: RunFinished, now) -> None:
         # The end of one sub-run: settle its checkpoint; the run goes on.

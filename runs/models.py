@@ -118,6 +118,11 @@ class StepRun(models.Model):
     records_out = models.PositiveBigIntegerField(default=0)
     records_error = models.PositiveBigIntegerField(default=0)
     records_dropped = models.PositiveBigIntegerField(default=0)
+    # While the step runs the counters above move (runs.engine StepProgress, about once a second); these say
+    # how fast and how far: the records it reads in all when known (every input ended), and its records per
+    # second (of its attempt so far; at its end, of the whole step).
+    records_expected = models.PositiveBigIntegerField(null=True, blank=True)
+    records_per_second = models.FloatField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     duration_ms = models.PositiveBigIntegerField(null=True, blank=True)
@@ -134,6 +139,14 @@ class StepRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.step_key} ({self.status})"
+
+    @property
+    def eta_seconds(self) -> float | None:
+        """Seconds until a RUNNING step has read all its input, at its rate so far; None when the total or
+        the rate is not known."""
+        if self.status != StepStatus.RUNNING or self.records_expected is None or not self.records_per_second:
+            return None
+        return max(0, self.records_expected - self.records_in) / self.records_per_second
 
 
 class RunEventKind(models.TextChoices):

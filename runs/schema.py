@@ -58,6 +58,10 @@ class StepRunType(graphene.ObjectType):
     records_out = graphene.Float(required=True)
     records_error = graphene.Float(required=True)
     records_dropped = graphene.Float(required=True)
+    records_expected = graphene.Float(description="while the step runs: the records it reads in all, when known")
+    records_per_second = graphene.Float(description="while the step runs: records read (or put out) per second")
+    eta_seconds = graphene.Float(description="while the step runs: seconds until it has read its input, when "
+                                 "the total is known")
     started_at = graphene.DateTime()
     finished_at = graphene.DateTime()
     duration_ms = graphene.Float()

@@ -28,8 +28,10 @@ from runs.engine.events import (
     RecordRetried,
     RunFinished,
     RunStarted,
+    StepCounts,
     StepFinished,
     StepInterrupted,
+    StepProgress,
     StepRetrying,
     StepStarted,
 )
@@ -78,9 +80,21 @@ class DjangoRunStore:
                 if key not in existing
             )
         elif isinstance(event, StepStarted):
+            # An attempt starts from no records (its row may show an earlier attempt's live counters).
+            c = self.live_counts(event.step_key, StepCounts())
             StepRun.objects.filter(run=self.run, step_key=event.step_key).update(
-                status=StepStatus.RUNNING, attempts=event.attempt, error="",
+                status=StepStatus.RUNNING, attempts=event.attempt, error="", records_in=c.records_in,
+                records_out=c.records_out, records_error=c.errors, records_dropped=c.dropped,
+                records_expected=None, records_per_second=None,
                 **({"started_at": now} if event.attempt == 1 else {}),
+            )
+        elif isinstance(event, StepProgress):
+            # Only onto the row of the attempt still running: never over a step's end or a newer attempt.
+            c = self.live_counts(event.step_key, event.counts)
+            StepRun.objects.filter(run=self.run, step_key=event.step_key, status=StepStatus.RUNNING,
+                                   attempts=event.attempt).update(
+                records_in=c.records_in, records_out=c.records_out, records_error=c.errors,
+                records_expected=event.expected, records_per_second=event.rate,
             )
         elif isinstance(event, StepInterrupted):
             StepRun.objects.filter(run=self.run, step_key=event.step_key).update(
@@ -114,6 +128,8 @@ class DjangoRunStore:
                 records_out=c.records_out,
                 records_error=c.errors,
                 records_dropped=c.dropped,
+                records_expected=None,
+                records_per_second=None,
                 finished_at=now,
                 duration_ms=event.duration_ms,
                 error=event.error or "",
@@ -131,6 +147,11 @@ class DjangoRunStore:
         elif isinstance(event, RunFinished):
             self._flush_errors()
             self._run_finished(event, now)
+
+    def live_counts(self, step_key: str, counts: StepCounts) -> StepCounts:
+        """What a running step's row shows for ``counts`` of its attempt so far (a continuous run's store
+        adds its earlier sub-runs')."""
+        return counts
 
     def _run_finished(self, event: RunFinished, now) -> None:
         """Write the run's end, only while this worker still owns it (RUNNING): a worker that froze past

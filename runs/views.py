@@ -180,6 +180,30 @@ def final_keys(definition: dict) -> set[str]:
     return {key for key in steps if key not in feeding}
 
 
+def live_progress(step_run: StepRun | None) -> dict | None:
+    """A RUNNING step's speed and, when its total input is known, its ETA and share done, as the run page
+    shows them; None for a step that is not running or has reported no progress yet."""
+    if step_run is None or step_run.status != StepStatus.RUNNING or not step_run.records_per_second:
+        return None
+    eta = step_run.eta_seconds
+    expected = step_run.records_expected
+    return {
+        "rate": step_run.records_per_second,
+        "eta_seconds": eta,
+        "eta": duration_text(eta) if eta is not None else None,
+        "percent": min(100, round(100 * step_run.records_in / expected)) if expected else None,
+    }
+
+
+def _live_totals(live: list[dict]) -> dict | None:
+    """The running steps together: records per second, and the ETA of the last to finish when all are known."""
+    if not live:
+        return None
+    etas = [s["eta_seconds"] for s in live]
+    return {"rate": sum(s["rate"] for s in live),
+            "eta": duration_text(max(etas)) if None not in etas else None}
+
+
 def _known_page(queryset, count: int, number):
     """Page ``number`` of ``queryset`` whose length the page already counted: no COUNT query, and no query at
     all when it is empty."""
@@ -216,7 +240,10 @@ def _run_context(request: HttpRequest, run: Run, *, records: bool = True) -> dic
     attempt_counts = dict(RecordAttempt.objects.filter(run=run).order_by().values_list("step_key")
                           .annotate(n=Count("id"))) if _has(run, "attempts") else {}
     for s in steps:
+        s["live"] = live_progress(s["run"])
         s["errors"] = error_counts.get(s["key"], 0)
+        if s["status"] == StepStatus.RUNNING and s["run"]:  # its failed records are written when it ends
+            s["errors"] = max(s["errors"], s["run"].records_error)
         s["replayable"] = open_counts.get(s["key"], 0)
         s["attempts"] = attempt_counts.get(s["key"], 0)
     selected = request.GET.get("step") or next((s["key"] for s in steps if s["errors"] or s["attempts"]), "")
@@ -244,6 +271,7 @@ def _run_context(request: HttpRequest, run: Run, *, records: bool = True) -> dic
             "ok": 100 * share["COMPLETED"] / total, "bad": 100 * share["FAILED"] / total,
             "skip": 100 * share["SKIPPED"] / total, "running": 100 * share["RUNNING"] / total,
         },
+        "live": _live_totals([s["live"] for s in steps if s["live"]]),
         "totals": {
             "errors": sum(s["errors"] for s in steps),
             "in": max((s["run"].records_in for s in steps if s["run"]), default=0),

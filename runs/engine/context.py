@@ -82,15 +82,21 @@ class StepInput:
 
     def __init__(self, buffers: list[RecordBuffer]):
         self.buffers = buffers
+        # Records handed to the step so far: its live records-in (read by the executor's main thread).
+        self.consumed = 0
 
     def __len__(self) -> int:
         return sum(len(b) for b in self.buffers)
 
     def batches(self, size: int) -> Iterator[Batch]:
-        yield from rebatch((batch for buf in self.buffers for batch in buf.batches(size)), size)
+        for batch in rebatch((batch for buf in self.buffers for batch in buf.batches(size)), size):
+            self.consumed += len(batch)
+            yield batch
 
     def all_records(self) -> Batch:
-        return [r for b in self.buffers for r in b.records()]
+        records = [r for b in self.buffers for r in b.records()]
+        self.consumed += len(records)
+        return records
 
 
 @dataclass
@@ -119,6 +125,8 @@ class StepContext:
     attempts: list[RecordRetried] = field(default_factory=list)
     error_count: int = 0
     warnings: list[str] = field(default_factory=list)
+    # The step's main output (new_output): its length is the step's live records-out.
+    output: RecordBuffer | None = None
 
     @property
     def batch_size(self) -> int:
@@ -127,6 +135,11 @@ class StepContext:
 
     def new_buffer(self) -> RecordBuffer:
         return RecordBuffer(self.options.spill_records)
+
+    def new_output(self) -> RecordBuffer:
+        """A buffer for the step's main output: the executor reports its length while the step runs."""
+        self.output = self.new_buffer()
+        return self.output
 
     def record_error(self, record: Record, message: str, attempts: int = 1, **details: Any) -> None:
         self.error_count += 1

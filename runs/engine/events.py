@@ -40,6 +40,7 @@ class StepCounts:
     dropped: int = 0
 
 
+
 @dataclass(frozen=True)
 class StepFinished:
     """A step ended: status COMPLETED, FAILED, SKIPPED, CANCELLED or PAUSED."""
@@ -55,6 +56,27 @@ class StepFinished:
     # Where its outputs were saved for a resume ({branch or "_main": name}; {} when nothing needs them),
     # None when they were not saved.
     outputs: dict | None = None
+
+
+@dataclass(frozen=True)
+class StepProgress:
+    """A running step's counters so far, about once a second while it runs (so a long step does not look
+    stuck): records read from its inputs, put into its main output, failed. ``elapsed_ms``: since this
+    attempt started. ``expected``: the records it reads in all, when known (every input has ended), else
+    None. A later StepFinished has the final counts."""
+
+    step_key: str
+    attempt: int
+    counts: StepCounts
+    elapsed_ms: int
+    expected: int | None = None
+
+    @property
+    def rate(self) -> float | None:
+        """Records per second of this attempt so far: those read, or for a step that read none (an extract)
+        those put out; None for no time or no records."""
+        done = self.counts.records_in or self.counts.records_out
+        return done * 1000 / self.elapsed_ms if self.elapsed_ms > 0 and done else None
 
 
 @dataclass(frozen=True)
@@ -111,5 +133,5 @@ class RunFinished:
     error: str | None = None
 
 
-Event = (RunStarted | StepStarted | StepRetrying | StepFinished | RecordFailed | RecordRetried | RunPaused
-         | HookFired | RunFinished)
+Event = (RunStarted | StepStarted | StepRetrying | StepProgress | StepFinished | StepInterrupted | RecordFailed
+         | RecordRetried | RunPaused | HookFired | RunFinished)

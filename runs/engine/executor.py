@@ -73,6 +73,7 @@ from runs.engine.events import (
     StepCounts,
     StepFinished,
     StepInterrupted,
+    StepProgress,
     StepRetrying,
     StepStarted,
 )
@@ -82,6 +83,8 @@ from runs.engine.store import RedactingStore, RunStore
 log = logging.getLogger(__name__)
 
 NO_COUNTS = StepCounts()
+# A running step's counters are reported at most this often (one row update per step and second).
+PROGRESS_SECONDS = 1.0
 PENDING, RUNNING, PAUSED = StepStatus.PENDING, StepStatus.RUNNING, StepStatus.PAUSED
 COMPLETED, FAILED, SKIPPED, CANCELLED = StepStatus.COMPLETED, StepStatus.FAILED, StepStatus.SKIPPED, StepStatus.CANCELLED
 
@@ -182,7 +185,16 @@ class _Attempt:
     started: float
     deadline: float | None
     ctx: StepContext
+    # What the step reads (replaced by the step's thread with the scripted copy when BEFORE_ scripts ran).
+    input: StepInput
     saved: dict | None = None  # set by the step's thread once its outputs are saved
+    progress_at: float = 0.0  # when its counters were last reported (or it started)
+    reported: StepCounts = NO_COUNTS
+
+    def live_counts(self) -> StepCounts:
+        """The counters so far, read from the step's thread's objects (ints: no lock needed)."""
+        out = self.ctx.output
+        return StepCounts(self.input.consumed, len(out) if out is not None else 0, self.ctx.error_count)
 
 
 @dataclass
@@ -269,6 +281,7 @@ class _Execution:
                 if state.stop_starting or not self._anything_ready():
                     break
             self._wait()
+            self._report_progress()
         return self._finish()
 
     def _beat(self) -> None:
@@ -337,6 +350,32 @@ class _Execution:
                 ms = self.plan.specs[key].timeout_ms
                 self._on_attempt_failed(key, attempt, f"timed out after {ms} ms", retryable=True)
                 attempt.ctx.cancelled.set()
+
+    def _report_progress(self) -> None:
+        """A StepProgress for each step in flight whose counters moved, at most every PROGRESS_SECONDS per
+        step: a step shorter than that reports none (its StepFinished says it all)."""
+        now = time.monotonic()
+        for key, attempt in self.state.in_flight.items():
+            if now - attempt.progress_at < PROGRESS_SECONDS:
+                continue
+            attempt.progress_at = now
+            counts = attempt.live_counts()
+            if counts == attempt.reported:
+                continue
+            attempt.reported = counts
+            elapsed = int((now - attempt.started) * 1000)
+            self.store.emit(StepProgress(key, attempt.number, counts, elapsed, self._expected_input(key, attempt)))
+
+    def _expected_input(self, key: str, attempt: _Attempt) -> int | None:
+        """How many records the step reads in all, when that is known: it reads records (an extract
+        usually reads none) and every step feeding it has ended (its buffers grow no more); else None."""
+        if key == self.options.seed_step and self.options.seed_records is not None:
+            return len(attempt.input)
+        steps = self.state.steps
+        data = [i.source for i in self.plan.inputs[key] if not i.dependency_only]
+        if not data or not all(steps[source].status.ended for source in data):
+            return None
+        return len(attempt.input)
 
     # --- deciding what runs -------------------------------------------------------------------------
 
@@ -470,7 +509,7 @@ class _Execution:
             self._fire(before, key, records=lambda n: _head(buffers, n), recordCount=len(inputs))
         now = time.monotonic()
         deadline = now + step.timeout_ms / 1000 if step.timeout_ms else None
-        attempt = _Attempt(key, number, now, deadline, ctx)
+        attempt = _Attempt(key, number, now, deadline, ctx, inputs, progress_at=now)
         state.in_flight[key] = attempt
         s = state.steps[key]
         s.attempt = number
@@ -485,7 +524,8 @@ class _Execution:
             try:
                 if before and scripts(before):
                     scripted = self._run_scripts(before, list(buffers), ctx)
-                    outcome = handler.run(step, StepInput([scripted]), ctx)
+                    attempt.input = StepInput([scripted])
+                    outcome = handler.run(step, attempt.input, ctx)
                 else:
                     outcome = handler.run(step, inputs, ctx)
                 if after and scripts(after) and not outcome.paused:

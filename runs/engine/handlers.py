@@ -42,7 +42,7 @@ class TriggerHandler(StepHandler):
     """Start node: passes seed records (a webhook's body) through; a manual run has none."""
 
     def run(self, step, inputs, ctx):
-        out = ctx.new_buffer()
+        out = ctx.new_output()
         for batch in inputs.batches(ctx.batch_size):
             out.append(batch)
         return StepOutcome({None: out}, len(out), len(out))
@@ -51,7 +51,7 @@ class TriggerHandler(StepHandler):
 class ExtractHandler(StepHandler):
     def run(self, step, inputs, ctx):
         cls = registry.extractors.get(step.adapter_code).impl
-        out = ctx.new_buffer()
+        out = ctx.new_output()
         adapter_ctx = ctx.adapter_context()
         adapter_ctx.upstream = lambda: inputs.batches(ctx.batch_size)
         extractor = cls(dict(step.config), adapter_ctx)
@@ -103,7 +103,7 @@ class TransformHandler(StepHandler):
 
 def run_chain(chain: OperatorChain, inputs: StepInput, ctx: StepContext, policy: RetryPolicy | None = None
               ) -> StepOutcome:
-    out = ctx.new_buffer()
+    out = ctx.new_output()
     seen = dropped = 0
     batches = [inputs.all_records()] if chain.needs_all_records else inputs.batches(ctx.batch_size)
     for batch in batches:
@@ -136,7 +136,7 @@ class ValidateHandler(StepHandler):
     def run(self, step, inputs, ctx):
         check = compile_rules(step.config)
         fail_fast = step.config.get("errorHandlingMode", "ACCUMULATE") == "FAIL_FAST"
-        out = ctx.new_buffer()
+        out = ctx.new_output()
         seen = 0
         for batch in inputs.batches(ctx.batch_size):
             _check_cancel(ctx)
@@ -196,7 +196,7 @@ class RouteHandler(StepHandler):
         branches = route_branches(step)
         outs = {name: ctx.new_buffer() for name, _ in branches}
         outs["default"] = ctx.new_buffer()
-        everything = ctx.new_buffer()
+        everything = ctx.new_output()
         seen = 0
         for batch in inputs.batches(ctx.batch_size):
             _check_cancel(ctx)
@@ -217,7 +217,7 @@ class WriteHandler(StepHandler):
     def run(self, step, inputs, ctx):
         reg = registry.ADAPTER_REGISTRY_BY_STEP_TYPE[step.type]
         cls = reg.get(step.adapter_code).impl
-        out = ctx.new_buffer()
+        out = ctx.new_output()
         seen = 0
         if ctx.options.dry_run:
             for batch in inputs.batches(ctx.batch_size):
