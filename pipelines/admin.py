@@ -2,7 +2,7 @@ from django import forms
 from django.contrib import admin
 
 from pipelines import access
-from pipelines.models import Connection, Edge, Pipeline, PipelineRevision, Secret, Step
+from pipelines.models import Connection, Edge, Pipeline, PipelineReview, PipelineRevision, Secret, Step
 from pipelines.secrets import set_secret_value
 
 
@@ -33,7 +33,7 @@ class OwnedAdmin(admin.ModelAdmin):
 
 @admin.register(Pipeline)
 class PipelineAdmin(OwnedAdmin):
-    list_display = ("code", "name", "enabled", "allow_concurrent_runs", "updated_at")
+    list_display = ("code", "name", "enabled", "allow_concurrent_runs", "requires_review", "updated_at")
     list_filter = ("enabled",)
     search_fields = ("code", "name", "description")
     readonly_fields = ("current_revision", "created_at", "updated_at")
@@ -48,6 +48,26 @@ class PipelineRevisionAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False  # revisions are immutable
+
+
+@admin.register(PipelineReview)
+class PipelineReviewAdmin(admin.ModelAdmin):
+    """Submissions, to look at: deciding goes through the review pages and the API (pipelines.reviews), so a
+    submission is decided once, by someone other than its author, and the audit trail has it."""
+
+    list_display = ("pipeline", "pk", "status", "author", "submitted_at", "decided_by", "decided_at", "message")
+    list_filter = ("status", "pipeline")
+    readonly_fields = ("pipeline", "author", "definition", "base_revision", "message", "status", "submitted_at",
+                       "decided_by", "decided_at", "comment", "revision")
+
+    def get_queryset(self, request):
+        return access.visible(request.user, super().get_queryset(request), via="pipeline")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 class SecretForm(forms.ModelForm):

@@ -4,6 +4,7 @@ revision is published as the author's, and the history shows every step with its
 
 from playwright.sync_api import expect
 
+from pipelines import drafts, reviews
 from pipelines.models import Pipeline, ReviewStatus
 from pipelines.services import definition_of, save_definition
 from tests.browser.conftest import log_in
@@ -37,6 +38,7 @@ def test_it_runs_a_review_round_between_two_people(page, shoot, alice, rita):
     rita_page.click("nav >> text=Reviews")
     expect(rita_page.locator("#pending-reviews tbody tr")).to_have_count(1)
     expect(rita_page.locator("#pending-reviews")).to_contain_text("Trim the title, not the sku")
+    shoot(rita_page, "reviewer-queue")
     rita_page.click("#pending-reviews >> text=Review")
     expect(rita_page.locator("#review-diff .add")).to_contain_text(['"path": "title"'])
     expect(rita_page.locator("#review-diff .del")).to_contain_text(['"path": "sku"'])
@@ -95,3 +97,34 @@ def test_it_runs_a_review_round_between_two_people(page, shoot, alice, rita):
     assert published["steps"][1]["config"]["operators"][0]["args"] == {"path": "title"}
     assert (pipeline.current_revision.number, pipeline.current_revision.created_by) == (2, alice)
     assert [r.status for r in pipeline.reviews.order_by("pk")] == [ReviewStatus.REJECTED, ReviewStatus.APPROVED]
+
+
+def test_it_refuses_a_stale_approval_and_merges_on_purpose(page, shoot, alice, rita, django_user_model):
+    save_definition(simple_definition("simple"), message="created")
+    Pipeline.objects.filter(code="simple").update(requires_review=True)
+    pipeline = Pipeline.objects.get(code="simple")
+    mine = simple_definition("simple")
+    mine["steps"][1]["config"]["operators"][0]["args"]["path"] = "title"
+    drafts.save_draft(pipeline, alice, mine)
+    waiting = reviews.submit(pipeline, alice, "Trim the title")
+    # meanwhile dora's change of another step is approved first
+    dora = django_user_model.objects.create_user("dora")
+    theirs = simple_definition("simple")
+    theirs["steps"][0]["name"] = "Dora's source"
+    drafts.save_draft(pipeline, dora, theirs)
+    reviews.approve(reviews.submit(pipeline, dora, "Name the source").pk, rita)
+
+    log_in(page, "rita")
+    page.goto(f"/reviews/{waiting.pk}/")
+    expect(page.locator("#review-stale-note")).to_contain_text("Revision 2 was published after this change began")
+    page.fill("#approve-comment", "Fine")
+    page.click("#approve")
+    expect(page.locator("#review-stale h3").first).to_contain_text(
+        "Revision 2 was published after this change began (from revision 1)")
+    expect(page.locator("#theirs-diff .add")).to_contain_text(['"name": "Dora\'s source",'])
+    shoot(page, "stale-refused")
+    page.click("#approve-merge")
+    expect(page.locator(".message.success", has_text="Approved: published as revision 3.")).to_be_visible()
+    published = definition_of(Pipeline.objects.get(code="simple"))
+    assert published["steps"][0]["name"] == "Dora's source"
+    assert published["steps"][1]["config"]["operators"][0]["args"] == {"path": "title"}
