@@ -45,3 +45,23 @@ def test_it_refreshes_the_table_while_runs_are_active(as_bob, runs):
 
 def test_it_has_an_empty_state(as_bob, db):
     assert "No runs yet" in as_bob.get("/runs/").content.decode()
+
+
+def test_each_row_links_and_dates_as_django_would_in_the_current_time_zone(as_bob, runs, settings):
+    """The rows' links and creation times are worked out once per page (runs.views._finish), not with a url
+    tag and a date filter per row: the same text as reverse() and the date filter give, in the time zone set."""
+    from django.template.defaultfilters import date
+    from django.urls import reverse
+    from django.utils import timezone
+
+    settings.TIME_ZONE = "Asia/Kathmandu"  # +05:45: a shift no rounding hides
+    timezone.activate("Asia/Kathmandu")
+    try:
+        page = as_bob.get("/runs/").content.decode()
+        for run in Run.objects.select_related("pipeline"):
+            assert f'href="{reverse("run-detail", args=[run.pk])}"' in page
+            assert f'href="{reverse("pipeline-editor", args=[run.pipeline.code])}"' in page
+            assert f'title="{date(timezone.localtime(run.created_at), "Y-m-d H:i:s")}"' in page
+    finally:
+        timezone.deactivate()
+    assert "narrow:" not in page and "{%" not in page and "{#" not in page  # the template's note stays a comment
