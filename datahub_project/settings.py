@@ -328,6 +328,9 @@ DATAHUB_DRAIN_SECONDS = env_int("DATAHUB_DRAIN_SECONDS", 10, minimum=1)
 DATAHUB_CONSUMER_LEASE_SECONDS = env_int("DATAHUB_CONSUMER_LEASE_SECONDS", 30, minimum=2)
 # Step outputs larger than this many records spill from memory to a temporary file.
 DATAHUB_SPILL_RECORDS = env_int("DATAHUB_SPILL_RECORDS", 50_000, minimum=1)
+# A step streaming into its consumer holds at most this much (MiB, estimated) of batches the consumer has not
+# taken yet; past it the producer waits for the consumer (docs/streaming.md).
+DATAHUB_STREAM_MEMORY_MB = env_int("DATAHUB_STREAM_MEMORY_MB", 16, minimum=1)
 # CPU-heavy TRANSFORM steps of a run with parallel execution run in worker processes of their own
 # (runs.engine.processes), so parallel branches use every core: "auto" for inputs of at least
 # DATAHUB_STEP_PROCESS_MIN_RECORDS records, "off" never (threads only).

@@ -92,6 +92,9 @@ CONTEXT_SCHEMA: dict = {
             },
         },
         "checkpointing": {"type": "object", "properties": {"enabled": {"type": "boolean"}}},
+        "streaming": {"type": "object", "additionalProperties": False, "properties": {"enabled": {
+            "type": "boolean", "description": "Steps read their predecessor's batches as they are produced, "
+            "where safe (docs/streaming.md); false: every step waits for its inputs to end."}}},
         "throughput": {
             "type": "object",
             "properties": {
@@ -197,6 +200,10 @@ class Definition:
             error_policy=str(p.get("errorPolicy", "FAIL_FAST")),
             processes=str(p.get("processes", "auto")),
         )
+
+    @property
+    def streaming(self) -> bool:
+        return (self.context.get("streaming") or {}).get("enabled", True) is not False
 
     @property
     def batch_size(self) -> int:

@@ -170,6 +170,7 @@ def run_options(run: Run, *, keep_outputs=False) -> RunOptions:
         record_limit=run.record_limit,
         keep_outputs=keep_outputs,
         spill_records=settings.DATAHUB_SPILL_RECORDS,
+        stream_memory_bytes=settings.DATAHUB_STREAM_MEMORY_MB << 20,
         processes=settings.DATAHUB_STEP_PROCESSES,
         process_min_records=settings.DATAHUB_STEP_PROCESS_MIN_RECORDS,
         pipeline_code=run.pipeline.code,

@@ -71,6 +71,10 @@ class WriteResult:
 class Writer(ABC):
     """A loader, exporter, feed or sink."""
 
+    # True when nothing leaves the run before finish() (a file written to a temporary file first): such a
+    # writer may consume a stream, since a producer failing half way leaves nothing published.
+    publishes_at_finish = False
+
     def __init__(self, config: dict, ctx: AdapterContext):
         self.config = config
         self.ctx = ctx

@@ -430,6 +430,7 @@ class FileExportWriter(Writer):
     records and fail some alone (feeds)."""
 
     extension = "txt"
+    publishes_at_finish = True
 
     def __init__(self, config: dict, ctx):
         super().__init__(config, ctx)

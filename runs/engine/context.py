@@ -15,6 +15,7 @@ from pipelines.operators.base import OperatorContext
 from pipelines.records import Batch, Record, deep_copy
 from runs.engine.buffers import DEFAULT_SPILL_RECORDS, RecordBuffer, rebatch
 from runs.engine.events import RecordFailed, RecordRetried, StepCounts
+from runs.engine.streams import DEFAULT_STREAM_BYTES
 
 
 def utc_now() -> datetime:
@@ -42,6 +43,9 @@ class RunOptions:
     # Keep these steps' outputs after the run (True = every step), for previews and --show-output.
     keep_outputs: bool | frozenset[str] = False
     spill_records: int = DEFAULT_SPILL_RECORDS
+    # Batches a streaming step holds for its consumer, in (estimated) bytes, before the producer waits
+    # (or, while the consumer has not started, spills them): see runs.engine.streams.
+    stream_memory_bytes: int = DEFAULT_STREAM_BYTES
     pipeline_code: str = ""
     run_id: Any = None
     http: Any = None
@@ -89,7 +93,11 @@ class StepInput:
         return sum(len(b) for b in self.buffers)
 
     def batches(self, size: int) -> Iterator[Batch]:
-        for batch in rebatch((batch for buf in self.buffers for batch in buf.batches(size)), size):
+        if len(self.buffers) == 1:  # a stream passes a short batch on as it comes, not gathered
+            batches = self.buffers[0].batches(size)
+        else:
+            batches = rebatch((batch for buf in self.buffers for batch in buf.batches(size)), size)
+        for batch in batches:
             self.consumed += len(batch)
             yield batch
 
@@ -125,8 +133,9 @@ class StepContext:
     attempts: list[RecordRetried] = field(default_factory=list)
     error_count: int = 0
     warnings: list[str] = field(default_factory=list)
-    # The step's main output (new_output): its length is the step's live records-out.
-    output: RecordBuffer | None = None
+    # The step's main output (new_output): its length is the step's live records-out. The executor sets it
+    # beforehand to a runs.engine.streams.Stream when the step streams into its consumer.
+    output: Any = None
 
     @property
     def batch_size(self) -> int:
@@ -137,8 +146,10 @@ class StepContext:
         return RecordBuffer(self.options.spill_records)
 
     def new_output(self) -> RecordBuffer:
-        """A buffer for the step's main output: the executor reports its length while the step runs."""
-        self.output = self.new_buffer()
+        """The step's main output (the Stream the executor gave it, or a new buffer): the executor reports its
+        length while the step runs."""
+        if self.output is None:
+            self.output = self.new_buffer()
         return self.output
 
     def record_error(self, record: Record, message: str, attempts: int = 1, **details: Any) -> None:
@@ -198,6 +209,15 @@ class StepContext:
 
 class StepHandler(ABC):
     """Runs one step type. Registered into ``pipelines.registry.step_types`` with its config schema."""
+
+    # A handler that writes its main output through ``ctx.new_output()`` and appends to it batch by batch
+    # may stream it into its consumer (runs.engine.stream_plan).
+    streams_output = False
+
+    def streams_input(self, step: StepSpec, definition: Definition, options: RunOptions) -> bool:
+        """Whether this step may read its input while its producer still writes it: it reads batch by
+        batch and has no effect outside the run before it ends (runs.engine.stream_plan)."""
+        return False
 
     @abstractmethod
     def run(self, step: StepSpec, inputs: StepInput, ctx: StepContext) -> StepOutcome:

@@ -79,6 +79,8 @@ from runs.engine.events import (
 )
 from runs.engine.status import Handover, RunStatus, Skip, SkipCause, StepStatus
 from runs.engine.store import RedactingStore, RunStore
+from runs.engine.stream_plan import streamed_inputs
+from runs.engine.streams import Stream
 
 log = logging.getLogger(__name__)
 
@@ -237,6 +239,12 @@ class _Execution:
         self.step_types = step_types
         self.state = RunState({k: StepState(consumers_left=len(plan.successors[k])) for k in plan.order})
         self.results: queue.Queue = queue.Queue()
+        # Streaming (runs.engine.stream_plan): {consumer: producer}, fixed for the run; its reverse; and the
+        # Stream of each producer launched in this run.
+        self.stream_into = streamed_inputs(definition, plan.inputs, plan.successors, step_types, plan.hooks,
+                                           options)
+        self.stream_out = {p: c for c, p in self.stream_into.items()}
+        self.streams: dict[str, Stream] = {}
 
     # --- the loop ---------------------------------------------------------------------------------
 
@@ -294,8 +302,9 @@ class _Execution:
                 log.warning("run %s: another worker has taken the run over; stopping", self.options.run_id)
                 state.lost = True
                 state.stop_starting = True
-                for attempt in state.in_flight.values():
+                for key, attempt in state.in_flight.items():
                     attempt.ctx.cancelled.set()
+                    self._break_stream(key, "another worker took the run over")
                 state.in_flight.clear()
 
     def _check_drain(self) -> None:
@@ -312,6 +321,7 @@ class _Execution:
             for key, attempt in list(state.in_flight.items()):
                 attempt.ctx.cancelled.set()  # the thread cannot be killed; its late result is ignored
                 del state.in_flight[key]
+                self._break_stream(key, "interrupted: the worker stopped")
                 state.steps[key].status = PENDING
                 self.store.emit(StepInterrupted(key, "the worker stopped (drain window over) while the step ran; "
                                                      "it runs again from its start on the next worker"))
@@ -384,6 +394,8 @@ class _Execution:
         state = self.state
         if key in state.in_flight or key in state.retry_at:
             return Readiness.WAIT
+        if self._rides_along(key):
+            return Readiness.RUN
         steps = state.steps
         ins = self.plan.inputs[key]
         if any(not steps[i.source].status.ended for i in ins):
@@ -425,21 +437,43 @@ class _Execution:
                 elif readiness is Readiness.WAIT and key not in state.retry_at:
                     state.candidates.discard(key)  # an input is still open; its end brings this back
 
+    def _rides_along(self, key: str) -> bool:
+        """A streamed consumer whose producer runs now: it starts at once and takes no slot of
+        ``maxConcurrentSteps`` of its own (producer and consumer are one pipe)."""
+        source = self.stream_into.get(key)
+        return source is not None and source in self.state.in_flight and source in self.streams
+
+    def _slots_taken(self) -> int:
+        in_flight = self.state.in_flight
+        return sum(1 for k in in_flight if self.stream_into.get(k) not in in_flight)
+
     def _start_ready(self) -> None:
         state = self.state
         now = time.monotonic()
         for key, (when, number) in sorted(state.retry_at.items(), key=lambda kv: self.plan.position[kv[0]]):
-            if len(state.in_flight) >= self.plan.max_in_flight:
+            if self._slots_taken() >= self.plan.max_in_flight:
                 return
             if now >= when:
                 del state.retry_at[key]
-                self._launch(key, number)
+                self._launch_pipe(key, number)
         for key in self._sorted_candidates():
-            if len(state.in_flight) >= self.plan.max_in_flight:
-                return
+            if self._slots_taken() >= self.plan.max_in_flight and not self._rides_along(key):
+                continue
             if state.steps[key].status is PENDING and self._readiness(key) is Readiness.RUN:
                 state.candidates.discard(key)
-                self._launch(key, 1)
+                self._launch_pipe(key, 1)
+
+    def _launch_pipe(self, key: str, number: int) -> None:
+        """Launch a step and the consumers it streams into (and theirs), all reading before any writes."""
+        steps = self.state.steps
+        threads = [self._launch(key, number)]
+        follower = self.stream_out.get(key)
+        while follower is not None and steps[follower].status is PENDING and self._readiness(follower) is Readiness.RUN:
+            self.state.candidates.discard(follower)
+            threads.append(self._launch(follower, 1))
+            follower = self.stream_out.get(follower)
+        for thread in threads:
+            thread.start()
 
     def _pass_through_disabled(self, key: str) -> None:
         buffers = self._input_buffers(key)
@@ -487,7 +521,8 @@ class _Execution:
 
         return read
 
-    def _launch(self, key: str, number: int) -> None:
+    def _launch(self, key: str, number: int) -> threading.Thread:
+        """Set up an attempt; the caller starts the thread it returns."""
         state = self.state
         step = self.plan.specs[key]
         handler = self.step_types.get(step.type).impl
@@ -502,7 +537,12 @@ class _Execution:
         )
         if state.cancelled.is_set():
             ctx.cancelled.set()
-        buffers = self._input_buffers(key)
+        stream = self._open_stream(key, ctx)
+        source = self.stream_into.get(key)
+        if source in self.streams:  # reads its producer's stream, live or (started late) ended
+            buffers = [self.streams[source].reader(ctx.cancelled)]
+        else:
+            buffers = self._input_buffers(key)
         inputs = StepInput(buffers)
         before, after = hooks.step_stages(step.type)
         if number == 1 and before:
@@ -530,18 +570,24 @@ class _Execution:
                     outcome = handler.run(step, inputs, ctx)
                 if after and scripts(after) and not outcome.paused:
                     self._script_outputs(after, outcome, ctx)
+                if stream is not None:
+                    _into_stream(outcome, stream)
                 if self.options.persist is not None and not outcome.paused and not ctx.cancelled.is_set():
                     attempt.saved = (self.options.persist(key, outcome.outputs)
                                      if key in self.plan.read_by_others else {})
                 self.results.put((key, attempt, outcome, None))
+                if stream is not None:  # after the result: the main thread sees the producer end first
+                    stream.end()
             except BaseException as exc:  # reported to the main thread, never lost
                 self.results.put((key, attempt, None, exc))
+                if stream is not None:
+                    stream.fail(_describe(exc)[0])
             finally:
                 if scripted is not None:
                     scripted.close()
 
         target = self.options.thread_wrapper(body) if self.options.thread_wrapper else body
-        threading.Thread(target=target, name=f"datahub-step-{key}", daemon=True).start()
+        return threading.Thread(target=target, name=f"datahub-step-{key}", daemon=True)
 
     def _on_result(self, key: str, attempt: _Attempt, outcome: StepOutcome | None, exc: BaseException | None):
         state = self.state
@@ -586,6 +632,10 @@ class _Execution:
         state = self.state
         step = self.plan.specs[key]
         ctx = attempt.ctx
+        self._break_stream(key, message)
+        upstream = self.streams.get(self.stream_into.get(key))
+        if upstream is not None:
+            upstream.leave()  # its producer must not wait for a consumer that stopped (a timeout, say)
         if retryable and attempt.number <= step.retries and not state.cancelled.is_set():
             delay = step.retry_delay_ms
             self.store.emit(StepRetrying(key, attempt.number, message, delay))
@@ -596,6 +646,10 @@ class _Execution:
         for event in (*ctx.attempts, *ctx.errors):
             self.store.emit(event)
         counts = StepCounts(errors=ctx.error_count)
+        if upstream is not None and upstream.failed and not state.cancelled.is_set():
+            # Its producer failed while streaming into it: it ends as a consumer that waited would.
+            self._end(key, SKIPPED, counts=counts, attempt=attempt, skip=Skip(SkipCause.UPSTREAM, self.stream_into[key]))
+            return
         if ctx.cancelled.is_set():
             # Told to stop (cancel, or FAIL_FAST after another step failed): not a failure of its own.
             self._end(key, CANCELLED, counts=counts, attempt=attempt, error=f"stopped: {message}")
@@ -616,6 +670,26 @@ class _Execution:
             state.stop_starting = True
             for other in state.in_flight.values():
                 other.ctx.cancelled.set()
+
+    def _open_stream(self, key: str, ctx: StepContext) -> Stream | None:
+        """The Stream a producer writes its main output into (its consumer reads it while it runs)."""
+        if key not in self.stream_out:
+            return None
+        keep = self.options.keep_outputs
+        # A durable run saves the output, and keep_outputs shows it: then it is kept besides the hand-off.
+        kept = self.options.persist is not None or keep is True or bool(keep and key in keep)
+        stream = Stream(self.options.stream_memory_bytes, keep=kept, spill_records=self.options.spill_records,
+                        producer_cancelled=ctx.cancelled, name=key)
+        self.streams[key] = ctx.output = stream
+        self.state.candidates.add(self.stream_out[key])
+        return stream
+
+    def _break_stream(self, key: str, message: str) -> None:
+        """A producer ended without completing: its consumer must see a broken stream, not a short one."""
+        stream = self.streams.get(key)
+        if stream is not None:
+            stream.fail(message)
+            stream.close()
 
     def _end(self, key: str, status: StepStatus, *, counts: StepCounts = NO_COUNTS, attempt: _Attempt | None = None,
              error: str | None = None, skip: Skip | None = None, checkpoint: dict | None = None,
@@ -818,6 +892,20 @@ def _head(buffers: list[RecordBuffer], n: int) -> list:
             break
         out.extend(buf.head(n - len(out)))
     return out
+
+
+def _into_stream(outcome: StepOutcome, stream: Stream) -> None:
+    """A producer whose handler wrote its main output elsewhere (a worker process's file) hands it on now."""
+    main = outcome.outputs.get(None)
+    if main is stream:
+        return
+    if main is not None:
+        for batch in main.batches():
+            stream.append(batch)
+        main.close()
+    for branch, buf in list(outcome.outputs.items()):
+        if buf is main:
+            outcome.outputs[branch] = stream
 
 
 def _describe(exc: BaseException) -> tuple[str, bool]:

@@ -49,6 +49,8 @@ class TriggerHandler(StepHandler):
 
 
 class ExtractHandler(StepHandler):
+    streams_output = True
+
     def run(self, step, inputs, ctx):
         cls = registry.extractors.get(step.adapter_code).impl
         out = ctx.new_output()
@@ -80,6 +82,15 @@ def operator_items(step: StepSpec) -> list[dict]:
 
 
 class TransformHandler(StepHandler):
+    streams_output = True
+
+    def streams_input(self, step, definition, options):
+        # A step that may go to a worker process waits for its input: the child reads whole spill files.
+        try:
+            return processes.why_not_any_input(step, definition, options, operator_items(step)) is not None
+        except ConfigError:
+            return False  # reported when the step runs
+
     def run(self, step, inputs, ctx):
         policy = None if step.adapter_code else RetryPolicy.from_config(step.config.get("retryPerRecord"))
         if policy is not None:
@@ -133,6 +144,11 @@ class ValidateHandler(StepHandler):
     """Field rules. ACCUMULATE (default): invalid records go to the record errors, valid ones pass.
     FAIL_FAST: the first invalid record is recorded and fails the step (nothing is passed on)."""
 
+    streams_output = True
+
+    def streams_input(self, step, definition, options):
+        return True
+
     def run(self, step, inputs, ctx):
         check = compile_rules(step.config)
         fail_fast = step.config.get("errorHandlingMode", "ACCUMULATE") == "FAIL_FAST"
@@ -165,6 +181,11 @@ def enrich_items(step: StepSpec) -> list[dict]:
 
 
 class EnrichHandler(StepHandler):
+    streams_output = True
+
+    def streams_input(self, step, definition, options):
+        return True
+
     def run(self, step, inputs, ctx):
         chain = OperatorChain(enrich_items(step), context_for=ctx.operator_context)
         return run_chain(chain, inputs, ctx)
@@ -213,6 +234,14 @@ class RouteHandler(StepHandler):
 
 class WriteHandler(StepHandler):
     """LOAD, EXPORT, FEED and SINK: a writer adapter. LOAD passes on what it loaded."""
+
+    streams_output = True
+
+    def streams_input(self, step, definition, options):
+        # Only a writer that publishes nothing before finish() (a file export): one that writes per batch
+        # would leave half an input written when its producer fails.
+        cls = registry.ADAPTER_REGISTRY_BY_STEP_TYPE[step.type].get(step.adapter_code).impl
+        return bool(getattr(cls, "publishes_at_finish", False))
 
     def run(self, step, inputs, ctx):
         reg = registry.ADAPTER_REGISTRY_BY_STEP_TYPE[step.type]

@@ -140,7 +140,23 @@ def cpu_count() -> int:
 def why_not(step: StepSpec, inputs: StepInput, ctx: StepContext, items: list,
             registry: Registry = operator_registry) -> str | None:
     """None when the step should run in a worker process; else the reason it runs in a thread."""
-    options, definition = ctx.options, ctx.definition
+    options = ctx.options
+    reason = why_not_any_input(step, ctx.definition, options, items, registry)
+    if reason is not None:
+        return reason
+    if len(inputs) < options.process_min_records:
+        return f"input of {len(inputs)} records, under {options.process_min_records}"
+    if not all(hasattr(buf, "spill_file") for buf in inputs.buffers):
+        return "an input is not a finished record buffer (it streams from a step still running)"
+    if getattr(ctx, "output", None) is not None:
+        return "the step streams its output into its consumer"
+    return None
+
+
+def why_not_any_input(step: StepSpec, definition: Definition, options: RunOptions, items: list,
+                      registry: Registry = operator_registry) -> str | None:
+    """The reasons a step runs in a thread whatever its input; None: a large enough input goes to a worker
+    process (such a step waits for its whole input rather than stream: runs.engine.stream_plan)."""
     parallel = definition.parallel
     if options.processes == "off" or parallel.processes == "off":
         return "worker processes are switched off"
@@ -148,12 +164,6 @@ def why_not(step: StepSpec, inputs: StepInput, ctx: StepContext, items: list,
         return "parallel execution is off: no other step competes for the interpreter"
     if cpu_count() < 2:
         return "one CPU"
-    if len(inputs) < options.process_min_records:
-        return f"input of {len(inputs)} records, under {options.process_min_records}"
-    if not all(hasattr(buf, "spill_file") for buf in inputs.buffers):
-        return "an input is not a finished record buffer (it streams from a step still running)"
-    if getattr(ctx, "output", None) is not None:
-        return "the step streams its output into its consumer"
     for index, item in enumerate(items):
         code = item.get("op") if isinstance(item, dict) else None
         if code not in registry:

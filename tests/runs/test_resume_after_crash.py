@@ -21,6 +21,9 @@ class WorkerKilled(BaseException):
 
 
 def definition(code="durable", **context):
+    # These tests kill the worker between steps; streamed steps run together and have no boundary between
+    # them to resume from (test_a_crash_inside_a_streamed_pipe_runs_the_pipe_again covers that case).
+    context.setdefault("streaming", {"enabled": False})
     return {
         "version": 1, "code": code, "name": code,
         "steps": [
@@ -106,6 +109,21 @@ def test_it_resumes_from_the_last_completed_step_reading_its_outputs_back(
     assert [(e.kind, bool(e.worker)) for e in outcome.run.events.all()] == [
         ("STARTED", True), ("WORKER_LOST", True), ("RESUMED", True)]
     assert "stopped responding (no heartbeat since" in outcome.run.events.get(kind="WORKER_LOST").detail
+
+
+def test_a_crash_inside_a_streamed_pipe_runs_the_pipe_again(
+        media, steps_started, django_capture_on_commit_callbacks):
+    run = services.create_run(save_definition(definition("piped", streaming={"enabled": True})))
+    kill_while(run, steps_started, "upper")  # src -> clean -> upper stream: all three had started
+    assert steps_started == ["src", "clean", "upper"]
+    rows = {s.step_key: s.status for s in run.step_runs.all()}
+    assert rows["out"] == "PENDING" and "COMPLETED" not in (rows["clean"], rows["upper"])
+    take_back(django_capture_on_commit_callbacks)
+    del steps_started[:]
+    outcome = services.run_now(run, keep_outputs=True)
+    assert outcome.run.status == RunStatus.COMPLETED, outcome.run.error
+    assert "upper" in steps_started and steps_started[-1] == "out"  # nothing half-read is reused
+    assert outcome.result.output("out") == [{"sku": "A"}, {"sku": "B"}]
 
 
 def test_a_run_resumed_too_often_fails_with_the_reason_and_its_later_steps_show_skipped(
