@@ -97,6 +97,11 @@
     var editor = this.editor;
     var data = this.container.dataset;
 
+    // Drawflow takes Delete from the canvas's key events, but a press on a connection does not focus the
+    // canvas (it prevents the default): without this, a connection selected right after typing in the
+    // form beside the canvas could not be deleted with the key.
+    editor.on("connectionSelected", function () { self.container.focus({ preventScroll: true }); });
+
     editor.on("translate", function (pan) { self.minimap.update(pan); });
     editor.on("zoom", function () { self.minimap.update(); });
     editor.on("mouseUp", function () { self.minimap.update(); });

@@ -26,6 +26,40 @@ def add_from_palette(page, palette, fill=None):
         page.fill(f"#canvas-side {selector}", value)
 
 
+VISIBLE_POINT = """p => {
+    const m = p.getScreenCTM(), length = p.getTotalLength();
+    for (const t of [0.2, 0.35, 0.5, 0.65, 0.8, 0.1, 0.9]) {
+        const q = p.getPointAtLength(length * t);
+        const x = m.a * q.x + m.c * q.y + m.e, y = m.b * q.x + m.d * q.y + m.f;
+        if (document.elementFromPoint(x, y) === p) return [x, y];
+    }
+    return null;
+}"""
+
+
+def remove_connection(page, source, target, port=1):
+    """Select the connection between two steps on the canvas (by its drawn path) and press Delete."""
+    out_id = node(page, source).get_attribute("id")
+    in_id = node(page, target).get_attribute("id")
+    path = page.locator(f"#canvas .connection.node_out_{out_id}.node_in_{in_id}.output_{port} .main-path")
+    # Click a point of the drawn path that nothing covers (paths into one port overlap near it, the minimap
+    # sits in a corner); the canvas may still be settling after the last redraw, so look again if need be.
+    page.wait_for_load_state("networkidle")
+    for _ in range(10):
+        point = path.evaluate(VISIBLE_POINT)
+        if point:
+            page.mouse.click(*point)
+            page.wait_for_timeout(250)
+            if "selected" in (path.get_attribute("class") or ""):
+                break
+        page.wait_for_timeout(200)
+    expect(path).to_have_class("main-path selected")
+    page.evaluate("document.getElementById('workspace').dataset.before = '1'")  # the redraw replaces it
+    page.keyboard.press("Delete")
+    expect(page.locator("#workspace:not([data-before]) .message.success")).to_contain_text("Removed the connection.")
+    expect(page.locator(f"#canvas .connection.node_out_{out_id}.node_in_{in_id}.output_{port}")).to_have_count(0)
+
+
 def test_it_builds_a_graph_with_a_route_on_the_canvas(page, shoot, alice):
     definition = simple_definition("canvas")
     definition["steps"] = definition["steps"][:1]  # one inMemory extract to start from
@@ -58,9 +92,23 @@ def test_it_builds_a_graph_with_a_route_on_the_canvas(page, shoot, alice):
     page.drag_and_drop("#canvas .drawflow-node[data-step='route'] .output[data-branch='big']",
                        "#canvas .drawflow-node[data-step='records-2'] .input")
     expect(page.locator("#workspace .message.success")).to_contain_text("Connected route → records-2")
-    edges = working("canvas")["edges"]
-    assert {"from": "route", "to": "records-2", "branch": "big"} in edges
+    assert {"from": "route", "to": "records-2", "branch": "big"} in working("canvas")["edges"]
+    # and its default branch to the first sink (this takes the place of its all-records connection there)
+    page.drag_and_drop("#canvas .drawflow-node[data-step='route'] .output[data-branch='default']",
+                       "#canvas .drawflow-node[data-step='records'] .input")
+    expect(page.locator("#workspace .message.success")).to_contain_text("Connected route → records")
+
+    # what list order had connected goes: each connection selected on the canvas, then Delete
+    remove_connection(page, "records", "records-2")
+    remove_connection(page, "trim", "records")
+    assert sorted(working("canvas")["edges"], key=lambda e: (e["from"], e["to"])) == [
+        {"from": "route", "to": "records", "branch": "default"},
+        {"from": "route", "to": "records-2", "branch": "big"},
+        {"from": "src", "to": "trim"},
+        {"from": "trim", "to": "route"},
+    ]
     assert [s["key"] for s in working("canvas")["steps"]] == ["src", "trim", "records", "records-2", "route"]
+    expect(page.locator("#canvas .connection")).to_have_count(4)
 
     # selecting a step opens its card beside the canvas
     node(page, "trim").click()

@@ -93,6 +93,16 @@ def test_it_lets_two_people_edit_one_pipeline_without_overwriting(page, shoot, a
     expect(page.locator("#stale h2")).to_contain_text("Revision 2 was published after your draft began")
     expect(page.locator("#theirs-diff")).to_contain_text("Dora's source")
     shoot(page, "stale")
+    # the refusal was answered with a redirect: reloading shows the editor again and posts nothing
+    assert page.url.endswith("/pipelines/simple/#stale")
+    page.on("dialog", lambda d: d.accept())  # the unpublished draft makes the browser ask before leaving
+    page.reload()
+    expect(page.locator("#draft-status")).to_contain_text("Revision 2 was published since.")
+    expect(page.locator("#stale")).to_have_count(0)
+    assert Pipeline.objects.get(code="simple").revisions.count() == 2
+    page.fill("#publish-message", "title")
+    page.click("#publish")
+    expect(page.locator("#stale h2")).to_contain_text("Revision 2 was published after your draft began")
     page.click("#merge-draft")
     expect(page.locator(".message.success", has_text="Merged revision 2 into your draft.")).to_be_visible()
     page.fill("#publish-message", "title, after dora")
