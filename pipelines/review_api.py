@@ -69,11 +69,16 @@ class ReviewDetailSerializer(ReviewSerializer):
     definition = serializers.DictField(help_text="the definition as submitted")
     diff = serializers.SerializerMethodField(help_text="unified diff to the submission from the published revision "
                                                        "(while pending) or from baseRevision (once decided)")
+    changes = serializers.SerializerMethodField(help_text="the diff in words: steps added, removed or changed, the "
+                                                          "connections, settings")
     staleDiff = serializers.SerializerMethodField(  # noqa: N815
         help_text="what was published since baseRevision (empty when it is current)")
 
     def get_diff(self, review) -> str:
         return reviews.diff_of(review)
+
+    def get_changes(self, review) -> list[str]:
+        return reviews.changes(review)
 
     def get_staleDiff(self, review) -> str:  # noqa: N802
         return reviews.stale_diff(review) if review.status == ReviewStatus.PENDING else ""

@@ -45,6 +45,8 @@ class PipelineReviewType(graphene.ObjectType):
     diff = graphene.String(required=True, description="unified diff to the submission from the published revision "
                                                       "(while pending) or from baseRevision (once decided)")
     stale_diff = graphene.String(required=True, description="what was published since its base (when stale)")
+    changes = graphene.List(graphene.NonNull(graphene.String), required=True,
+                            description="the diff in words: steps added, removed or changed, connections, settings")
 
     @staticmethod
     def resolve_pipeline(review, info):
@@ -73,6 +75,10 @@ class PipelineReviewType(graphene.ObjectType):
     @staticmethod
     def resolve_diff(review, info):
         return reviews.diff_of(review)
+
+    @staticmethod
+    def resolve_changes(review, info):
+        return reviews.changes(review)
 
     @staticmethod
     def resolve_stale_diff(review, info):

@@ -57,6 +57,7 @@ def _detail_context(request: HttpRequest, review, **extra) -> dict:
     return {
         "review": review, "pipeline": review.pipeline, "pending": pending,
         "diff": diff_lines(reviews.diff_of(review)),
+        "changes": reviews.changes(review),
         "stale_diff": diff_lines(reviews.stale_diff(review)) if pending else [],
         "current": review.pipeline.current_revision,
         "can_decide": pending and access.may_decide(request.user, review),

@@ -115,6 +115,29 @@ def diff_of(review: PipelineReview) -> str:
                      f"r{against.number} ({name})" if against else "(nothing published)", "submission")
 
 
+def changes(review: PipelineReview) -> list[str]:
+    """The diff in words, by step, connection and setting ("step 'clean' changed"), against the same
+    revision as :func:`diff_of`: a JSON diff's few lines of context rarely show which step they are in."""
+    against = review.pipeline.current_revision if review.status == ReviewStatus.PENDING else review.base_revision
+    old, new = (against.definition if against else {}), review.definition
+
+    def steps(d):
+        return {s.get("key"): s for s in d.get("steps") or [] if isinstance(s, dict)}
+
+    before, after = steps(old), steps(new)
+    out = [f"step '{k}' added" for k in after if k not in before]
+    out += [f"step '{k}' removed" for k in before if k not in after]
+    out += [f"step '{k}' changed" for k in after if k in before and after[k] != before[k]]
+    if [k for k in before if k in after] != [k for k in after if k in before]:
+        out.append("the order of the steps")
+    if (old.get("edges") or []) != (new.get("edges") or []):
+        out.append("the connections")
+    settings = sorted(k for k in (set(old) | set(new)) - {"steps", "edges"} if old.get(k) != new.get(k))
+    if settings:
+        out.append("settings: " + ", ".join(settings))
+    return out
+
+
 def is_stale(review: PipelineReview) -> bool:
     return review.base_revision_id != review.pipeline.current_revision_id
 

@@ -45,6 +45,7 @@ def test_a_review_round_over_rest(as_alice, as_rita, reviewed):
     body = first.json()
     assert (body["status"], body["author"], body["baseRevision"], body["stale"]) == ("PENDING", "alice", 1, False)
     assert '+              "path": "title"' in body["diff"] and body["diff"].startswith("--- r1 (published)\n")
+    assert body["changes"] == ["step 'clean' changed"]
 
     waiting = as_rita.get("/api/reviews/").json()
     assert [r["id"] for r in waiting["results"]] == [body["id"]]

@@ -40,6 +40,7 @@ def test_it_runs_a_review_round_between_two_people(page, shoot, alice, rita):
     expect(rita_page.locator("#pending-reviews")).to_contain_text("Trim the title, not the sku")
     shoot(rita_page, "reviewer-queue")
     rita_page.click("#pending-reviews >> text=Review")
+    expect(rita_page.locator("#review-changes-list")).to_have_text("step 'clean' changed")
     expect(rita_page.locator("#review-diff .add")).to_contain_text(['"path": "title"'])
     expect(rita_page.locator("#review-diff .del")).to_contain_text(['"path": "sku"'])
     shoot(rita_page, "reviewer-sees-the-diff")

@@ -226,3 +226,15 @@ def test_reviewers_and_authors_are_told_by_email(reviewed, alice, rita, bob, mai
     with django_capture_on_commit_callbacks(execute=True), pytest.raises(drafts.StaleBase):
         reviews.approve(second.pk, rita)
     assert OrmQ.objects.count() == queued
+
+
+def test_the_change_is_named_by_step_connection_and_setting(reviewed, alice):
+    d = changed()
+    d["name"] = "Renamed"
+    d["steps"].insert(2, {"key": "count", "type": "TRANSFORM", "config": {"operators": [
+        {"op": "set", "args": {"path": "n", "value": 1}}]}})
+    d["steps"] = [s for s in d["steps"] if s["key"] != "out"] + [{"key": "out2", "type": "SINK",
+                                                                   "adapterCode": "records", "config": {}}]
+    review = reviews.submit_definition(reviewed, alice, d, "several")
+    assert reviews.changes(review) == ["step 'count' added", "step 'out2' added", "step 'out' removed",
+                                       "step 'clean' changed", "settings: name"]
