@@ -115,6 +115,11 @@ def test_it_builds_runs_and_watches_a_pipeline(page, shoot, alice):
     worker.join(10)
     expect(page.locator("#run-status")).to_have_text("Completed")
     expect(page.locator("#run-progress .live")).to_have_count(0)
+    # what the run put out appears without a reload: the last record sink's first records
+    outputs = page.locator("#run-outputs [data-output='records']")
+    expect(outputs).to_contain_text("2 records")
+    expect(outputs.locator("tbody tr")).to_have_count(2)
+    expect(outputs.locator("tbody")).to_contain_text("A-1")
     shoot(page, "run-completed")
 
     # the failed record of the transform step, with its error
