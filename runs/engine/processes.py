@@ -82,6 +82,7 @@ PROCESS_MODES = ("auto", "off")
 PRELOAD = ["pipelines.operators", "runs.engine.handlers", "runs.engine.processes"]
 STOP_GRACE_SECONDS = 2.0
 POLL_SECONDS = 0.05
+PROGRESS_SECONDS = 1.0  # how often a child reports its records in, out and failed (the run's live counters)
 
 _live: set[int] = set()
 _live_lock = threading.Lock()
@@ -238,6 +239,7 @@ def run_step(handler: type, step: StepSpec, inputs: StepInput, ctx: StepContext,
     errors = tempfile.TemporaryFile(prefix="datahub-errors-")
     proc = conn = None
     adopted = False
+    progress = _Progress(inputs, ctx)
     try:
         job = _job(handler, step, inputs, ctx, items, opened, output, errors)
         mp = _mp_context()
@@ -252,18 +254,19 @@ def run_step(handler: type, step: StepSpec, inputs: StepInput, ctx: StepContext,
         with _live_lock:
             _live.add(proc.pid)
         try:
-            first = _receive(proc, conn, ctx)
+            first = _receive(proc, conn, ctx, progress)
         except StepError as exc:
             if isinstance(exc, StepCancelled):
                 raise
             raise Unavailable(str(exc)) from exc
         if first[0] == "unavailable":
             raise Unavailable(first[1])
-        kind, summary, exc = _receive(proc, conn, ctx)
+        kind, summary, exc = _receive(proc, conn, ctx, progress)
         with _live_lock:
             _child_cpu[0] += summary.get("cpu", 0.0)
         if kind == "needs-parent":
             raise Unavailable(f"an operator {exc} in the worker process")
+        progress.reset()
         _take_errors(errors, ctx)
         ctx.warnings.extend(summary["warnings"][: max(0, 1000 - len(ctx.warnings))])
         ctx.checkpoint.clear()
@@ -271,11 +274,15 @@ def run_step(handler: type, step: StepSpec, inputs: StepInput, ctx: StepContext,
         if kind == "failed":
             raise _rebuild(exc)
         proc.join(STOP_GRACE_SECONDS)  # it has said all; let it end on its own
-        outcome = StepOutcome({None: RecordBuffer.adopt(output, summary["records_out"], ctx.options.spill_records)},
-                              summary["records_in"], summary["records_out"], summary["dropped"])
+        main = RecordBuffer.adopt(output, summary["records_out"], ctx.options.spill_records)
+        outcome = StepOutcome({None: main}, summary["records_in"], summary["records_out"], summary["dropped"])
+        ctx.output = main
+        inputs.consumed = summary["records_in"]
         adopted = True
         return outcome
     finally:
+        if not adopted:
+            progress.reset()
         if proc is not None:
             _stop(proc)
         if conn is not None:
@@ -329,8 +336,37 @@ def _job(handler, step, inputs, ctx, items, opened: list, output, errors) -> _Jo
     return job
 
 
-def _receive(proc, conn, ctx: StepContext) -> tuple:
-    """The child's next message; stops the child when the step is told to stop or the child dies."""
+class _Progress:
+    """The child's counters shown as the step's live ones (the executor reads ``inputs.consumed``,
+    ``len(ctx.output)`` and ``ctx.error_count``), taken back before the step's real outcome lands."""
+
+    def __init__(self, inputs: StepInput, ctx: StepContext):
+        self.inputs, self.ctx = inputs, ctx
+        self.consumed, self.errors = getattr(inputs, "consumed", 0), ctx.error_count
+
+    def update(self, consumed: int, produced: int, errors: int) -> None:
+        self.inputs.consumed = self.consumed + consumed
+        self.ctx.output = _Count(produced)
+        self.ctx.error_count = self.errors + errors
+
+    def reset(self) -> None:
+        self.inputs.consumed = self.consumed
+        if isinstance(self.ctx.output, _Count):
+            self.ctx.output = None
+        self.ctx.error_count = self.errors
+
+
+class _Count:
+    def __init__(self, n: int):
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def _receive(proc, conn, ctx: StepContext, progress: _Progress) -> tuple:
+    """The child's next message but progress; stops the child when the step is told to stop or the child
+    dies."""
     while True:
         if ctx.cancelled.is_set():
             _stop(proc)
@@ -338,9 +374,14 @@ def _receive(proc, conn, ctx: StepContext) -> tuple:
         ready = wait([conn, proc.sentinel], timeout=POLL_SECONDS)
         if conn in ready:
             try:
-                return conn.recv()
+                message = conn.recv()
             except (EOFError, OSError):
                 pass  # the child ended without a word: reported below
+            else:
+                if message[0] != "progress":
+                    return message
+                progress.update(*message[1:])
+                continue
         elif proc.sentinel not in ready:
             continue
         proc.join(STOP_GRACE_SECONDS)
@@ -393,15 +434,6 @@ class _FileInput:
             yield from batch
 
 
-class _ChildContext(StepContext):
-    """The step's context in the child: its one output buffer is the parent's output file."""
-
-    output_file: Any = None
-
-    def new_buffer(self) -> RecordBuffer:
-        return RecordBuffer.adopt(self.output_file, 0, self.options.spill_records)
-
-
 def _exit_with_parent(conn) -> None:
     """Ends the child when the parent closes the pipe or dies: the child never outlives its run."""
     try:
@@ -430,6 +462,9 @@ def _child_main(conn, job: _Job) -> None:
     output = os.fdopen(job.output.fd, "rb+")
     ctx = _child_context(job, output)
     inputs = StepInput([_FileInput(fd.fd, end, count) for fd, end, count in job.inputs])
+    sending = threading.Lock()
+    done = threading.Event()
+    threading.Thread(target=_report_progress, args=(conn, sending, done, inputs, ctx), daemon=True).start()
     message: tuple
     try:
         outcome = job.handler().run(job.step, inputs, ctx)
@@ -437,24 +472,38 @@ def _child_main(conn, job: _Job) -> None:
         message = ("done", {"records_in": outcome.records_in, "records_out": outcome.records_out,
                             "dropped": outcome.dropped}, None)
     except NeedsParent as exc:
-        conn.send(("needs-parent", {"cpu": sum(os.times()[:2])}, str(exc)))
-        return
+        message = ("needs-parent", {}, str(exc))
     except BaseException as exc:
         message = ("failed", {}, _portable(exc))
-    with os.fdopen(job.errors.fd, "wb") as f:
-        pickle.dump((ctx.errors, ctx.attempts, ctx.error_count), f, protocol=pickle.HIGHEST_PROTOCOL)
-    message[1].update(warnings=ctx.warnings, checkpoint=ctx.checkpoint, cpu=sum(os.times()[:2]))
-    conn.send(message)
+    done.set()
+    if message[0] != "needs-parent":
+        with os.fdopen(job.errors.fd, "wb") as f:
+            pickle.dump((ctx.errors, ctx.attempts, ctx.error_count), f, protocol=pickle.HIGHEST_PROTOCOL)
+        message[1].update(warnings=ctx.warnings, checkpoint=ctx.checkpoint)
+    message[1]["cpu"] = sum(os.times()[:2])
+    with sending:
+        conn.send(message)
 
 
-def _child_context(job: _Job, output) -> _ChildContext:
+def _report_progress(conn, sending: threading.Lock, done: threading.Event, inputs: StepInput, ctx) -> None:
+    """Sends the step's records in, out and failed every PROGRESS_SECONDS until the step ends."""
+    while not done.wait(PROGRESS_SECONDS):
+        out = ctx.output
+        with sending:
+            if done.is_set():
+                return
+            conn.send(("progress", inputs.consumed, len(out) if out is not None else 0, ctx.error_count))
+
+
+def _child_context(job: _Job, output) -> StepContext:
+    """The step's context in the child: its main output is the parent's output file."""
     stand_ins = {name: _ParentOnly(what) for name, what in job.parent_only.items()}
     step_outputs = stand_ins.pop("step_outputs", None)
     options = RunOptions(**job.options, **stand_ins)
     definition = Definition(steps=(job.step,), context={"throughput": {"batchSize": job.batch_size}})
-    ctx = _ChildContext(step=job.step, definition=definition, options=options, checkpoint=job.checkpoint,
-                        attempt=job.attempt, step_outputs=step_outputs)
-    ctx.output_file = output
+    ctx = StepContext(step=job.step, definition=definition, options=options, checkpoint=job.checkpoint,
+                      attempt=job.attempt, step_outputs=step_outputs)
+    ctx.output = RecordBuffer.adopt(output, 0, options.spill_records)
     return ctx
 
 

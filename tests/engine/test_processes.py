@@ -23,7 +23,7 @@ from pipelines.errors import ConfigError, DefinitionError, StepError
 from pipelines.operators.chain import OperatorFailed
 from runs.engine import processes
 from runs.engine.context import RunOptions
-from runs.engine.events import RecordRetried, StepRetrying
+from runs.engine.events import RecordRetried, StepProgress, StepRetrying
 from runs.engine.executor import execute
 from runs.engine.store import InMemoryStore
 from tests.engine import process_operators
@@ -118,6 +118,18 @@ def test_without_a_fork_server_the_child_is_spawned_and_gives_the_same(custom, m
     assert os.getpid() not in pids(spawned)
     assert without_pid(spawned.output("t0")) == without_pid(in_thread.output("t0"))
     assert [e.record for e in s_store.record_errors()] == [e.record for e in t_store.record_errors()]
+
+
+def test_a_step_in_a_worker_process_reports_live_progress(custom):
+    # slow: 1000 records a batch at 0.5 s each, so the child reports about every second for 3 s
+    ops = [{"op": "slow", "args": {"seconds": 0.0005}}, {"op": "stampPid", "args": {}}]
+    result, store = run(pipeline(ops, branches=1))
+    assert os.getpid() not in pids(result)
+    moving = [e.counts for e in store.events if isinstance(e, StepProgress) and e.step_key == "t0"]
+    assert moving, "no progress while the worker process ran"
+    assert all(0 < c.records_in < N and c.records_out <= c.records_in for c in moving)
+    assert [c.records_in for c in moving] == sorted(c.records_in for c in moving)
+    assert store.finished()["t0"].counts.records_in == N
 
 
 def test_a_durable_run_saves_the_adopted_output_as_it_saves_any(custom):
