@@ -21,9 +21,9 @@ from pipelines import access, drafts
 from pipelines.models import Pipeline
 from pipelines.views.common import can_change
 from runs.engine.context import RunOptions
+from runs.record_tables import record_table
 from runs.step_tester import TESTABLE, CannotTest, Limits, Result, parse_records, try_step
 from runs.store import close_connections_after
-from runs.views import record_table
 
 LIMITS = Limits(records=100, seconds=10.0)
 # A lookup that hangs must not hold the request past the tester's own limit.

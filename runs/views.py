@@ -8,7 +8,6 @@ gets that partial of ``runs/detail.html``; once the run has ended it gets the fi
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import timedelta
 from typing import Any
@@ -40,6 +39,7 @@ from runs.models import (
     StepRun,
     StepStatus,
 )
+from runs.record_tables import pretty, record_table
 
 VIEW_PIPELINE = "pipelines.view_pipeline"
 RUN = "pipelines.run_pipeline"
@@ -187,10 +187,6 @@ def run_list(request: HttpRequest) -> HttpResponse:
 
 
 # --- one run -----------------------------------------------------------------------------------------
-
-def pretty(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str)
-
 
 def final_keys(definition: dict) -> set[str]:
     """The steps whose output is what the run put out: those that feed no other step with records (the last
@@ -438,28 +434,6 @@ def run_start(request: HttpRequest, code: str) -> HttpResponse:
         return _back(request, reverse("pipeline-editor", args=[code]))
     messages.success(request, f"Started run {run.pk} of {pipeline.name}.")
     return redirect("run-detail", pk=run.pk)
-
-
-def _cell(value: Any) -> tuple[str, bool]:
-    if value is None:
-        return "null", True
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-    return (text if len(text) <= 300 else text[:299] + "…"), False
-
-
-def record_table(records: list, limit: int = 200) -> dict:
-    """Columns (every top-level field, in first-seen order) and rows of cell texts; the template escapes."""
-    columns: list[str] = []
-    for r in records[:limit]:
-        if isinstance(r, dict):
-            for k in r:
-                if k not in columns and len(columns) < 40:
-                    columns.append(k)
-    rows = []
-    for r in records[:limit]:
-        r = r if isinstance(r, dict) else {"value": r}
-        rows.append([_cell(r.get(c)) if c in r else ("", True) for c in columns])
-    return {"columns": columns, "rows": rows, "total": len(records), "shown": min(len(records), limit)}
 
 
 @require_http_methods(["GET", "POST"])
