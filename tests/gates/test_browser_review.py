@@ -123,7 +123,7 @@ def test_it_approves_from_the_review_page_and_a_worker_completes_the_run(live_se
         page.goto(f"{live_server.url}/gates/")
         expect(page.locator("#pending-gates")).to_contain_text(f"#{run.pk}")
         page.screenshot(path=str(SCREENSHOTS / "gate-list.png"), full_page=True)
-        page.get_by_role("link", name="Review").click()
+        page.get_by_role("link", name="Review", exact=True).click()
 
         expect(page.locator("h1")).to_contain_text("gate")
         table = page.locator("#held-records")
