@@ -29,6 +29,7 @@ from pipelines.errors import DatahubError
 from pipelines.forms.pages import PreviewForm
 from pipelines.models import Pipeline
 from runs import analytics, dashboard_tiles, services
+from runs.engine.status import ENDED_STEP_STATUSES
 from runs.models import (
     ACTIVE_STATUSES,
     RecordAttempt,
@@ -44,7 +45,6 @@ from runs.record_tables import pretty, record_table
 VIEW_PIPELINE = "pipelines.view_pipeline"
 RUN = "pipelines.run_pipeline"
 VIEW_RUN = "runs.view_run"
-ENDED_STEP = (StepStatus.COMPLETED, StepStatus.FAILED, StepStatus.SKIPPED, StepStatus.CANCELLED)
 ERRORS_PER_PAGE = 20
 SAMPLE_SETTLE_SECONDS = 5
 
@@ -64,7 +64,7 @@ def _with_progress(runs) -> list:
     page was what made the run list slow)."""
     runs = list(runs)
     rows = (StepRun.objects.filter(run_id__in=[r.pk for r in runs]).order_by().values("run_id")
-            .annotate(steps_total=Count("id"), steps_done=Count("id", filter=Q(status__in=ENDED_STEP)),
+            .annotate(steps_total=Count("id"), steps_done=Count("id", filter=Q(status__in=ENDED_STEP_STATUSES)),
                       records=Max("records_out"), errors=Sum("records_error")))
     progress = {row.pop("run_id"): row for row in rows} if runs else {}
     empty = {"steps_total": 0, "steps_done": 0, "records": None, "errors": None}
