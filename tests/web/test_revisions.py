@@ -1,7 +1,7 @@
 import pytest
 from django.contrib.auth.models import User
 
-from pipelines.models import Pipeline, PipelineDraft
+from pipelines.models import Pipeline, PipelineDraft, PipelineReview, ReviewStatus
 from pipelines.services import definition_of, save_definition
 from tests.fixtures import simple_definition
 from tests.web.conftest import htmx, working
@@ -57,3 +57,15 @@ def test_it_answers_404_for_a_missing_revision(as_alice, pipeline):
     response = as_alice.post("/pipelines/simple/revisions/7/restore/")
     assert response.status_code == 302
     assert "cannot be restored" in as_alice.get(response["Location"]).content.decode()
+
+
+def test_restoring_under_review_goes_to_the_draft_and_publish_submits_it(as_alice, two_revisions):
+    Pipeline.objects.filter(code="simple").update(requires_review=True)
+    response = as_alice.post("/pipelines/simple/revisions/1/restore/", **htmx())
+    assert "Revision 1 is in your draft now" in response.content.decode()
+    as_alice.post("/pipelines/simple/publish/", {"message": "back to r1", "_action": "publish"})
+    p = Pipeline.objects.get(code="simple")
+    assert p.current_revision.number == 2  # waits for a reviewer
+    review = PipelineReview.objects.get(pipeline=p)
+    assert (review.message, review.status) == ("back to r1", ReviewStatus.PENDING)
+    assert review.definition["steps"][0]["config"]["data"] == [{"sku": " a "}, {"sku": "b"}]
