@@ -11,7 +11,7 @@ from pipelines.adapters.base import Extractor, Writer, WriteResult
 from pipelines.definition import parse
 from pipelines.errors import StepError
 from runs.engine import processes
-from runs.engine.context import RunOptions
+from runs.engine.context import RunOptions, StepOutcome
 from runs.engine.executor import execute
 from runs.engine.handlers import run_chain  # noqa: F401  (registers the step types)
 from runs.engine.store import InMemoryStore
@@ -338,3 +338,22 @@ def test_record_errors_of_a_streamed_consumer_reach_the_dead_letters(plugins):
     assert len(result.output("check")) == 150
     assert store.finished()["check"].counts.errors == 150
     assert len(store.record_errors()) == 150
+
+
+class OwnBufferHandler:
+    """A plugin step type that says it streams but writes its main output into a buffer of its own."""
+
+    streams_output = True
+
+    def run(self, step, inputs, ctx):
+        out = ctx.new_buffer()
+        out.extend({"id": i} for i in range(2500))
+        return StepOutcome({None: out}, 0, len(out))
+
+
+def test_a_producer_that_wrote_elsewhere_still_hands_its_whole_output_to_its_consumer(plugins):
+    registry.step_types.register("VALIDATE", OwnBufferHandler(), schema={"type": "object"}, replace=True)
+    result, _ = run({"steps": [{"key": "src", "type": "VALIDATE", "config": {}}, identity()]})
+    assert result.status == "COMPLETED", result.error
+    assert [r["id"] for r in result.output("t")] == list(range(2500))
+    assert len(result.output("src")) == 2500  # keep_outputs: the kept copy
