@@ -94,6 +94,19 @@ class RunEventType(graphene.ObjectType):
     detail = graphene.String(required=True)
 
 
+class OutputSampleType(graphene.ObjectType):
+    """The first records of one final output of a run (runs.output_sample)."""
+
+    class Meta:
+        name = "RunOutputSample"
+
+    step = graphene.String(required=True)
+    branch = graphene.String(description="a ROUTE branch; null for a step's output")
+    total = graphene.Int(required=True, description="records the output held")
+    records = graphene.List(graphene.NonNull(GenericScalar), required=True, description="its first records")
+    truncated = graphene.Boolean(required=True, description="fewer records are shown than the output held")
+
+
 class RunType(graphene.ObjectType):
     class Meta:
         name = "Run"
@@ -122,6 +135,10 @@ class RunType(graphene.ObjectType):
     record_errors = graphene.List(graphene.NonNull(RecordErrorType), required=True, step=graphene.String(),
                                   limit=graphene.Int(default_value=50), offset=graphene.Int(default_value=0))
     record_error_count = graphene.Int(required=True)
+    output_sample = graphene.List(
+        graphene.NonNull(OutputSampleType),
+        description="the first records of each final output (a step no edge leaves, a ROUTE branch no edge "
+                    "takes), bounded; null until the run (or a part of it) has ended")
 
     @staticmethod
     def resolve_pipeline(run, info):

@@ -54,3 +54,13 @@ def test_the_rest_run_detail_carries_the_sample(bob):
                                      "truncated": False}]
     pending = services.create_run(run.pipeline)
     assert client_for(bob).get(f"/api/runs/{pending.pk}/").json()["outputSample"] is None
+
+
+def test_graphql_carries_the_sample_too(bob):
+    from tests.api.conftest import gql
+
+    run = finished([{"sku": " a "}, {"sku": "b"}])
+    status, body = gql(client_for(bob), "query($id: ID!) { run(id: $id) { outputSample { step branch total "
+                                        "records truncated } } }", {"id": run.pk})
+    assert status == 200 and body["data"]["run"]["outputSample"] == [{"step": "out", "branch": None, "total": 2,
+                                            "records": [{"sku": "a"}, {"sku": "b"}], "truncated": False}]
