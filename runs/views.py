@@ -8,7 +8,6 @@ gets that partial of ``runs/detail.html``; once the run has ended it gets the fi
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from typing import Any
 
@@ -27,6 +26,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from pipelines import access, svg
 from pipelines.errors import DatahubError
 from pipelines.forms.pages import PreviewForm
+from pipelines.links import link_maker
 from pipelines.models import Pipeline
 from runs import analytics, dashboard_tiles, services
 from runs.engine.status import ENDED_STEP_STATUSES
@@ -88,31 +88,15 @@ def duration_text(seconds: float | None) -> str:
     return f"{hours} h {minutes} min"
 
 
-_PLAIN_CODE = re.compile(r"[a-z0-9_-]+")  # pipeline codes: nothing a URL quotes
-
-
-def _link_maker(name: str, sentinel: str):
-    """``reverse(name, args=[x])`` for many x at the cost of one reverse(): the x is put where ``sentinel``
-    came out. Each reverse() costs tens of microseconds; a list page made two a row, and with the date
-    filters that was most of its rendering time under load (bench/README.md, "Load")."""
-    parts = reverse(name, args=[sentinel]).split(sentinel)
-    if len(parts) != 2:  # the sentinel shows up elsewhere too: no shortcut
-        return lambda x: reverse(name, args=[x])
-    head, tail = parts
-    return lambda x: f"{head}{x}{tail}"
-
-
 def _finish(runs) -> list:
     """The runs with what the run table shows worked out here, once per page where it can be: each run's
     links, its creation time as text, how long it took."""
     runs = list(runs)
-    detail = _link_maker("run-detail", "9876543210")
-    editor = _link_maker("pipeline-editor", "sentinel-code")
+    detail, editor = link_maker("run-detail"), link_maker("pipeline-editor")
     for r in runs:
         r.duration_text = duration_text(r.duration_seconds)
         r.detail_url = detail(r.pk)
-        code = r.pipeline.code
-        r.editor_url = editor(code) if _PLAIN_CODE.fullmatch(code) else reverse("pipeline-editor", args=[code])
+        r.editor_url = editor(r.pipeline.code)
         r.created_text = timezone.localtime(r.created_at).strftime("%Y-%m-%d %H:%M:%S")
     return runs
 

@@ -198,3 +198,35 @@ def test_the_run_page_reads_errors_retries_replays_and_history_only_when_the_run
     page = admin_client.get(f"/runs/{plain.pk}/").content.decode()
     assert "host:1" in page and f"/runs/{replay.pk}/" in page  # the history and the replay are shown
     assert queries(admin_client, f"/runs/{plain.pk}/") == 6
+
+
+def test_the_gate_rows_link_and_date_as_django_would(admin_client, settings):
+    """The waiting gates' review links and times are worked out once per page (gates.views.gate_list with
+    pipelines.links), not per row: the same text as reverse() and the date filter, in the time zone set."""
+    from django.template.defaultfilters import date
+    from django.urls import reverse
+    from django.utils import timezone
+
+    from gates.models import GateRequest
+
+    paused_gates("dated", 2)
+    settings.TIME_ZONE = "Asia/Kathmandu"
+    timezone.activate("Asia/Kathmandu")
+    try:
+        page = admin_client.get("/gates/").content.decode()
+        for gate in GateRequest.objects.all():
+            local = timezone.localtime(gate.created_at)
+            assert f'href="{reverse("gates:review", args=[gate.run_id, gate.step_key])}"' in page
+            assert f'title="{date(local, "Y-m-d H:i:s e")}">{date(local, "Y-m-d H:i")}<' in page
+    finally:
+        timezone.deactivate()
+
+
+@pytest.mark.parametrize("args", [[7, "gate"], [2**40, "a.b-c_d"], [3, "needs quoting?"], [3, "ü"]])
+def test_link_maker_answers_what_reverse_does(args):
+    from django.urls import reverse
+
+    from pipelines.links import link_maker
+
+    assert link_maker("gates:review", 2)(*args) == reverse("gates:review", args=args)
+    assert link_maker("run-detail")(args[0]) == reverse("run-detail", args=[args[0]])
