@@ -27,8 +27,9 @@ Falling back to a thread (:class:`Unavailable`, raised before the step has any e
 registered with a lambda or a local function (it cannot be pickled); a custom operator's module that does
 not import in a clean interpreter (it needs Django, say); input records that are not JSON. An operator that
 reaches, in the child, for what only the parent holds (the run's HTTP client, storage, secrets,
-connections, other steps' outputs, a run clock that does not pickle) raises :class:`NeedsParent` there;
-the child's work is thrown away and the step runs again in a thread, from its start.
+connections, other steps' outputs, a run clock that does not pickle) raises ``NeedsParent`` there
+(:mod:`runs.engine.process_child`, the child's side); the child's work is thrown away and the step runs
+again in a thread, from its start.
 
 Cancellation, timeouts, drains: the step's thread in the parent waits on the child and, as soon as the
 step is told to stop (``ctx.cancelled``, which the executor sets for a cancel, a timeout, FAIL_FAST or a
@@ -55,23 +56,19 @@ import logging
 import multiprocessing
 import os
 import pickle
-import signal
 import tempfile
 import threading
-import traceback
-from collections.abc import Iterator
-from dataclasses import dataclass
-from multiprocessing import reduction
 from multiprocessing.connection import wait
 from typing import Any
 
 from pipelines.definition import Definition, StepSpec
 from pipelines.errors import StepCancelled, StepError
-from pipelines.records import Batch, Record, dumps
+from pipelines.records import dumps
 from pipelines.registry import Registry
 from pipelines.registry import operators as operator_registry
-from runs.engine.buffers import RecordBuffer, read_lines, rebatch
+from runs.engine.buffers import RecordBuffer
 from runs.engine.context import RunOptions, StepContext, StepInput, StepOutcome
+from runs.engine.process_child import Fd, Job, child_main, pickled, rebuild
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +82,9 @@ PARENT_ONLY: dict[str, str] = {
 }
 PROCESS_MODES = ("auto", "off")
 # Modules the fork server imports once, so that each child starts with the engine loaded.
-PRELOAD = ["pipelines.operators", "runs.engine.handlers", "runs.engine.processes"]
+PRELOAD = ["pipelines.operators", "runs.engine.handlers", "runs.engine.process_child"]
 STOP_GRACE_SECONDS = 2.0
 POLL_SECONDS = 0.05
-PROGRESS_SECONDS = 1.0  # how often a child reports its records in, out and failed (the run's live counters)
 
 _live: set[int] = set()
 _live_lock = threading.Lock()
@@ -99,26 +95,6 @@ _context: Any = None
 
 class Unavailable(Exception):
     """The step cannot run in a worker process; nothing has happened yet: run it in a thread."""
-
-
-class NeedsParent(BaseException):
-    """Raised in a child when an operator reaches for what only the parent holds. A BaseException, so that
-    no per-record ``except Exception`` takes it for one record's failure."""
-
-
-class _ParentOnly:
-    """Stands in the child for the run's HTTP client, storage, secrets, connections or clock."""
-
-    def __init__(self, what: str):
-        self._what = what
-
-    def __getattr__(self, name: str):
-        if name.startswith("__"):  # probes (copy, pickle, hasattr of protocols) are not uses
-            raise AttributeError(name)
-        raise NeedsParent(self._what)
-
-    def __call__(self, *args, **kwargs):
-        raise NeedsParent(self._what)
 
 
 def live_pids() -> set[int]:
@@ -178,51 +154,13 @@ def why_not_any_input(step: StepSpec, definition: Definition, options: RunOption
         if code in PARENT_ONLY:
             return f"operator {index} ('{code}') {PARENT_ONLY[code]}"
         entry = registry.get(code)
-        if not entry.builtin and _pickled(entry) is None:
+        if not entry.builtin and pickled(entry) is None:
             return f"custom operator {index} ('{code}') cannot be sent to a worker process: its function is " \
                    "not importable by name (a lambda or a local function)"
     return None
 
 
-def _pickled(value: Any) -> bytes | None:
-    try:
-        return pickle.dumps(value)
-    except Exception:  # PicklingError, AttributeError ("Can't pickle local object"), TypeError
-        return None
-
-
 # --- the parent's side ---------------------------------------------------------------------------------
-
-
-@dataclass
-class _Job:
-    """What a child is given (pickled into it when it starts)."""
-
-    handler: type  # the StepHandler class the child runs the step with (imported there by name)
-    step: StepSpec
-    batch_size: int
-    options: dict
-    checkpoint: dict
-    attempt: int
-    parent_only: dict  # option name -> what it is, for options the child gets a stand-in for
-    custom: list[bytes]  # pickled registry entries of the custom operators the step uses
-    inputs: list[tuple[_Fd, int, int]]  # (descriptor, bytes, records) per input, in edge order
-    output: _Fd
-    errors: _Fd
-
-
-class _Fd:
-    """A file descriptor that multiprocessing duplicates into the child when the job is pickled."""
-
-    def __init__(self, fd: int):
-        self.fd = fd
-
-    def __reduce__(self):
-        return _rebuild_fd, (reduction.DupFd(self.fd),)
-
-
-def _rebuild_fd(dup) -> _Fd:
-    return _Fd(dup.detach())
 
 
 def _mp_context():
@@ -250,7 +188,7 @@ def run_step(handler: type, step: StepSpec, inputs: StepInput, ctx: StepContext,
         job = _job(handler, step, inputs, ctx, items, opened, output, errors)
         mp = _mp_context()
         conn, child_conn = mp.Pipe()
-        proc = mp.Process(target=_child_main, args=(child_conn, job), name=f"datahub-step-{step.key}", daemon=True)
+        proc = mp.Process(target=child_main, args=(child_conn, job), name=f"datahub-step-{step.key}", daemon=True)
         try:
             proc.start()
         except Exception as exc:  # the fork server cannot start, too many descriptors...
@@ -278,7 +216,7 @@ def run_step(handler: type, step: StepSpec, inputs: StepInput, ctx: StepContext,
         ctx.checkpoint.clear()
         ctx.checkpoint.update(summary["checkpoint"])
         if kind == "failed":
-            raise _rebuild(exc)
+            raise rebuild(exc)
         proc.join(STOP_GRACE_SECONDS)  # it has said all; let it end on its own
         main = RecordBuffer.adopt(output, summary["records_out"], ctx.options.spill_records)
         outcome = StepOutcome({None: main}, summary["records_in"], summary["records_out"], summary["dropped"])
@@ -300,7 +238,7 @@ def run_step(handler: type, step: StepSpec, inputs: StepInput, ctx: StepContext,
             output.close()
 
 
-def _job(handler, step, inputs, ctx, items, opened: list, output, errors) -> _Job:
+def _job(handler, step, inputs, ctx, items, opened: list, output, errors) -> Job:
     options: RunOptions = ctx.options
     plain = {"dry_run": options.dry_run, "record_limit": options.record_limit, "pipeline_code": options.pipeline_code,
              "run_id": options.run_id, "spill_records": options.spill_records,
@@ -310,7 +248,7 @@ def _job(handler, step, inputs, ctx, items, opened: list, output, errors) -> _Jo
                        ("secret", "reads a secret"), ("connection", "reads a connection")):
         if getattr(options, name) is not None:
             parent_only[name] = what
-    if _pickled(options.now) is not None:
+    if pickled(options.now) is not None:
         plain["now"] = options.now
     else:
         parent_only["now"] = "reads the run's clock"
@@ -320,7 +258,7 @@ def _job(handler, step, inputs, ctx, items, opened: list, output, errors) -> _Jo
     for item in items:
         entry = operator_registry.get(item["op"])
         if not entry.builtin:
-            custom.append(_pickled(entry))
+            custom.append(pickled(entry))
     sources = []
     for buf in inputs.buffers:
         spilled = buf.spill_file()
@@ -334,10 +272,10 @@ def _job(handler, step, inputs, ctx, items, opened: list, output, errors) -> _Jo
                 raise Unavailable(f"an input record is not JSON ({exc})") from exc
             f.flush()
             spilled = (f.fileno(), f.tell())
-        sources.append((_Fd(spilled[0]), spilled[1], len(buf)))
-    job = _Job(handler, step, ctx.batch_size, plain, dict(ctx.checkpoint), ctx.attempt, parent_only, custom,
-               sources, _Fd(output.fileno()), _Fd(errors.fileno()))
-    if _pickled({**plain, "checkpoint": job.checkpoint, "step": step}) is None:
+        sources.append((Fd(spilled[0]), spilled[1], len(buf)))
+    job = Job(handler, step, ctx.batch_size, plain, dict(ctx.checkpoint), ctx.attempt, parent_only, custom,
+               sources, Fd(output.fileno()), Fd(errors.fileno()))
+    if pickled({**plain, "checkpoint": job.checkpoint, "step": step}) is None:
         raise Unavailable("the step's settings cannot be sent to a worker process")
     return job
 
@@ -418,121 +356,3 @@ def _take_errors(errors, ctx: StepContext) -> None:
     ctx.errors.extend(failed[: max(0, ctx.options.max_record_errors - len(ctx.errors))])
     ctx.attempts.extend(attempts[: max(0, ctx.options.max_record_errors - len(ctx.attempts))])
     ctx.error_count += count
-
-
-# --- the child's side ---------------------------------------------------------------------------------
-
-
-class _FileInput:
-    """One input of the step in the child: a spill file read with pread (duck-types a RecordBuffer)."""
-
-    def __init__(self, fd: int, end: int, count: int):
-        self.fd, self.end, self.count = fd, end, count
-
-    def __len__(self) -> int:
-        return self.count
-
-    def batches(self, size: int | None = None) -> Iterator[Batch]:
-        yield from rebatch(read_lines(self.fd, self.end), size or 1000)
-
-    def records(self) -> Iterator[Record]:
-        for batch in self.batches():
-            yield from batch
-
-
-def _exit_with_parent(conn) -> None:
-    """Ends the child when the parent closes the pipe or dies: the child never outlives its run."""
-    try:
-        conn.recv_bytes()
-    except (EOFError, OSError):
-        pass
-    os._exit(3)
-
-
-def _child_main(conn, job: _Job) -> None:
-    # A Ctrl-C is the parent's to handle (it stops the child); SIGTERM is how the parent stops it, even
-    # when the parent ignores SIGTERM itself (manage.py worker's processes do, and forks inherit that).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    threading.Thread(target=_exit_with_parent, args=(conn,), daemon=True).start()
-    try:
-        from pipelines.plugins import load_plugins
-
-        load_plugins(entry_point_group=None)
-        for data in job.custom:
-            operator_registry.add(pickle.loads(data), replace=True)
-    except BaseException as exc:
-        conn.send(("unavailable", f"a custom operator does not load in a worker process: {type(exc).__name__}: {exc}"))
-        return
-    conn.send(("ready",))
-    output = os.fdopen(job.output.fd, "rb+")
-    ctx = _child_context(job, output)
-    inputs = StepInput([_FileInput(fd.fd, end, count) for fd, end, count in job.inputs])
-    sending = threading.Lock()
-    done = threading.Event()
-    threading.Thread(target=_report_progress, args=(conn, sending, done, inputs, ctx), daemon=True).start()
-    message: tuple
-    try:
-        outcome = job.handler().run(job.step, inputs, ctx)
-        output.flush()
-        message = ("done", {"records_in": outcome.records_in, "records_out": outcome.records_out,
-                            "dropped": outcome.dropped}, None)
-    except NeedsParent as exc:
-        message = ("needs-parent", {}, str(exc))
-    except BaseException as exc:
-        message = ("failed", {}, _portable(exc))
-    done.set()
-    if message[0] != "needs-parent":
-        with os.fdopen(job.errors.fd, "wb") as f:
-            pickle.dump((ctx.errors, ctx.attempts, ctx.error_count), f, protocol=pickle.HIGHEST_PROTOCOL)
-        message[1].update(warnings=ctx.warnings, checkpoint=ctx.checkpoint)
-    message[1]["cpu"] = sum(os.times()[:2])
-    with sending:
-        conn.send(message)
-
-
-def _report_progress(conn, sending: threading.Lock, done: threading.Event, inputs: StepInput, ctx) -> None:
-    """Sends the step's records in, out and failed every PROGRESS_SECONDS until the step ends."""
-    while not done.wait(PROGRESS_SECONDS):
-        out = ctx.output
-        with sending:
-            if done.is_set():
-                return
-            conn.send(("progress", inputs.consumed, len(out) if out is not None else 0, ctx.error_count))
-
-
-def _child_context(job: _Job, output) -> StepContext:
-    """The step's context in the child: its main output is the parent's output file."""
-    stand_ins = {name: _ParentOnly(what) for name, what in job.parent_only.items()}
-    step_outputs = stand_ins.pop("step_outputs", None)
-    options = RunOptions(**job.options, **stand_ins)
-    definition = Definition(steps=(job.step,), context={"throughput": {"batchSize": job.batch_size}})
-    ctx = StepContext(step=job.step, definition=definition, options=options, checkpoint=job.checkpoint,
-                      attempt=job.attempt, step_outputs=step_outputs)
-    ctx.output = RecordBuffer.adopt(output, 0, options.spill_records)
-    return ctx
-
-
-def _portable(exc: BaseException) -> tuple:
-    """What the parent needs to raise ``exc`` again (:func:`_rebuild`): its class, args and attributes, and
-    the child's traceback, which goes with it as a note (the executor logs it for unexpected errors)."""
-    note = "in the worker process:\n" + "".join(traceback.format_exception(exc))
-    portable = (type(exc), exc.args, dict(getattr(exc, "__dict__", {})), note)
-    if _pickled(portable) is None:
-        portable = (None, (f"{type(exc).__name__}: {exc}",), {}, note)
-    return portable
-
-
-def _rebuild(portable: tuple) -> BaseException:
-    """The child's exception, made without calling its ``__init__`` (whose arguments need not be its
-    ``args``: OperatorFailed); a StepError with the message a thread's failure shows when it could not
-    be sent."""
-    cls, args, state, note = portable
-    if cls is None:
-        exc: BaseException = StepError(args[0], retryable=True)
-    else:
-        exc = cls.__new__(cls, *args)
-        exc.args = args
-        exc.__dict__.update(state)
-    exc.__notes__ = [note]
-    return exc

@@ -21,7 +21,7 @@ from pipelines.custom import register_operator
 from pipelines.definition import parse
 from pipelines.errors import ConfigError, DefinitionError, StepError
 from pipelines.operators.chain import OperatorFailed
-from runs.engine import processes
+from runs.engine import process_child, processes
 from runs.engine.context import RunOptions
 from runs.engine.events import RecordRetried, StepProgress, StepRetrying
 from runs.engine.executor import execute
@@ -336,7 +336,7 @@ def test_the_settings_default_to_auto_and_refuse_what_they_do_not_know():
     ValueError("plain"),
 ], ids=lambda e: type(e).__name__)
 def test_an_exception_from_the_child_is_rebuilt_as_itself(exc):
-    rebuilt = processes._rebuild(pickle.loads(pickle.dumps(processes._portable(exc))))
+    rebuilt = process_child.rebuild(pickle.loads(pickle.dumps(process_child.portable(exc))))
     assert type(rebuilt) is type(exc) and str(rebuilt) == str(exc)
     assert rebuilt.__dict__ | {"__notes__": None} == exc.__dict__ | {"__notes__": None}
     assert rebuilt.__notes__[0].startswith("in the worker process:")
@@ -346,7 +346,7 @@ def test_an_exception_that_does_not_pickle_comes_back_as_a_step_error_with_the_s
     class Local(Exception):
         pass
 
-    rebuilt = processes._rebuild(pickle.loads(pickle.dumps(processes._portable(Local("odd")))))
+    rebuilt = process_child.rebuild(pickle.loads(pickle.dumps(process_child.portable(Local("odd")))))
     assert type(rebuilt) is StepError and str(rebuilt) == "Local: odd" and rebuilt.retryable
 
 
