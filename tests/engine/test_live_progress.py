@@ -48,11 +48,22 @@ class DripExtractor(Extractor):
             yield [{"n": (n := n + 1)} for _ in range(self.config["size"])]
 
 
+class SlowFileExport(Writer):
+    """Takes ``pause`` seconds a batch and publishes nothing before finish(): it may read a stream."""
+
+    publishes_at_finish = True
+
+    def write(self, batch):
+        time.sleep(self.config["pause"])
+        return WriteResult(written=len(batch))
+
+
 @pytest.fixture
 def slow_adapters():
     snap = registry.snapshot_all()
     registry.loaders.register("slowLoad", SlowWriter, schema={"type": "object"})
     registry.extractors.register("drip", DripExtractor, schema={"type": "object"})
+    registry.exporters.register("slowFile", SlowFileExport, schema={"type": "object"})
     yield
     registry.restore_all(snap)
 
@@ -105,3 +116,26 @@ def test_an_extract_reports_what_it_put_out_with_no_total(slow_adapters):
     assert all(e.counts.records_in == 0 and 0 < e.counts.records_out <= 600 and e.expected is None for e in reports)
     assert all(e.rate and e.rate > 0 for e in reports)
     assert store.finished()["src"].counts.records_out == 600
+
+
+def test_a_streamed_step_has_a_total_only_once_its_producer_ended(slow_adapters):
+    # The export reads the extract's batches while they come (runs.engine.streams): 8 x 0.3 s of extract,
+    # the export taking 0.45 s a batch, so it goes on for a while after the extract has ended.
+    definition = parse({"steps": [
+        {"key": "src", "type": "EXTRACT", "adapterCode": "drip", "config": {"batches": 8, "size": 100, "pause": 0.3}},
+        {"key": "out", "type": "EXPORT", "adapterCode": "slowFile", "config": {"pause": 0.45},
+         "throughput": {"batchSize": 100}},
+    ]})
+    store = TimedStore()
+    result = execute(definition, store, RunOptions())
+    assert result.status == "COMPLETED", result.error
+    src_end = next(i for i, e in enumerate(store.events) if isinstance(e, StepFinished) and e.step_key == "src")
+    out_start = next(i for i, e in enumerate(store.events) if isinstance(e, StepStarted) and e.step_key == "out")
+    assert out_start < src_end  # it streamed
+    reports = [(store.events.index(e), e) for _, e in store.progress("out")]
+    while_producing = [e for i, e in reports if i < src_end]
+    after = [e for i, e in reports if i > src_end]
+    assert while_producing and after, reports
+    assert all(e.expected is None for e in while_producing)  # the total is not known yet: no ETA
+    assert all(e.expected == 800 for e in after)
+    assert all(0 < e.counts.records_in <= 800 for _, e in reports)
