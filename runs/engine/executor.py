@@ -5,9 +5,10 @@ decides. The main thread owns all state and all events; every step attempt runs 
 and reports back through a queue, so the main thread can enforce ``timeoutMs``, honour cancellation and
 write heartbeats while steps work.
 
-What the scheduler reads is apart from what it changes: the :class:`Plan` (steps, order, edges, error
-policy; never changes during a run) and the :class:`RunState` (a :class:`StepState` per step: status,
-attempt, counts, outputs, why it was skipped; the steps in flight and waiting to retry; the failures).
+What the scheduler reads is apart from what it changes (both in :mod:`runs.engine.run_state`): the
+:class:`Plan` (steps, order, edges, error policy; never changes during a run) and the :class:`RunState` (a
+:class:`StepState` per step: status, attempt, counts, outputs, why it was skipped; the steps in flight and
+waiting to retry; the failures).
 Statuses are the enums of :mod:`runs.engine.status`, which the models' choices are built from.
 
 Scheduling states per step: PENDING → RUNNING → COMPLETED | FAILED | PAUSED, or SKIPPED / CANCELLED
@@ -38,10 +39,10 @@ Hooks (``definition.hooks``, see :mod:`pipelines.hooks`): SCRIPT actions run ins
 batch by batch, over its input (BEFORE_) and its outputs (AFTER_); every other action becomes a
 :class:`HookFired` event, emitted from the main thread like every event, for the store to carry out.
 
-Why one module of this size: the scheduling loop, its worker threads and the run state it changes are one
-algorithm with one invariant (which step may start, what a failure or a cancel stops); the step handlers,
-contexts, buffers, retries, events and stores already live in their own runs/engine modules, and splitting the
-loop would spread that invariant over files.
+Why one module of this size: the scheduling loop, its worker threads and the changes it makes to the run
+state are one algorithm with one invariant (which step may start, what a failure or a cancel stops); the run
+state's data, the step handlers, contexts, buffers, streams, retries, events and stores already live in their
+own runs/engine modules, and splitting the loop would spread that invariant over files.
 """
 
 from __future__ import annotations
@@ -53,11 +54,9 @@ import threading
 import time
 import traceback
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from enum import Enum
 
 from pipelines import graph, hooks
-from pipelines.definition import Definition, StepSpec
+from pipelines.definition import Definition
 from pipelines.errors import ConfigError, DatahubError, StepCancelled, StepError
 from pipelines.operators.chain import OperatorFailed
 from pipelines.records import deep_copy
@@ -77,6 +76,7 @@ from runs.engine.events import (
     StepRetrying,
     StepStarted,
 )
+from runs.engine.run_state import NO_COUNTS, Attempt, Plan, Readiness, RunResult, RunState, StepState
 from runs.engine.status import Handover, RunStatus, Skip, SkipCause, StepStatus
 from runs.engine.store import RedactingStore, RunStore
 from runs.engine.stream_plan import streamed_inputs
@@ -84,141 +84,10 @@ from runs.engine.streams import Stream
 
 log = logging.getLogger(__name__)
 
-NO_COUNTS = StepCounts()
 # A running step's counters are reported at most this often (one row update per step and second).
 PROGRESS_SECONDS = 1.0
 PENDING, RUNNING, PAUSED = StepStatus.PENDING, StepStatus.RUNNING, StepStatus.PAUSED
 COMPLETED, FAILED, SKIPPED, CANCELLED = StepStatus.COMPLETED, StepStatus.FAILED, StepStatus.SKIPPED, StepStatus.CANCELLED
-
-
-@dataclass
-class RunResult:
-    status: RunStatus | Handover
-    error: str | None
-    steps: dict[str, StepFinished]
-    outputs: dict[str, dict[str | None, RecordBuffer]] = field(default_factory=dict)
-    # Every step's status at the end (also those that ended in an earlier part of the run), and which
-    # steps' outputs may feed successors: what a resume needs besides the outputs.
-    statuses: dict[str, StepStatus] = field(default_factory=dict)
-    usable: frozenset[str] = frozenset()
-    counts: dict[str, StepCounts] = field(default_factory=dict)
-    # Steps that paused in this part of the run, with what they said about it.
-    pauses: dict[str, dict] = field(default_factory=dict)
-    # Steps whose outputs were saved by ``RunOptions.persist`` ({key: {branch or "_main": name}}).
-    saved: dict[str, dict] = field(default_factory=dict)
-
-    def output(self, key: str, branch: str | None = None) -> list:
-        bufs = self.outputs.get(key) or {}
-        buf = bufs.get(branch)
-        return buf.to_list() if buf is not None else []
-
-    def close(self) -> None:
-        for bufs in self.outputs.values():
-            for buf in bufs.values():
-                buf.close()
-
-
-# --- the plan: what never changes during a run ------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Plan:
-    """The definition as the scheduler reads it: steps, their order, edges and error policy."""
-
-    definition: Definition
-    order: tuple[str, ...]
-    position: dict[str, int]
-    specs: dict[str, StepSpec]
-    inputs: dict[str, list[graph.Input]]
-    successors: dict[str, list[str]]
-    max_in_flight: int
-    policy: str  # FAIL_FAST, CONTINUE or BEST_EFFORT
-    hooks: hooks.Hooks
-    # Steps whose outputs another step reads (as data or through step_outputs): only these are saved.
-    read_by_others: frozenset[str]
-
-    @classmethod
-    def of(cls, definition: Definition) -> Plan:
-        inputs = graph.inputs(definition)
-        parallel = definition.parallel
-        in_parallel = parallel.enabled and definition.graph_mode
-        order = tuple(s.key for s in definition.steps)
-        return cls(
-            definition=definition,
-            order=order,
-            position={k: n for n, k in enumerate(order)},
-            specs={s.key: s for s in definition.steps},
-            inputs=inputs,
-            successors=graph.successors(definition),
-            max_in_flight=parallel.max_concurrent_steps if in_parallel else 1,
-            policy=parallel.error_policy if in_parallel else "FAIL_FAST",
-            hooks=hooks.parse(definition.extra.get("hooks")),
-            read_by_others=frozenset(i.source for ins in inputs.values() for i in ins),
-        )
-
-
-# --- the state: what the run changes ----------------------------------------------------------------
-
-
-@dataclass
-class StepState:
-    """One step's state in this execution. Written by the main thread only; step threads may read
-    ``outputs`` and ``counts`` of steps that have ended (``step_outputs``, ``run_stats``)."""
-
-    status: StepStatus = PENDING
-    attempt: int = 0  # the number of its latest attempt (0: never started)
-    started: float | None = None  # time.monotonic() of its first attempt
-    # Its outputs may feed successors: COMPLETED, disabled, or failed with continueOnError.
-    usable: bool = False
-    # {branch: buffer} once it ended (None before, and after every successor read them and they closed).
-    outputs: dict[str | None, RecordBuffer] | None = None
-    consumers_left: int = 0  # successors that have not read its outputs yet
-    counts: StepCounts | None = None  # set when it ends (or ended in an earlier part of the run)
-    skip: Skip | None = None
-    finished: StepFinished | None = None  # how it ended in this part of the run
-    saved: dict | None = None  # where ``RunOptions.persist`` saved its outputs ({branch or "_main": name})
-    pause: dict | None = None  # what it said when it paused in this part of the run
-
-
-@dataclass
-class _Attempt:
-    key: str
-    number: int
-    started: float
-    deadline: float | None
-    ctx: StepContext
-    # What the step reads (replaced by the step's thread with the scripted copy when BEFORE_ scripts ran).
-    input: StepInput
-    saved: dict | None = None  # set by the step's thread once its outputs are saved
-    progress_at: float = 0.0  # when its counters were last reported (or it started)
-    reported: StepCounts = NO_COUNTS
-
-    def live_counts(self) -> StepCounts:
-        """The counters so far, read from the step's thread's objects (ints: no lock needed)."""
-        out = self.ctx.output
-        return StepCounts(self.input.consumed, len(out) if out is not None else 0, self.ctx.error_count)
-
-
-@dataclass
-class RunState:
-    steps: dict[str, StepState]
-    in_flight: dict[str, _Attempt] = field(default_factory=dict)
-    retry_at: dict[str, tuple[float, int]] = field(default_factory=dict)  # {key: (when, attempt number)}
-    # PENDING steps to look at again: one of their inputs ended since (see _settle_skips).
-    candidates: set[str] = field(default_factory=set)
-    failures: list[tuple[str, str]] = field(default_factory=list)  # (step, message), in order
-    stop_starting: bool = False
-    cancelled: threading.Event = field(default_factory=threading.Event)
-    handing_back: bool = False
-    lost: bool = False
-    last_heartbeat: float = 0.0
-
-
-class Readiness(Enum):
-    """What a PENDING step may do now (or a :class:`Skip`: it never runs)."""
-
-    WAIT = "wait"
-    RUN = "run"
 
 
 def execute(
@@ -376,7 +245,7 @@ class _Execution:
             elapsed = int((now - attempt.started) * 1000)
             self.store.emit(StepProgress(key, attempt.number, counts, elapsed, self._expected_input(key, attempt)))
 
-    def _expected_input(self, key: str, attempt: _Attempt) -> int | None:
+    def _expected_input(self, key: str, attempt: Attempt) -> int | None:
         """How many records the step reads in all, when that is known: it reads records (an extract
         usually reads none) and every step feeding it has ended (its buffers grow no more); else None."""
         if key == self.options.seed_step and self.options.seed_records is not None:
@@ -549,7 +418,7 @@ class _Execution:
             self._fire(before, key, records=lambda n: _head(buffers, n), recordCount=len(inputs))
         now = time.monotonic()
         deadline = now + step.timeout_ms / 1000 if step.timeout_ms else None
-        attempt = _Attempt(key, number, now, deadline, ctx, inputs, progress_at=now)
+        attempt = Attempt(key, number, now, deadline, ctx, inputs, progress_at=now)
         state.in_flight[key] = attempt
         s = state.steps[key]
         s.attempt = number
@@ -589,7 +458,7 @@ class _Execution:
         target = self.options.thread_wrapper(body) if self.options.thread_wrapper else body
         return threading.Thread(target=target, name=f"datahub-step-{key}", daemon=True)
 
-    def _on_result(self, key: str, attempt: _Attempt, outcome: StepOutcome | None, exc: BaseException | None):
+    def _on_result(self, key: str, attempt: Attempt, outcome: StepOutcome | None, exc: BaseException | None):
         state = self.state
         if state.in_flight.get(key) is not attempt:
             if outcome is not None:  # a late result of an attempt that timed out: discard its buffers
@@ -628,7 +497,7 @@ class _Execution:
         self._end(key, COMPLETED, counts=counts, attempt=attempt, checkpoint=ctx.checkpoint, outputs=attempt.saved)
         self._release_inputs(key)
 
-    def _on_attempt_failed(self, key: str, attempt: _Attempt, message: str, *, retryable: bool) -> None:
+    def _on_attempt_failed(self, key: str, attempt: Attempt, message: str, *, retryable: bool) -> None:
         state = self.state
         step = self.plan.specs[key]
         ctx = attempt.ctx
@@ -691,7 +560,7 @@ class _Execution:
             stream.fail(message)
             stream.close()
 
-    def _end(self, key: str, status: StepStatus, *, counts: StepCounts = NO_COUNTS, attempt: _Attempt | None = None,
+    def _end(self, key: str, status: StepStatus, *, counts: StepCounts = NO_COUNTS, attempt: Attempt | None = None,
              error: str | None = None, skip: Skip | None = None, checkpoint: dict | None = None,
              outputs: dict | None = None) -> None:
         s = self.state.steps[key]

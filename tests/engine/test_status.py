@@ -8,7 +8,8 @@ from runs.engine import status
 from runs.engine.buffers import buffer_of
 from runs.engine.context import RunOptions
 from runs.engine.events import RunFinished, StepFinished
-from runs.engine.executor import Plan, execute
+from runs.engine.executor import execute
+from runs.engine.run_state import Plan
 from runs.engine.status import Handover, RunStatus, Skip, SkipCause, StepStatus
 from runs.engine.store import InMemoryStore
 
