@@ -188,13 +188,14 @@ def run_step(handler: type, step: StepSpec, inputs: StepInput, ctx: StepContext,
         job = _job(handler, step, inputs, ctx, items, opened, output, errors)
         mp = _mp_context()
         conn, child_conn = mp.Pipe()
-        proc = mp.Process(target=child_main, args=(child_conn, job), name=f"datahub-step-{step.key}", daemon=True)
+        process = mp.Process(target=child_main, args=(child_conn, job), name=f"datahub-step-{step.key}", daemon=True)
         try:
-            proc.start()
+            process.start()
         except Exception as exc:  # the fork server cannot start, too many descriptors...
             raise Unavailable(f"the worker process could not start: {exc}") from exc
         finally:
             child_conn.close()
+        proc = process  # started: from here on it is stopped and waited for, whatever happens
         with _live_lock:
             _live.add(proc.pid)
         try:

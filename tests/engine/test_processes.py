@@ -133,6 +133,25 @@ def test_a_step_in_a_worker_process_reports_live_progress(custom):
     assert store.finished()["t0"].counts.records_in == N
 
 
+def test_a_worker_process_that_cannot_start_leaves_the_step_to_a_thread(custom, monkeypatch):
+    import multiprocessing
+
+    class Refusing:
+        Pipe = staticmethod(multiprocessing.Pipe)
+
+        class Process:
+            def __init__(self, **kwargs):
+                pass
+
+            def start(self):
+                raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(processes, "_context", Refusing)
+    result, store = run(pipeline(branches=1))
+    assert result.status == "COMPLETED" and pids(result) == {os.getpid()}
+    assert store.finished()["t0"].counts.records_in == N
+
+
 def test_a_durable_run_saves_the_adopted_output_as_it_saves_any(custom):
     saved = {}
 
