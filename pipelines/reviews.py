@@ -314,11 +314,21 @@ def _comment(comment) -> str:
     return comment
 
 
+def may_switch_review_off(user, pipeline: Pipeline) -> bool:
+    """Only a reviewer of the pipeline (or a superuser) may turn its review off: an author who could would
+    publish around the review. A change without a person (the CLI, the demos) may."""
+    return user is None or user.is_superuser or access.may_review(user, pipeline)
+
+
 def set_requires_review(pipeline: Pipeline, value: bool, user) -> bool:
     """Switch review before publish on or off (an operating setting, applied at once, not in the draft);
-    True when it changed. Recorded in the audit trail: turning review off is how one would go around it."""
+    True when it changed. Anyone who may change the pipeline may turn it on; turning it off is
+    :func:`may_switch_review_off`'s (PermissionDenied otherwise). Recorded in the audit trail."""
     if pipeline.requires_review == value:
         return False
+    if not value and not may_switch_review_off(user, pipeline):
+        raise PermissionDenied("only a reviewer of this pipeline (pipelines.review_pipeline) may turn its review "
+                               "before publish off")
     pipeline.requires_review = value
     pipeline.save(update_fields=["requires_review", "updated_at"])
     record("pipeline.review_setting", f"pipeline:{pipeline.code}", user=user, requires_review=value)

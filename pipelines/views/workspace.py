@@ -136,6 +136,8 @@ def _review_context(request: HttpRequest, pipeline: Pipeline, perms: dict) -> di
         "my_review": reviews.latest_of_author(pipeline, request.user) if perms["can_change"] else None,
         "waiting_reviews": waiting,
         "has_reviews": pipeline.requires_review or pipeline.reviews.exists(),
+        # Review on, and this person may not turn it off: the box is shown but not sent (so never switched).
+        "review_locked": pipeline.requires_review and not reviews.may_switch_review_off(request.user, pipeline),
     }
 
 

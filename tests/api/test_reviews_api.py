@@ -134,13 +134,20 @@ def test_approving_a_stale_submission_answers_409_with_the_diff(as_alice, as_rit
     assert "name" not in definition_of(Pipeline.objects.get(code="simple"))["steps"][0]
 
 
-def test_requiring_review_is_a_setting(as_alice, as_bob, reviewed):
+def test_requiring_review_is_a_setting_only_a_reviewer_turns_off(as_alice, as_bob, as_rita, reviewed):
     assert as_alice.get("/api/pipelines/simple/").json()["requiresReview"] is True
     assert as_bob.patch("/api/pipelines/simple/", {"requiresReview": False}, format="json").status_code == 403
     assert as_alice.patch("/api/pipelines/simple/", {"requiresReview": "no"}, format="json").status_code == 400
-    response = as_alice.patch("/api/pipelines/simple/", {"requiresReview": False}, format="json")
+    # The author may change the pipeline but not go around its review by switching it off.
+    refused = as_alice.patch("/api/pipelines/simple/", {"requiresReview": False}, format="json")
+    assert refused.status_code == 403 and "only a reviewer" in refused.json()["detail"]
+    assert Pipeline.objects.get(code="simple").requires_review is True
+    response = as_rita.patch("/api/pipelines/simple/", {"requiresReview": False}, format="json")
     assert response.status_code == 200 and response.json()["requiresReview"] is False
     assert as_alice.put("/api/pipelines/simple/", {"definition": changed()}, format="json").status_code == 200
+    # Anyone who may change it may turn it on.
+    response = as_alice.patch("/api/pipelines/simple/", {"requiresReview": True}, format="json")
+    assert response.status_code == 200 and response.json()["requiresReview"] is True
 
 
 SUBMIT = """mutation($definition: GenericScalar!) {

@@ -191,11 +191,20 @@ def test_submitting_a_definition_checks_it_first(reviewed, alice):
     assert not PipelineReview.objects.exists()
 
 
-def test_switching_review_on_and_off_is_recorded(reviewed, alice):
-    assert reviews.set_requires_review(reviewed, False, alice) is True
-    assert reviews.set_requires_review(reviewed, False, alice) is False
+def test_switching_review_on_and_off_is_recorded(reviewed, rita, alice):
+    assert reviews.set_requires_review(reviewed, False, rita) is True
+    assert reviews.set_requires_review(reviewed, False, rita) is False
     event = AuditEvent.objects.get(action="pipeline.review_setting")
-    assert event.actor == alice and event.details["requires_review"] is False
+    assert event.actor == rita and event.details["requires_review"] is False
+    assert reviews.set_requires_review(reviewed, True, alice) is True
+
+
+def test_only_a_reviewer_turns_review_off(reviewed, alice):
+    with pytest.raises(PermissionDenied, match="only a reviewer of this pipeline"):
+        reviews.set_requires_review(reviewed, False, alice)
+    reviewed.refresh_from_db()
+    assert reviewed.requires_review is True
+    assert reviews.set_requires_review(reviewed, False, None) is True  # the CLI, with no person
 
 
 def test_reviewers_and_authors_are_told_by_email(reviewed, alice, rita, bob, mailoutbox,

@@ -115,12 +115,21 @@ def test_publish_submits_when_review_is_required_and_the_editor_says_so(as_alice
     assert 'id="review-rejection"' in page and "Say why in the message." in page
     # a settings form without the box (an older page) leaves review on
     data = form_data(page, "settings-form")
-    data.pop("requires_review_shown")
+    data.pop("requires_review_shown", None)
     data.pop("requires_review", None)
     as_alice.post("/pipelines/simple/draft/settings/", data, **htmx())
     assert Pipeline.objects.get(code="simple").requires_review is True
-    data = form_data(as_alice.get("/pipelines/simple/").content.decode(), "settings-form", requires_review=None)
-    as_alice.post("/pipelines/simple/draft/settings/", data, **htmx())
+    # alice may change the pipeline but not turn its review off: her box is shown disabled and not sent, and a
+    # request that sends it anyway is refused
+    page = as_alice.get("/pipelines/simple/").content.decode()
+    assert "Only a reviewer of this pipeline may turn it off." in page and 'name="requires_review_shown"' not in page
+    data = form_data(page, "settings-form", requires_review=None)
+    data["requires_review_shown"] = "1"
+    assert as_alice.post("/pipelines/simple/draft/settings/", data, **htmx()).status_code == 403
+    assert Pipeline.objects.get(code="simple").requires_review is True
+    # rita, a reviewer, may
+    data = form_data(as_rita.get("/pipelines/simple/").content.decode(), "settings-form", requires_review=None)
+    as_rita.post("/pipelines/simple/draft/settings/", data, **htmx())
     assert Pipeline.objects.get(code="simple").requires_review is False
 
 
