@@ -537,8 +537,10 @@ class _Execution:
         self._end(key, FAILED, counts=counts, attempt=attempt, error=message)
         if self.plan.policy == "FAIL_FAST":
             state.stop_starting = True
-            for other in state.in_flight.values():
+            for other_key, other in state.in_flight.items():
                 other.ctx.cancelled.set()
+                # Now, not when its thread notices: its consumer then ends SKIPPED, whichever reports first.
+                self._break_stream(other_key, f"stopped: step '{key}' failed")
 
     def _open_stream(self, key: str, ctx: StepContext) -> Stream | None:
         """The Stream a producer writes its main output into (its consumer reads it while it runs)."""

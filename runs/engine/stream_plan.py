@@ -8,7 +8,8 @@ for users):
   feeds no other step. Fan-in (BEST_EFFORT adds the inputs that succeeded, in edge order), fan-out (every
   reader sees the whole output), ROUTE branches and dependency-only edges keep waiting.
 * The producer has no ``retries`` and no ``continueOnError``: a retried producer would send its records
-  again, and a failed one that continues must count as "no output", not as the half it streamed.
+  again, and a failed one that continues must count as "no output", not as the half it streamed. Nor a
+  ``timeoutMs``: held back by a slow consumer, its timer would count the consumer's time.
 * The consumer has no ``retries`` (a second attempt needs the whole input again) and no ``timeoutMs``
   (its timer would count the time it spends waiting for its producer).
 * The consumer cannot go to a worker process (runs.engine.processes: a large TRANSFORM under parallel
@@ -54,7 +55,7 @@ def streamed_inputs(
         producer = steps[source]
         if list(successors.get(source) or ()) != [key] or key == options.seed_step:
             continue
-        if producer.retries or producer.continue_on_error or producer.disabled:
+        if producer.retries or producer.continue_on_error or producer.timeout_ms or producer.disabled:
             continue
         if step.retries or step.timeout_ms or step.disabled:
             continue

@@ -158,12 +158,15 @@ def test_the_plan_streams_only_single_consumer_pipes_whose_ends_allow_it(plugins
             step("file", "EXPORT", "fileLike"),
             step("src2", "EXTRACT", "inMemory", config={"data": []}, retries=2),
             identity("after_retried_producer"),
+            step("src3", "EXTRACT", "inMemory", config={"data": []}, timeoutMs=5000),
+            identity("after_timed_producer"),
         ],
         "edges": [
             {"from": "src", "to": "a"}, {"from": "a", "to": "b"}, {"from": "a", "to": "c"},
             {"from": "b", "to": "retried"}, {"from": "c", "to": "timed"}, {"from": "retried", "to": "route"},
             {"from": "route", "to": "branch", "branch": "x"}, {"from": "timed", "to": "load"},
             {"from": "load", "to": "file"}, {"from": "src2", "to": "after_retried_producer"},
+            {"from": "src3", "to": "after_timed_producer"},
         ],
     }
     d = parse(raw)
@@ -318,13 +321,25 @@ def test_cancelling_the_run_stops_both_ends_of_a_stream(plugins):
     assert Shared.finished == []
 
 
-def test_a_producer_timeout_breaks_the_stream(plugins):
-    d = {"steps": [step("src", "EXTRACT", "many", config={"batches": 100_000, "sleep": 0.001}, timeoutMs=300),
-                   step("out", "EXPORT", "fileLike")]}
+def test_a_producer_stopped_by_fail_fast_breaks_the_stream_and_nothing_is_published(plugins):
+    d = {
+        "context": {"parallelExecution": {"enabled": True, "maxConcurrentSteps": 2, "errorPolicy": "FAIL_FAST",
+                                          "processes": "off"}},
+        "steps": [
+            step("slow", "EXTRACT", "many", config={"batches": 100_000, "sleep": 0.001}),
+            step("out", "EXPORT", "fileLike"),
+            step("bad", "EXTRACT", "many", config={"batches": 10, "failAfter": 1}),
+            identity("after_bad"),
+        ],
+        "edges": [{"from": "slow", "to": "out"}, {"from": "bad", "to": "after_bad"}],
+    }
     result, store = run(d)
     assert result.status == "FAILED"
-    assert "timed out" in result.error
-    assert store.finished()["out"].status == "SKIPPED"
+    assert "source broke half way" in result.error
+    finished = store.finished()
+    assert finished["slow"].status == "CANCELLED"
+    assert finished["out"].status == "SKIPPED"
+    assert "upstream step 'slow' did not complete" in finished["out"].error
     assert Shared.finished == []
 
 
