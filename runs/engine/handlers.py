@@ -86,8 +86,13 @@ class TransformHandler(StepHandler):
 
     def streams_input(self, step, definition, options):
         # A step that may go to a worker process waits for its input: the child reads whole spill files.
+        return not self.may_run_elsewhere(step, definition, options)
+
+    def may_run_elsewhere(self, step, definition, options) -> bool:
+        """Whether a large enough input sends the step to a worker process (runs.engine.processes), which
+        reads whole spill files and writes a whole file: such a step neither reads nor writes a stream."""
         try:
-            return processes.why_not_any_input(step, definition, options, operator_items(step)) is not None
+            return processes.why_not_any_input(step, definition, options, operator_items(step)) is None
         except ConfigError:
             return False  # reported when the step runs
 

@@ -12,8 +12,8 @@ for users):
   ``timeoutMs``: held back by a slow consumer, its timer would count the consumer's time.
 * The consumer has no ``retries`` (a second attempt needs the whole input again) and no ``timeoutMs``
   (its timer would count the time it spends waiting for its producer).
-* The consumer cannot go to a worker process (runs.engine.processes: a large TRANSFORM under parallel
-  execution, which the child reads from whole spill files).
+* Neither can go to a worker process (runs.engine.processes: a large TRANSFORM under parallel execution;
+  the child reads whole spill files and writes a whole file the parent adopts when it ends).
 * Both handlers say they can: the producer writes its main output through ``ctx.new_output()``, the
   consumer reads its input batch by batch, and has no effect outside the run before it ends (a file export
   publishes in ``finish()``; a LOAD or a REST export writes per batch, so it waits: a producer failing half
@@ -77,7 +77,10 @@ def _has_actions(hooks: hooks_module.Hooks, stage: str | None) -> bool:
 
 def _handlers_stream(step_types: Registry, producer, consumer, definition: Definition, options: RunOptions) -> bool:
     try:
-        if not getattr(step_types.get(producer.type).impl, "streams_output", False):
+        produces = step_types.get(producer.type).impl
+        if not getattr(produces, "streams_output", False):
+            return False
+        if hasattr(produces, "may_run_elsewhere") and produces.may_run_elsewhere(producer, definition, options):
             return False
         handler = step_types.get(consumer.type).impl
         return bool(hasattr(handler, "streams_input") and handler.streams_input(consumer, definition, options))

@@ -21,7 +21,7 @@ from pipelines.custom import register_operator
 from pipelines.definition import parse
 from pipelines.errors import ConfigError, DefinitionError, StepError
 from pipelines.operators.chain import OperatorFailed
-from runs.engine import process_child, processes
+from runs.engine import process_child, processes, stream_plan
 from runs.engine.context import RunOptions
 from runs.engine.events import RecordRetried, StepProgress, StepRetrying
 from runs.engine.executor import execute
@@ -150,6 +150,31 @@ def test_a_worker_process_that_cannot_start_leaves_the_step_to_a_thread(custom, 
     result, store = run(pipeline(branches=1))
     assert result.status == "COMPLETED" and pids(result) == {os.getpid()}
     assert store.finished()["t0"].counts.records_in == N
+
+
+def test_a_step_that_may_run_in_a_worker_process_neither_reads_nor_writes_a_stream(custom):
+    register_operator(code="localTag", apply=lambda records, args, helpers: [{**r, "tagged": True} for r in records])
+    d = pipeline([{"op": "stampPid", "args": {}}], branches=1).to_dict()
+    # t0 -> after: `after` would stream from t0 (one input, t0 feeds only it, and its lambda operator keeps it
+    # in a thread), but t0 goes to a worker process and writes a whole file
+    d["steps"].append({"key": "after", "type": "TRANSFORM", "config": {"operators": [{"op": "localTag", "args": {}}]}})
+    d["edges"].append({"from": "t0", "to": "after"})
+    result, store = run(parse(d))
+    assert result.status == "COMPLETED"
+    assert os.getpid() not in pids(result) and len(result.output("after")) == N
+    assert all(r["tagged"] for r in result.output("after"))
+    # the same pipeline with worker processes off streams t0 into `after`
+    off = parse({**d, "context": {"parallelExecution": {"enabled": True, "maxConcurrentSteps": 4, "processes": "off"}}})
+    plan = stream_plan.streamed_inputs(off, *_graph(off), RunOptions())
+    assert plan.get("after") == "t0"
+    assert "after" not in stream_plan.streamed_inputs(parse(d), *_graph(parse(d)), RunOptions())
+
+
+def _graph(definition):
+    from pipelines import graph, hooks
+    from pipelines.registry import step_types
+
+    return graph.inputs(definition), graph.successors(definition), step_types, hooks.parse(None)
 
 
 def test_a_durable_run_saves_the_adopted_output_as_it_saves_any(custom):
