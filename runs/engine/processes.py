@@ -153,11 +153,21 @@ def why_not_any_input(step: StepSpec, definition: Definition, options: RunOption
             return f"operator {index} is not registered"  # the thread reports it as a config error
         if code in PARENT_ONLY:
             return f"operator {index} ('{code}') {PARENT_ONLY[code]}"
-        entry = registry.get(code)
-        if not entry.builtin and pickled(entry) is None:
-            return f"custom operator {index} ('{code}') cannot be sent to a worker process: its function is " \
-                   "not importable by name (a lambda or a local function)"
+        if not _reaches_child(registry.get(code)):
+            return f"operator {index} ('{code}') cannot be sent to a worker process: its function is not " \
+                   "importable by name (a lambda or a local function)"
     return None
+
+
+def _reaches_child(entry) -> bool:
+    """Whether the child will know the operator: its registration pickles (by reference: the child imports
+    the module that defines it and registers it again), or it is one of pipelines' own, which the child
+    imports anyway (``first`` and ``last`` are built by a local factory and do not pickle)."""
+    if pickled(entry) is not None:
+        return True
+    spec = entry.impl
+    functions = [f for f in (spec.build, spec.apply, spec.each, spec.finish) if f is not None]
+    return entry.builtin and all(getattr(f, "__module__", "").startswith("pipelines.operators") for f in functions)
 
 
 # --- the parent's side ---------------------------------------------------------------------------------
@@ -255,11 +265,10 @@ def _job(handler, step, inputs, ctx, items, opened: list, output, errors) -> Job
         parent_only["now"] = "reads the run's clock"
     if ctx.step_outputs is not None:
         parent_only["step_outputs"] = "reads another step's output"
-    custom = []
-    for item in items:
-        entry = operator_registry.get(item["op"])
-        if not entry.builtin:
-            custom.append(pickled(entry))
+    # Every registration that pickles is sent, plugins' too (a plugin's decorator may call its operators
+    # built in): the child registers them again over what it imported itself.
+    registrations = [pickled(operator_registry.get(item["op"])) for item in items]
+    custom = [data for data in registrations if data is not None]
     sources = []
     for buf in inputs.buffers:
         spilled = buf.spill_file()

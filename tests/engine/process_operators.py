@@ -8,6 +8,7 @@ import time
 
 from pipelines.custom import register_operator
 from pipelines.errors import RecordError
+from pipelines.operators.base import batch_operator
 
 # Per-record attempts of `flaky`, per process: a record with `flaky` set fails its first attempt.
 _tried: set = set()
@@ -46,7 +47,14 @@ def die_in_child(records, args, helpers):
     return records
 
 
+def plugin_stamp(records, args, ctx):
+    """Registered as a plugin module's decorator registers it: counted as built in (the default)."""
+    return [{**r, "plugin": True, "pid": os.getpid()} for r in records]
+
+
 def register_all() -> None:
+    batch_operator("pluginStamp", name="Plugin stamp", category="data", description="", schema={"type": "object"},
+                   replace=True)(plugin_stamp)
     for code, fn in (("stampPid", stamp_pid), ("slow", slow), ("flaky", flaky), ("stampClock", stamp_clock),
                      ("dieInChild", die_in_child)):
         register_operator(code=code, apply=fn, replace=True)

@@ -323,9 +323,16 @@ def test_an_operator_that_cannot_be_pickled_keeps_its_step_in_a_thread(custom):
     ops = [{"op": "localStamp", "args": {}}]
     step = pipeline(ops, branches=1).step("t0")
     reason = processes.why_not(step, _Inputs(N), _Ctx(pipeline(ops, branches=1)), ops)
-    assert "custom operator 0 ('localStamp') cannot be sent to a worker process" in reason
+    assert "operator 0 ('localStamp') cannot be sent to a worker process" in reason
     result, _ = run(pipeline(ops, branches=1))
     assert pids(result) == {os.getpid()} and len(result.output("t0")) == N
+
+
+def test_a_plugins_operator_counted_as_built_in_reaches_the_child(custom):
+    result, _ = run(pipeline([{"op": "pluginStamp", "args": {}}, {"op": "first", "args": {"source": "tags", "target": "tag"}}],
+                             branches=1))
+    assert result.status == "COMPLETED", result.error
+    assert os.getpid() not in pids(result) and all(r["plugin"] for r in result.output("t0"))
 
 
 def test_an_operator_reaching_for_the_parents_clock_goes_back_to_a_thread(custom):
