@@ -84,6 +84,7 @@ PROCESS_MODES = ("auto", "off")
 # Modules the fork server imports once, so that each child starts with the engine loaded.
 PRELOAD = ["pipelines.operators", "runs.engine.handlers", "runs.engine.process_child"]
 STOP_GRACE_SECONDS = 2.0
+DEAD_JOIN_SECONDS = 10.0
 POLL_SECONDS = 0.05
 
 _live: set[int] = set()
@@ -338,7 +339,7 @@ def _receive(proc, conn, ctx: StepContext, progress: _Progress) -> tuple:
                 continue
         elif proc.sentinel not in ready:
             continue
-        proc.join(STOP_GRACE_SECONDS)
+        proc.join(DEAD_JOIN_SECONDS)  # it is gone; its exit status comes through the fork server
         raise StepError(f"the worker process running the step ended unexpectedly (exit code {proc.exitcode})",
                         retryable=True)
 
