@@ -372,3 +372,30 @@ def test_a_producer_that_wrote_elsewhere_still_hands_its_whole_output_to_its_con
     assert result.status == "COMPLETED", result.error
     assert [r["id"] for r in result.output("t")] == list(range(2500))
     assert len(result.output("src")) == 2500  # keep_outputs: the kept copy
+
+
+class Hold:
+    """A gate: holds its whole input and pauses."""
+
+    def run(self, step, inputs, ctx):
+        held = ctx.new_buffer()
+        for batch in inputs.batches(ctx.batch_size):
+            held.append(batch)
+        return StepOutcome({None: held}, len(held), 0, paused=True)
+
+
+def test_a_gate_after_a_streamed_pair_holds_the_whole_output_and_the_run_resumes_after_it(plugins):
+    from runs.engine.context import PreviousStep
+
+    registry.step_types.register("GATE", Hold(), schema={"type": "object"}, replace=True)
+    d = {"steps": [step("src", "EXTRACT", "many", config={"batches": 20}), identity(),
+                   {"key": "gate", "type": "GATE", "config": {}}, identity("after")]}
+    first, _ = run(d, keep_outputs=False)
+    assert first.status == "PAUSED"
+    assert len(first.outputs["gate"][None].to_list()) == 2000 and first.statuses["t"] == "COMPLETED"
+    previous = {k: PreviousStep("COMPLETED" if k == "gate" else s, k in first.usable or k == "gate",
+                                first.outputs.get(k, {})) for k, s in first.statuses.items() if s != "PENDING"}
+    second, store = run(d, previous=previous)
+    assert second.status == "COMPLETED", second.error
+    assert set(store.finished()) == {"after"}
+    assert [r["id"] for r in second.output("after")] == list(range(2000))
