@@ -190,6 +190,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # Request and response components apart, so a request's non-blank strings carry minLength 1.
     "COMPONENT_SPLIT_REQUEST": True,
+    # Two "status" fields with different choices (a submission's, a gate's): each its own component name.
+    "ENUM_NAME_OVERRIDES": {
+        "ReviewStatusEnum": "pipelines.models.ReviewStatus",
+        "GateStatusEnum": "gates.models.GateStatus",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "datahub_project.openapi.postprocess",

@@ -286,8 +286,10 @@ def paged(request, queryset, serializer_class, query: dict) -> Response:
     return Response({"count": count, "next": following, "previous": previous, "results": data})
 
 
+@functools.cache
 def page_of(item: type[serializers.Serializer]) -> type[serializers.Serializer]:
-    """The paged-list serializer of ``item`` (for the OpenAPI schema)."""
+    """The paged-list serializer of ``item`` (for the OpenAPI schema); one class per item, however many
+    endpoints list it (two classes of one name would be two clashing schema components)."""
     name = item.__name__.removesuffix("Serializer") + "PageSerializer"
     return type(name, (serializers.Serializer,), {
         "count": serializers.IntegerField(),

@@ -48,7 +48,7 @@ ID_PARAMETER = OpenApiParameter("review_id", {"type": "integer", "minimum": 1}, 
 class ReviewSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     pipeline = serializers.CharField(source="pipeline.code")
-    status = serializers.ChoiceField(choices=ReviewStatus.values)
+    status = serializers.ChoiceField(choices=ReviewStatus.choices)
     author = serializers.CharField(source="author.username", allow_null=True, default=None)
     message = serializers.CharField(help_text="the author's message")
     baseRevision = serializers.IntegerField(source="base_revision.number", allow_null=True, default=None,  # noqa: N815
@@ -101,17 +101,17 @@ class ApproveSerializer(Body):
                   "merge (409 naming conflicts), overwrite (on purpose)")
 
 
-class RejectSerializer(Body):
+class ReviewRejectSerializer(Body):
     comment = StrictCharField(max_length=reviews.MAX_COMMENT, help_text="what the author should change")
 
 
 class ReviewListQuery(PageQuery):
-    status = serializers.ChoiceField(choices=ReviewStatus.values, required=False,
+    status = serializers.ChoiceField(choices=ReviewStatus.choices, required=False,
                                      help_text="only submissions in this state (default: PENDING, what waits)")
 
 
 class HistoryQuery(PageQuery):
-    status = serializers.ChoiceField(choices=ReviewStatus.values, required=False)
+    status = serializers.ChoiceField(choices=ReviewStatus.choices, required=False)
 
 
 class ApprovedSerializer(serializers.Serializer):
@@ -198,12 +198,12 @@ def approve(request, review_id: int):
                      "pipeline": PipelineDetailSerializer(decided.pipeline).data})
 
 
-@extend_schema(operation_id="reviews_reject", tags=["reviews"], parameters=[ID_PARAMETER], request=RejectSerializer,
+@extend_schema(operation_id="reviews_reject", tags=["reviews"], parameters=[ID_PARAMETER], request=ReviewRejectSerializer,
                responses={200: ReviewSerializer, **errors(*WRITE_ERRORS, 404, 409)},
                summary="Reject a submission with a comment: it goes back to its author")
 @endpoint(["POST"], POST=REVIEW)
 def reject(request, review_id: int):
-    body = validated(RejectSerializer, request.data)
+    body = validated(ReviewRejectSerializer, request.data)
     try:
         decided = reviews.reject(_found(review_id, request.user).pk, request.user, body["comment"])
     except reviews.ReviewConflict as exc:
