@@ -8,6 +8,7 @@ output file, report progress, send back counts, errors and the outcome), and how
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 import signal
@@ -127,6 +128,10 @@ def child_main(conn, job: Job) -> None:
     except BaseException as exc:
         conn.send(("unavailable", f"a custom operator does not load in a worker process: {type(exc).__name__}: {exc}"))
         return
+    # What the child inherited from the fork server (modules, code) and was just given lives as long as the
+    # child: frozen out of the collector, whose full passes then walk only the step's own objects and never
+    # write into the pages shared with the server (copy-on-write). The chain ran about 20 % slower without.
+    gc.freeze()
     conn.send(("ready",))
     output = os.fdopen(job.output.fd, "rb+")
     ctx = _child_context(job, output)
