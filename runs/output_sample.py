@@ -3,7 +3,8 @@
 The executor keeps no step's records after a run: they can be large, and are spilled to disk while it
 goes. The run page and the REST run detail show what a run produced from this sample, taken when the
 run (or one part of it, before a pause) ends, from the outputs the executor is asked to keep
-(``RunOptions.keep_outputs``) and closed right after unless the caller wanted them.
+(``RunOptions.keep_outputs``; of a step nothing reads, only the first ``RunOptions.output_head`` records
+are ever held) and closed right after unless the caller wanted them.
 
 Final outputs are the records nothing else in the pipeline reads: a step no edge leaves, and each ROUTE
 branch no edge takes (a ROUTE's "all records" output is left out when it has branches: they hold the same
@@ -50,10 +51,12 @@ def final_outputs(definition: Definition) -> dict[str, frozenset[str | None]]:
 
 
 def keep_also(keep: bool | frozenset[str], finals: dict) -> bool | frozenset[str]:
-    """``RunOptions.keep_outputs`` that keeps the final outputs too."""
+    """``RunOptions.keep_outputs`` that keeps the final outputs too: those of steps some of whose outputs are
+    read (a ROUTE with a branch taken). A step nothing reads holds its head (``RunOptions.output_head``),
+    which is all the sample takes."""
     if keep is True:
         return True
-    return frozenset(keep or ()) | frozenset(finals)
+    return frozenset(keep or ()) | frozenset(key for key, read in finals.items() if read)
 
 
 def _json_safe(record: Any) -> tuple[Any, int]:

@@ -169,6 +169,7 @@ def run_options(run: Run, *, keep_outputs=False) -> RunOptions:
         dry_run=run.dry_run,
         record_limit=run.record_limit,
         keep_outputs=keep_outputs,
+        output_head=output_sample.RECORDS,  # what no step reads is held only as far as the sample shows it
         spill_records=settings.DATAHUB_SPILL_RECORDS,
         stream_memory_bytes=settings.DATAHUB_STREAM_MEMORY_MB << 20,
         processes=settings.DATAHUB_STEP_PROCESSES,

@@ -148,6 +148,28 @@ class RecordBuffer:
                 self._file = None
 
 
+class HeadBuffer(RecordBuffer):
+    """An output no step reads: its first ``keep`` records are held (what the run's output sample shows), the
+    rest counted and dropped. Its length is every record put into it; reading it gives the first ``keep``. A
+    large final output so costs neither memory nor a spill file that nothing would read back."""
+
+    def __init__(self, keep: int):
+        super().__init__()
+        self.keep = keep
+        self._held = 0
+
+    def append(self, batch: Batch) -> None:
+        if not batch:
+            return
+        with self._lock:
+            self._count += len(batch)
+            room = self.keep - self._held
+            if room > 0:
+                part = batch if len(batch) <= room else batch[:room]
+                self._batches.append(part)
+                self._held += len(part)
+
+
 def read_lines(fd: int, end: int) -> Iterator[Batch]:
     """The batches of a spill file (one JSON array per line) up to byte ``end``, read in 4 MiB chunks with
     pread, which keeps no shared file offset: several readers (successors, worker processes holding the

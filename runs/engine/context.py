@@ -13,7 +13,7 @@ from pipelines.adapters.base import AdapterContext
 from pipelines.definition import Definition, StepSpec
 from pipelines.operators.base import OperatorContext
 from pipelines.records import Batch, Record, deep_copy
-from runs.engine.buffers import DEFAULT_SPILL_RECORDS, RecordBuffer, rebatch
+from runs.engine.buffers import DEFAULT_SPILL_RECORDS, HeadBuffer, RecordBuffer, rebatch
 from runs.engine.events import RecordFailed, RecordRetried, StepCounts
 from runs.engine.streams import DEFAULT_STREAM_BYTES
 
@@ -42,6 +42,9 @@ class RunOptions:
     record_limit: int | None = None
     # Keep these steps' outputs after the run (True = every step), for previews and --show-output.
     keep_outputs: bool | frozenset[str] = False
+    # Of a step's main output that no step reads and keep_outputs does not name, only the first N records are
+    # held (a runs.engine.buffers.HeadBuffer) and returned in the result: the run's output sample.
+    output_head: int = 0
     spill_records: int = DEFAULT_SPILL_RECORDS
     # Batches a streaming step holds for its consumer, in (estimated) bytes, before the producer waits
     # (or, while the consumer has not started, spills them): see runs.engine.streams.
@@ -136,6 +139,8 @@ class StepContext:
     # The step's main output (new_output): its length is the step's live records-out. The executor sets it
     # beforehand to a runs.engine.streams.Stream when the step streams into its consumer.
     output: Any = None
+    # Set by the executor when nothing reads the step's main output: how many of its records to hold.
+    output_head: int | None = None
 
     @property
     def batch_size(self) -> int:
@@ -149,7 +154,7 @@ class StepContext:
         """The step's main output (the Stream the executor gave it, or a new buffer): the executor reports its
         length while the step runs."""
         if self.output is None:
-            self.output = self.new_buffer()
+            self.output = self.new_buffer() if self.output_head is None else HeadBuffer(self.output_head)
         return self.output
 
     def record_error(self, record: Record, message: str, attempts: int = 1, **details: Any) -> None:

@@ -114,6 +114,7 @@ class _Execution:
                                            options)
         self.stream_out = {p: c for c, p in self.stream_into.items()}
         self.streams: dict[str, Stream] = {}
+        self.unread = _unread_outputs(plan, options)
 
     # --- the loop ---------------------------------------------------------------------------------
 
@@ -406,6 +407,8 @@ class _Execution:
         )
         if state.cancelled.is_set():
             ctx.cancelled.set()
+        if key in self.unread:
+            ctx.output_head = self.options.output_head
         stream = self._open_stream(key, ctx)
         source = self.stream_into.get(key)
         if source in self.streams:  # reads its producer's stream, live or (started late) ended
@@ -660,7 +663,7 @@ class _Execution:
         for key, s in self.state.steps.items():
             if s.outputs is None:
                 continue
-            if keep is True or (keep and key in keep) or keep_all:
+            if keep is True or (keep and key in keep) or keep_all or (key in self.unread and self.options.output_head):
                 kept[key] = s.outputs
             else:
                 for buf in {id(b): b for b in s.outputs.values()}.values():
@@ -754,6 +757,23 @@ class _Execution:
             completed = [k for k, s in state.steps.items() if s.status is COMPLETED and specs[k].type != "TRIGGER"]
             return (RunStatus.COMPLETED, summary) if completed else (RunStatus.FAILED, summary)
         return RunStatus.FAILED, summary
+
+
+def _unread_outputs(plan: Plan, options: RunOptions) -> frozenset[str]:
+    """The steps whose main output only the run's result may show: no edge reads its records (dependency-only
+    edges read none), ``keep_outputs`` does not ask for all of it, and no hook after the step reads it (a
+    SCRIPT action, or an action whose payload carries records). Their outputs hold only a head."""
+    keep = options.keep_outputs
+    if keep is True:
+        return frozenset()
+    read = {i.source for ins in plan.inputs.values() for i in ins if not i.dependency_only}
+    unread = set()
+    for key in plan.order:
+        after = hooks.step_stages(plan.specs[key].type)[1]
+        if key in read or (keep and key in keep) or (after and (plan.hooks.scripts(after) or plan.hooks.others(after))):
+            continue
+        unread.add(key)
+    return frozenset(unread)
 
 
 def _head(buffers: list[RecordBuffer], n: int) -> list:
