@@ -37,6 +37,7 @@ from runs.engine.events import (
     StepRetrying,
     StepStarted,
 )
+from runs.engine.status import RunStatus, StepStatus
 from runs.models import Run, RunLog
 
 LEVELS = ("ERROR", "WARNING", "INFO", "DEBUG")
@@ -67,7 +68,7 @@ def lines_for(event: Event) -> list[tuple[str, str, str, str, dict]]:
         c = event.counts
         data = {"status": event.status, "recordsIn": c.records_in, "recordsOut": c.records_out,
                 "errors": c.errors, "dropped": c.dropped, "durationMs": event.duration_ms, "attempts": event.attempts}
-        if event.status == "FAILED":
+        if event.status is StepStatus.FAILED:
             out = [("ERROR", "ERROR", event.step_key, f"step failed after {event.duration_ms:,} ms: {event.error}", data)]
         else:
             out = [("STEP", "INFO", event.step_key,
@@ -87,9 +88,9 @@ def lines_for(event: Event) -> list[tuple[str, str, str, str, dict]]:
         return [("DEBUG", "DEBUG", event.step_key or "", f"hook {event.stage}: {event.action.get('type', '?')}",
                  {"stage": event.stage})]
     if isinstance(event, RunFinished):
-        if event.status == "FAILED":
+        if event.status is RunStatus.FAILED:
             return [("ERROR", "ERROR", "", f"run failed: {event.error or 'see the steps'}", {"status": event.status})]
-        if event.status == "PAUSED":
+        if event.status is RunStatus.PAUSED:
             return []
         return [("PIPELINE", "INFO", "", f"run {event.status.lower()}" + (f": {event.error}" if event.error else ""),
                  {"status": event.status})]

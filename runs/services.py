@@ -72,7 +72,7 @@ def release_paused_step(run: Run, step_key: str) -> Run:
         # RUNNING: continuing after another gate; PENDING: handed back by a stopping worker with the step
         # still paused in its state, to be taken up by another (runs.services._hand_back).
         if (locked.status in (RunStatus.RUNNING, RunStatus.PENDING)
-                and locked.step_runs.filter(step_key=step_key, status="PAUSED").exists()):
+                and locked.step_runs.filter(step_key=step_key, status=StepStatus.PAUSED).exists()):
             if step_key in locked.pending_releases:
                 raise RunConflict(f"run {run.pk}: step '{step_key}' is released already")
             locked.pending_releases = [*locked.pending_releases, step_key]
@@ -85,7 +85,7 @@ def release_paused_step(run: Run, step_key: str) -> Run:
         except (KeyError, ValueError) as exc:
             raise RunConflict(f"run {run.pk} is not waiting at step '{step_key}': {exc}") from None
         locked.save(update_fields=["resume_state"])
-        locked.step_runs.filter(step_key=step_key).update(status="COMPLETED", finished_at=timezone.now())
+        locked.step_runs.filter(step_key=step_key).update(status=StepStatus.COMPLETED, finished_at=timezone.now())
         transaction.on_commit(lambda: enqueue_resume(locked.pk))
     return locked
 
@@ -109,13 +109,13 @@ def _pause(run: Run, manifest: dict, pauses: dict[str, dict]) -> None:
             return
         released = []
         for step_key in locked.pending_releases:
-            if manifest["steps"].get(step_key, {}).get("status") == "PAUSED":
+            if manifest["steps"].get(step_key, {}).get("status") == StepStatus.PAUSED:
                 manifest = resume.release(manifest, step_key)
                 released.append(step_key)
         Run.objects.filter(pk=run.pk).update(status=RunStatus.PAUSED, resume_state=manifest, pending_releases=[],
                                              heartbeat_at=timezone.now())
         if released:
-            locked.step_runs.filter(step_key__in=released).update(status="COMPLETED", finished_at=timezone.now())
+            locked.step_runs.filter(step_key__in=released).update(status=StepStatus.COMPLETED, finished_at=timezone.now())
             transaction.on_commit(lambda: enqueue_resume(run.pk))
         paused = Run.objects.get(pk=run.pk)
         for step_key, info in pauses.items():
@@ -308,7 +308,7 @@ def cancel_run(run: Run, reason: str = "cancelled by request") -> Run:
     ):
         resume.delete_files(run)
         Run.objects.filter(pk=run.pk).update(resume_state=None)
-        run.step_runs.filter(status__in=["PENDING", "PAUSED"]).update(status="CANCELLED")
+        run.step_runs.filter(status__in=[StepStatus.PENDING, StepStatus.PAUSED]).update(status=StepStatus.CANCELLED)
     Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(cancel_requested=True)
     record("run.cancelled", f"run:{run.pk}", pipeline=run.pipeline.code, reason=reason[:300])
     return _reload(run)

@@ -35,7 +35,8 @@ from runs.engine.events import (
     StepRetrying,
     StepStarted,
 )
-from runs.models import Checkpoint, RecordAttempt, RecordError, Run, StepRun, StepStatus
+from runs.engine.status import Handover
+from runs.models import Checkpoint, RecordAttempt, RecordError, Run, RunStatus, StepRun, StepStatus
 from runs.run_logs import RunLogger
 from runs.tracing import RunTracer
 
@@ -163,7 +164,7 @@ class DjangoRunStore:
                 log.warning("run %s was taken over (by another worker, or failed) before it ended as %s; its "
                             "end is not written", self.run.pk, event.status)
                 return
-            if event.status in ("PAUSED", "HANDED_BACK"):  # written by runs.services with the run's state
+            if event.status in (RunStatus.PAUSED, Handover.HANDED_BACK):  # written by runs.services with the run's state
                 Run.objects.filter(pk=self.run.pk).update(heartbeat_at=now)
                 return
             note = self.settle_checkpoints(event.status)
@@ -186,13 +187,13 @@ class DjangoRunStore:
     def settle_checkpoints(self, status: str) -> str:
         """Save the run's pending checkpoints if it ended COMPLETED with no FAILED step, else drop them (a
         PAUSED run keeps them). Returns a note for the run's error when they were held back."""
-        if status == "PAUSED":
+        if status == RunStatus.PAUSED:
             return ""
         pending = Run.objects.filter(pk=self.run.pk).values_list("pending_checkpoints", flat=True).first()
         if not pending:
             return ""
         Run.objects.filter(pk=self.run.pk).update(pending_checkpoints={})
-        if status != "COMPLETED":
+        if status != RunStatus.COMPLETED:
             return ""
         failed = sorted(StepRun.objects.filter(run=self.run, status=StepStatus.FAILED)
                         .values_list("step_key", flat=True))
@@ -235,7 +236,7 @@ class DjangoRunStore:
 
     def owned(self):
         """The run's row while this worker still owns it (empty otherwise)."""
-        return Run.objects.filter(pk=self.run.pk, status="RUNNING", lease=self.lease)
+        return Run.objects.filter(pk=self.run.pk, status=RunStatus.RUNNING, lease=self.lease)
 
     def heartbeat(self) -> bool:
         return bool(self.owned().update(heartbeat_at=timezone.now()))
