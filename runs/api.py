@@ -134,6 +134,8 @@ class OutputSampleSerializer(serializers.Serializer):
     branch = serializers.CharField(allow_null=True, help_text="a ROUTE branch; null for a step's output")
     total = serializers.IntegerField(help_text="records the output held")
     records = serializers.ListField(child=serializers.JSONField(), help_text="its first records (at most 100)")
+    columns = serializers.ListField(child=serializers.CharField(), required=False,
+                                    help_text="the records' fields in the order the step put them out")
     truncated = serializers.BooleanField(help_text="fewer records are shown than the output held")
 
 

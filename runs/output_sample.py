@@ -14,7 +14,9 @@ records). What is guaranteed:
 * a record whose JSON is over ``RECORD_BYTES`` is replaced by a note saying its size; the sample as a
   whole stays under ``TOTAL_BYTES`` (outputs past it keep their totals and no records);
 * every string in it is scrubbed of the secrets and credentials the run used, as its errors are;
-* a value JSON cannot hold (a date, a Decimal, bytes) is kept as its text.
+* a value JSON cannot hold (a date, a Decimal, bytes) is kept as its text;
+* ``columns`` names the records' fields in the order the step put them out, whatever order the database
+  keeps a JSON object's keys in.
 """
 
 from __future__ import annotations
@@ -88,8 +90,18 @@ def take(outputs: Outputs, finals: dict[str, frozenset[str | None]],
                 records.append(value)
             total = len(buf)
             entries.append({"step": key, "branch": branch, "total": total, "records": records,
-                            "truncated": len(records) < total})
+                            "columns": columns_of(records), "truncated": len(records) < total})
     return entries
+
+
+def columns_of(records: list) -> list[str]:
+    """The records' top-level fields in the order the step put them out (first seen first). Kept beside the
+    records because a database may keep a JSON object's keys in an order of its own (PostgreSQL's jsonb)."""
+    seen: dict[str, None] = {}
+    for record in records:
+        if isinstance(record, dict):
+            seen.update(dict.fromkeys(record))
+    return list(seen)
 
 
 def merged(earlier: list | None, entries: list[dict], order: list[str]) -> list[dict]:

@@ -18,9 +18,10 @@ def _cell(value: Any) -> tuple[str, bool]:
     return (text if len(text) <= 300 else text[:299] + "…"), False
 
 
-def record_table(records: list, limit: int = 200) -> dict:
-    """Columns (every top-level field, in first-seen order) and rows of cell texts; the template escapes."""
-    columns: list[str] = []
+def record_table(records: list, limit: int = 200, columns: list | None = None) -> dict:
+    """Columns (``columns`` first when given, then every other top-level field in first-seen order) and rows
+    of cell texts; the template escapes."""
+    columns = [c for c in columns or [] if isinstance(c, str)][:40]
     for r in records[:limit]:
         if isinstance(r, dict):
             for k in r:

@@ -104,6 +104,8 @@ class OutputSampleType(graphene.ObjectType):
     branch = graphene.String(description="a ROUTE branch; null for a step's output")
     total = graphene.Int(required=True, description="records the output held")
     records = graphene.List(graphene.NonNull(GenericScalar), required=True, description="its first records")
+    columns = graphene.List(graphene.NonNull(graphene.String),
+                            description="the records' fields in the order the step put them out")
     truncated = graphene.Boolean(required=True, description="fewer records are shown than the output held")
 
 

@@ -287,7 +287,7 @@ def _run_context(request: HttpRequest, run: Run, *, records: bool = True) -> dic
         "can_run": perms_run,
         "poll": "5s" if run.status == RunStatus.PAUSED else "1s",
         "settling": _settling(run),
-        "outputs": [{**entry, "table": record_table(entry.get("records") or [])}
+        "outputs": [{**entry, "table": record_table(entry.get("records") or [], columns=entry.get("columns"))}
                     for entry in (run.output_sample or []) if isinstance(entry, dict)],
     }
 

@@ -33,8 +33,11 @@ def trace_step(key: str, **args) -> dict:
     return {"key": key, "type": "TRANSFORM", "config": {"operators": [{"op": "opsTrace", "args": args}]}}
 
 
+# These runs are about step boundaries: streaming would start each step together with the one before it (a
+# streamed chain has no boundary inside it: docs/streaming.md), so it is off for them.
+NO_STREAMING = {"streaming": {"enabled": False}}
 BOUNDARY = {
-    "version": 1, "code": "drain-boundary", "name": "drain-boundary",
+    "version": 1, "code": "drain-boundary", "name": "drain-boundary", "context": NO_STREAMING,
     "steps": [
         {"key": "src", "type": "EXTRACT", "adapterCode": "inMemory", "config": {"data": [{"id": 1}, {"id": 2}]}},
         trace_step("first", sleepMs=3000),
@@ -44,7 +47,7 @@ BOUNDARY = {
     "edges": [],
 }
 INTERRUPTED = {
-    "version": 1, "code": "drain-interrupted", "name": "drain-interrupted",
+    "version": 1, "code": "drain-interrupted", "name": "drain-interrupted", "context": NO_STREAMING,
     "steps": [
         {"key": "src", "type": "EXTRACT", "adapterCode": "inMemory", "config": {"data": [{"id": 1}]}},
         trace_step("long", sleepMs=0, sleepMsFirstTime=60_000),

@@ -33,7 +33,8 @@ def test_it_keeps_the_final_steps_records_with_the_run():
     outcome = run_of(simple_definition("simple"))
     assert outcome.run.status == "COMPLETED"
     assert Run.objects.get(pk=outcome.run.pk).output_sample == [
-        {"step": "out", "branch": None, "total": 2, "records": [{"sku": "a"}, {"sku": "b"}], "truncated": False}]
+        {"step": "out", "branch": None, "total": 2, "records": [{"sku": "a"}, {"sku": "b"}], "columns": ["sku"],
+         "truncated": False}]
     # kept only for the sample: closed, not handed to a caller that did not ask for outputs
     assert "out" not in outcome.result.outputs
 

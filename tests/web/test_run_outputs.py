@@ -23,7 +23,7 @@ def test_it_shows_the_output_records_escaped(as_bob):
     page = as_bob.get(f"/runs/{run.pk}/").content.decode()
     outputs = page.split('id="run-outputs"')[1].split("</section>")[0]
     assert 'data-output="out"' in outputs and "2 records" in outputs
-    assert "<th>sku</th><th>qty</th>" in outputs
+    assert "<th>sku</th>" in outputs and "<th>qty</th>" in outputs
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in outputs and "<script>alert" not in page
     assert 'class="null"' in outputs  # qty: null is shown as null, not as text
 
@@ -51,7 +51,7 @@ def test_the_rest_run_detail_carries_the_sample(bob):
     run = finished([{"sku": " a "}])
     body = client_for(bob).get(f"/api/runs/{run.pk}/").json()
     assert body["outputSample"] == [{"step": "out", "branch": None, "total": 1, "records": [{"sku": "a"}],
-                                     "truncated": False}]
+                                     "columns": ["sku"], "truncated": False}]
     pending = services.create_run(run.pipeline)
     assert client_for(bob).get(f"/api/runs/{pending.pk}/").json()["outputSample"] is None
 
@@ -64,3 +64,15 @@ def test_graphql_carries_the_sample_too(bob):
                                         "records truncated } } }", {"id": run.pk})
     assert status == 200 and body["data"]["run"]["outputSample"] == [{"step": "out", "branch": None, "total": 2,
                                             "records": [{"sku": "a"}, {"sku": "b"}], "truncated": False}]
+
+
+def test_its_columns_keep_the_steps_order_whatever_order_the_database_keeps_keys_in(as_bob):
+    run = finished([{"sku": "a", "qty": 1}])
+    stored = Run.objects.get(pk=run.pk).output_sample
+    assert stored[0]["columns"] == list(stored[0]["records"][0])  # as the step put them out
+    # PostgreSQL's jsonb keeps an object's keys shortest first; the columns list keeps the step's order.
+    sample = [{**stored[0], "records": [{"qty": 1, "sku": "a"}], "columns": ["sku", "qty"]}]
+    Run.objects.filter(pk=run.pk).update(output_sample=sample)
+    outputs = as_bob.get(f"/runs/{run.pk}/").content.decode().split('id="run-outputs"')[1].split("</section>")[0]
+    assert "<th>sku</th><th>qty</th>" in outputs
+    assert as_bob.get(f"/api/runs/{run.pk}/").json()["outputSample"][0]["columns"] == ["sku", "qty"]
