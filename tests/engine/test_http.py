@@ -168,7 +168,7 @@ def test_it_accepts_a_body_exactly_at_the_cap(httpserver):
 
 def test_it_times_out_on_a_slow_handler(httpserver):
     def slow(_request):
-        time.sleep(0.8)
+        time.sleep(2.5)
         return Response("late")
 
     httpserver.expect_request("/slow").respond_with_handler(slow)
@@ -176,7 +176,8 @@ def test_it_times_out_on_a_slow_handler(httpserver):
     with pytest.raises(HttpError, match="timed out") as info:
         HttpClient(LOCAL).get(url(httpserver, "/slow"), timeout=0.2)
     assert info.value.retryable is True
-    assert time.monotonic() - started < 0.7
+    # Long before the answer: the bound leaves a loaded machine (CI runs two suites at once) its slack.
+    assert time.monotonic() - started < 1.5
 
 
 def test_it_reports_a_refused_connection_as_retryable():
