@@ -280,6 +280,13 @@ def test_its_poll_schedule_follows_the_pipeline(django_capture_on_commit_callbac
     from runs.tasks import poll_file_trigger
 
     assert poll_file_trigger(pipeline.pk, "files").startswith("error: pipeline")
+    # Enabled again it is polled again; deleted, its schedule goes with it (schedules do not cascade).
+    with django_capture_on_commit_callbacks(execute=True):
+        pipeline.enabled = True
+        pipeline.save()
+    assert Schedule.objects.filter(func="runs.tasks.poll_file_trigger").count() == 1
+    Pipeline.objects.get(pk=pipeline.pk).delete()
+    assert not Schedule.objects.filter(func="runs.tasks.poll_file_trigger").exists()
 
 
 def test_poll_files_command_polls_every_file_trigger(ftp_server, save_connections):

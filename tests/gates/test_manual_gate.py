@@ -7,7 +7,7 @@ from django.core.files.storage import default_storage
 from gates import services
 from gates.models import GateRequest, GateStatus
 from runs.models import Run, RunStatus
-from tests.gates.conftest import deliver_notices, linear, paused, queued_tasks, resume_on_a_worker
+from tests.gates.conftest import deliver_notices, gate, linear, paused, queued_tasks, resume_on_a_worker, src
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -73,3 +73,24 @@ def test_a_pause_that_is_not_a_gate_opens_nothing(counting):
     run = paused(linear())
     step_paused.send(RunModel, run=run, step_key="before", info={})
     assert list(GateRequest.objects.filter(run=run).values_list("step_key", flat=True)) == ["gate"]
+
+
+def test_an_output_that_ended_before_the_gate_keeps_its_whole_total_in_the_runs_sample(counting, approver):
+    # `side` (nothing reads it) ends in the part before the gate and holds only the sample's first records;
+    # the part after the approval must not count that head as the whole output.
+    records = [{"sku": f"S-{n}", "price": n} for n in range(150)]
+    definition = {"code": "sampled", "name": "Pipeline sampled",
+                  "steps": [src(records=records),
+                            {"key": "side", "type": "TRANSFORM",
+                             "config": {"operators": [{"op": "trim", "args": {"path": "sku"}}]}},
+                            gate(), {"key": "out", "type": "SINK", "adapterCode": "records", "config": {}}],
+                  "edges": [{"from": "src", "to": "side"}, {"from": "src", "to": "gate"},
+                            {"from": "gate", "to": "out"}]}
+    run = paused(definition)
+    side = next(e for e in run.output_sample if e["step"] == "side")
+    assert (side["total"], len(side["records"])) == (150, 100)
+    services.approve(run, "gate", approver)
+    run = resume_on_a_worker(Run.objects.get(pk=run.pk))
+    assert run.status == RunStatus.COMPLETED, run.error
+    totals = {e["step"]: (e["total"], len(e["records"])) for e in run.output_sample}
+    assert totals == {"side": (150, 100), "out": (150, 100)}
