@@ -241,11 +241,7 @@ def review_ctx(request, state: dict, errors: Errors) -> dict:
         hint = source.get("model", "").split(".")[-1] or source.get("connectionCode", "data")
         state["code"] = default_code("export", hint)
         state["name"] = f"Export {hint}"
-    return {**review_context(state, definition_of_state), "code": state["code"], "name": state.get("name", ""),
-            "description": state.get("description", ""),
-            "mapped": [MappingRow.from_dict(r) for r in state.get("fields") or [] if r.get("source")],
-            "source": state.get("source") or {}, "format": state.get("format") or {},
-            "destination": state.get("destination") or {}, "schedule": state.get("schedule") or {"kind": "none"}}
+    return review_context(state, definition_of_state, rows="fields", answers=("source", "format", "destination"))
 
 
 def review_submit(request, state: dict, wid: str):

@@ -474,11 +474,7 @@ def review_ctx(request, state: dict, errors: Errors) -> dict:
         hint = (state.get("target") or {}).get("table") or (state.get("source") or {}).get("filename", "file")
         state["code"] = default_code("import", hint.rsplit(".", 1)[0])
         state["name"] = f"Import {(state.get('source') or {}).get('filename', 'file')}"
-    return {**review_context(state, definition_of_state), "code": state["code"], "name": state.get("name", ""),
-            "description": state.get("description", ""), "mapped": [MappingRow.from_dict(r) for r in
-                                                                     state.get("mapping") or [] if r.get("source")],
-            "source": state.get("source") or {}, "target": state.get("target") or {},
-            "strategy": state.get("strategy") or {}, "schedule": state.get("schedule") or {"kind": "none"}}
+    return review_context(state, definition_of_state, rows="mapping", answers=("source", "target", "strategy"))
 
 
 def review_submit(request, state: dict, wid: str):

@@ -19,7 +19,7 @@ from pipelines.models import Pipeline, code_validator
 from pipelines.secrets import resolve_secret
 from pipelines.services import save_definition
 from pipelines.wizards import targets
-from pipelines.wizards.build import Schedule, WizardProblem, check_schedule, field_of
+from pipelines.wizards.build import MappingRow, Schedule, WizardProblem, check_schedule, field_of
 
 
 class Errors(dict):
@@ -132,13 +132,19 @@ def review_post(request, state: dict, definition_of_state) -> tuple[Errors, Pipe
     return errors, pipeline
 
 
-def review_context(state: dict, definition_of_state) -> dict:
+def review_context(state: dict, definition_of_state, *, rows: str, answers: tuple[str, ...]) -> dict:
+    """The review page's context, the same for both wizards: the pipeline's code, name and description, the
+    mapped rows (``state[rows]``), each earlier page's ``answers``, the schedule, and the definition built."""
+    context = {"code": state["code"], "name": state.get("name", ""), "description": state.get("description", ""),
+               "mapped": [MappingRow.from_dict(r) for r in state.get(rows) or [] if r.get("source")],
+               **{key: state.get(key) or {} for key in answers},
+               "schedule": state.get("schedule") or {"kind": "none"}}
     try:
         definition = definition_of_state({**state, "code": state.get("code") or "new-pipeline",
                                           "name": state.get("name") or "New pipeline"})
     except (KeyError, ValueError) as exc:  # an earlier page's answers are missing
-        return {"definition_json": "", "definition_error": str(exc)}
-    return {"definition_json": json.dumps(definition, indent=2, ensure_ascii=False),
+        return {**context, "definition_json": "", "definition_error": str(exc)}
+    return {**context, "definition_json": json.dumps(definition, indent=2, ensure_ascii=False),
             "review_steps": definition["steps"]}
 
 
