@@ -105,3 +105,27 @@ def test_it_shows_where_a_route_sends_each_record(page, shoot, alice):
     expect(result.locator("summary", has_text="Branch default · 1 record")).to_be_visible()
     page.locator("#tester-split").scroll_into_view_if_needed()
     shoot(page, "route")
+
+
+def test_its_result_stays_when_the_card_is_saved_or_the_workspace_redrawn(page, alice):
+    save_definition(definition(), message="created")
+    log_in(page, "alice")
+    page.goto("/pipelines/shop/")
+    page.click("#card-clean > summary")
+    page.click("#tester-clean > summary")
+    page.fill("#tester-records-clean", '{"sku": " q1 ", "price": "4"}')
+    page.click("#tester-pasted-clean")
+    result = page.locator("#tester-result-clean")
+    expect(result.locator(".tester-summary")).to_contain_text("1 record in (pasted), 1 out")
+
+    # "Save step" redraws the card (its <details>, outerHTML): the tester inside it is kept as it was
+    page.fill("#step-clean #f-name", "Clean products")
+    page.locator("#step-clean button[value=save]").click()
+    expect(page.locator("#card-clean > summary .key")).to_have_text("Clean products")
+    expect(result.locator(".tester-summary")).to_contain_text("1 record in (pasted), 1 out")
+    expect(page.locator("#tester-records-clean")).to_have_value('{"sku": " q1 ", "price": "4"}')
+
+    # moving a step redraws the whole workspace: still there
+    page.locator("#step-clean button[title='Move this step up']").click()
+    expect(page.locator("#card-clean .pos")).to_have_text("1")
+    expect(page.locator("#tester-result-clean .tester-summary")).to_contain_text("1 record in (pasted), 1 out")
