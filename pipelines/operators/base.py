@@ -17,6 +17,11 @@ Two shapes, because most operators look at one record at a time and a few need t
 * Custom operators (:mod:`pipelines.custom`) keep the batch signature but are called with one record at a
   time (``per_record_calls``): a raise pins that record, and each record is called once per attempt.
 
+A per-record operator that only ever replaces, adds or removes its record's *top-level* keys (an
+argument naming a plain key, not a dotted path) says so with :func:`top_level_only`: the chain then copies
+a record entering a run of such operators with ``dict.copy()``, not deeply. Undeclared, an operator may
+change anything in its record, nested lists and dicts included, and the chain copies deeply.
+
 Per the plugin, a per-record operator whose source is missing or of the wrong type leaves the record
 unchanged instead of failing; an impossible *config* is a :class:`ConfigError`.
 
@@ -150,6 +155,17 @@ def inline(fn: RecordFn, source: str, **names: Any) -> RecordFn:
     definition's text ever becomes code. The statements must do exactly what ``fn`` does, never drop the
     record and leave it in ``r``; tests run chains both ways (``OperatorChain(..., inline=False)``)."""
     fn.inline = (source, names)  # type: ignore[attr-defined]
+    return fn
+
+
+def top_level_only(fn: RecordFn) -> RecordFn:
+    """Declare that ``fn`` changes only the top level of the record it is given: it adds, replaces or
+    removes keys of that dict and never changes a list or dict held in it (nor one it reads from it). A
+    chain whose operators are all declared so may give them a shallow copy of each input record (the
+    nested values stay shared with the input, which nobody changes): for flat records, the common case, a
+    deep copy costs several times more and copies nothing more. Undeclared is the safe default: the record
+    is copied deeply. ``tests/engine/test_chain_copies.py`` holds every declared operator to it."""
+    fn.top_level_only = True  # type: ignore[attr-defined]
     return fn
 
 

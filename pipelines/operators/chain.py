@@ -7,11 +7,14 @@ record (the hot path of a million-row run): for per-record operators it is code 
 (:class:`_FusedLoop`) that calls them in a row, or writes their statements in place where an operator
 has an inline form (:func:`pipelines.operators.base.inline`: set, rename, trim, case changes, split, slugify,
 concat, toNumber and the numeric operators on plain keys), with no per-record dispatch through a list of
-functions and no per-operator bookkeeping; a flat record is copied at C speed (:func:`copy_record`).
+functions and no per-operator bookkeeping.
 
 What is guaranteed:
-* Input records are never changed: a record is deep-copied when it enters the chain, so a step that
-  shares its input with another branch cannot see this step's edits.
+* Input records are never changed: a record is copied when it enters the chain, so a step that shares
+  its input with another branch cannot see this step's edits. The copy is deep (:func:`copy_record`)
+  unless every operator it enters is declared to change only the record's top level
+  (:func:`pipelines.operators.base.top_level_only`); then ``dict.copy()`` is enough, and the copy is made
+  deep later if an operator that may change nested values follows.
 * While every operator so far is *record-wise* (per-record operators, custom operators, batch operators
   with ``each`` such as httpLookup), each output and each failure knows the input record it came from:
   a failure keeps that record exactly as it entered the step, so the dead-letter list holds what can be
@@ -111,10 +114,11 @@ class _FusedLoop:
     no per-operator bookkeeping.
 
     ``run(records) -> (out, lost)``: ``lost`` lists ``(index, None)`` for a record an operator dropped
-    and ``(index, exception)`` for one that failed; every other record is in ``out``, in order. With
-    ``copy`` each record is copied (:func:`copy_record`) before the first operator."""
+    and ``(index, exception)`` for one that failed; every other record is in ``out``, in order. ``copy``
+    copies each record before the first operator: ``DEEP`` (:func:`copy_record`) or ``SHALLOW``
+    (``dict.copy()``, for operators declared :func:`~pipelines.operators.base.top_level_only`)."""
 
-    def __init__(self, fns: list[Callable], copy: bool, *, inline: bool = True):
+    def __init__(self, fns: list[Callable], copy: str | None, *, inline: bool = True):
         params: dict[str, Any] = {"copy_record": copy_record, "MISSING": MISSING}
         body: list[str] = []
         self._operator_at_line: dict[int, int] = {}
@@ -139,8 +143,12 @@ class _FusedLoop:
                  "    lost = []",
                  "    for i, r in enumerate(records):",
                  "        try:"]
-        if copy:
+        if copy is SHALLOW:
+            # A record that is not a dict (operators fail on it) is copied as before, to fail the same way.
+            lines.append("            r = r.copy() if type(r) is dict else copy_record(r)")
+        elif copy is DEEP:
             lines.append("            r = copy_record(r)")
+        if copy is not None:
             self._operator_at_line = {n + 1: k for n, k in self._operator_at_line.items()}
         lines += body
         lines += ["        except Exception as exc:  # one bad record must not fail its batch",
@@ -170,6 +178,10 @@ def copy_record(record: Record) -> Record:
 
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
+
+# How the records a chain holds were copied from its input: not yet (they are the input's records), their
+# top level only (nested lists and dicts are still the input's), or deeply (nothing is shared).
+SHALLOW, DEEP = "shallow", "deep"
 
 
 def whole_batch_operators(items: list, registry: Registry = operator_registry) -> list[tuple[int, str]]:
@@ -254,6 +266,9 @@ class OperatorChain:
                 self._segments[-1].append(c)
             else:
                 self._segments.append([c])
+        # How a segment of per-record operators copies the records it is given (when it must copy them).
+        self._copy_modes = {id(s): SHALLOW if self._fused_alone(s) and all(
+            getattr(c.fn, "top_level_only", False) for c in s) else DEEP for s in self._segments}
         self.record_wise = all(c.spec.record_wise for c in compiled)
 
     def apply(self, batch: Batch) -> ChainResult:
@@ -262,23 +277,25 @@ class OperatorChain:
         # Each current record's index in ``batch`` (a range while no record was lost); None once an operator
         # has combined records.
         positions: Sequence[int] | None = range(len(batch))
-        copied = False
+        copied: str | None = None  # how ``records`` were copied from ``batch``: None (they are its records), SHALLOW, DEEP
         for segment in self._segments:
             op = segment[0]
             if op.fn is not None:
                 # Once records are combined there is no input record to fall back on: a fused segment
-                # then copies its records on entry, so that a failure keeps each as it entered.
-                records, positions = self._run_records(segment, records, positions, batch, result,
-                                                       copy=not copied or positions is None)
+                # then copies its records on entry, so that a failure keeps each as it entered. (Only a
+                # batch operator, which leaves its records copied deeply, separates two such segments.)
+                copy = self._copy_modes[id(segment)] if positions is None or copied is None else None
+                records, positions = self._run_records(segment, records, positions, batch, result, copy=copy)
+                copied = copied or copy
             else:
-                if not copied and not segment[0].spec.copies_records:
+                if copied is not DEEP and not op.spec.copies_records:
                     records = [copy_record(r) for r in records]
                 if op.spec.each is not None:
                     records, positions = self._run_each(op, records, positions, batch, result)
                 else:
                     records = self._run_batch(op, records, result)
                     positions = None
-            copied = True
+                copied = DEEP
         result.records = records
         result.positions = None if positions is None else list(positions)
         return result
@@ -292,7 +309,8 @@ class OperatorChain:
             op = segment[0]
             if records:  # rows made by an earlier finish: no input record stands behind them
                 if op.fn is not None:
-                    records, _ = self._run_records(segment, records, None, records, result, copy=True)
+                    records, _ = self._run_records(segment, records, None, records, result,
+                                                   copy=self._copy_modes[id(segment)])
                 elif op.spec.each is not None:
                     records, _ = self._run_each(op, records, None, records, result)
                 else:
@@ -328,11 +346,18 @@ class OperatorChain:
             raise OperatorFailed(op.index, op.code, message) from error
         return RecordFailure(record, message, op.index, op.code, getattr(error, "retryable", True), position)
 
+    @staticmethod
+    def _fused_alone(segment: list[_Compiled]) -> bool:
+        """Whether the segment runs as one compiled loop (no threads, no operator making several records)."""
+        return all(c.spec.concurrency <= 1 and not c.expands for c in segment)
+
     def _run_records(self, segment: list[_Compiled], records: Batch, positions: Sequence[int] | None, batch: Batch,
-                     result: ChainResult, *, copy: bool) -> tuple[Batch, Sequence[int] | None]:
-        threads = max(c.spec.concurrency for c in segment)
-        if threads <= 1 and not any(c.expands for c in segment):
+                     result: ChainResult, *, copy: str | None) -> tuple[Batch, Sequence[int] | None]:
+        """``copy``: how records are copied before the first operator (None: not at all; the compiled
+        loop alone copies SHALLOW, every other path copies DEEP)."""
+        if self._fused_alone(segment):
             return self._run_fused(segment, records, positions, batch, result, copy=copy)
+        threads = max(c.spec.concurrency for c in segment)
         if any(c.expands for c in segment):
             steps = [(c.fn, c.expands) for c in segment]
 
@@ -398,7 +423,7 @@ class OperatorChain:
         return out, out_positions
 
     def _run_fused(self, segment: list[_Compiled], records: Batch, positions: Sequence[int] | None, batch: Batch,
-                   result: ChainResult, *, copy: bool) -> tuple[Batch, Sequence[int] | None]:
+                   result: ChainResult, *, copy: str | None) -> tuple[Batch, Sequence[int] | None]:
         """The hot path: one compiled loop calls the segment's operators in a row on each record."""
         fused = self._fused.get((id(segment), copy))
         if fused is None:
@@ -423,7 +448,7 @@ class OperatorChain:
     def _fused_loop_source(self, index: int = 0) -> str:
         """The source of segment ``index``'s compiled loop (for tests and for reading)."""
         segment = self._segments[index]
-        return _FusedLoop([c.fn for c in segment], True, inline=self.inline).source
+        return _FusedLoop([c.fn for c in segment], self._copy_modes[id(segment)], inline=self.inline).source
 
     def _run_each(self, op: _Compiled, records: Batch, positions: list[int] | None, batch: Batch,
                   result: ChainResult) -> tuple[Batch, list[int] | None]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from pipelines import js
 from pipelines.errors import ConfigError
-from pipelines.operators.base import inline, record_operator
+from pipelines.operators.base import inline, record_operator, top_level_only
 from pipelines.operators.json_ops import compile_path, js_json, single_key
 from pipelines.records import MISSING, PathError, deep_copy, path
 
@@ -100,7 +100,7 @@ def build_set(args: dict, ctx: Any):
             record[key] = value
             return record
 
-        return inline(set_field, "r[{key}] = {value}", key=key, value=value)
+        return top_level_only(inline(set_field, "r[{key}] = {value}", key=key, value=value))
     if type(value) in _SCALARS:
 
         def set_value(record: dict) -> dict:
@@ -167,8 +167,8 @@ def build_rename(args: dict, ctx: Any):
                 record[dst_key] = value
             return record
 
-        return inline(rename_field, "v = r.pop({src}, MISSING)\nif v is not MISSING:\n    r[{dst}] = v",
-                      src=src_key, dst=dst_key)
+        return top_level_only(inline(rename_field, "v = r.pop({src}, MISSING)\nif v is not MISSING:\n    r[{dst}] = v",
+                                     src=src_key, dst=dst_key))
     get, delete, put = src.get, src.delete, dst.set
 
     def rename(record: dict) -> dict:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import operator
+import textwrap
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Any
@@ -37,7 +38,7 @@ from typing import Any
 from pipelines import js
 from pipelines.errors import ConfigError
 from pipelines.operators._common import args_schema, path_prop
-from pipelines.operators.base import OperatorContext, inline, record_operator
+from pipelines.operators.base import OperatorContext, inline, record_operator, top_level_only
 from pipelines.records import MISSING, Path, PathError, path
 
 # ---------------------------------------------------------------------------------------------------------
@@ -114,12 +115,14 @@ def numeric_fn(args: dict, convert, *, target: str = "target", default_target: s
 
         form = getattr(convert, "inline_convert", None)
         if form is None:
-            return inline(fn, "v = r.get({src})\nif type(v) is float or type(v) is int:\n    r[{dst}] = {convert}(v)",
-                          src=src, dst=dst, convert=convert)
+            return top_level_only(inline(
+                fn, "v = r.get({src})\nif type(v) is float or type(v) is int:\n    r[{dst}] = {convert}(v)",
+                src=src, dst=dst, convert=convert))
         statements, names = form  # they turn the number ``v`` into the value to write
         body = "\n".join("    " + line for line in statements.splitlines())
-        return inline(fn, f"v = r.get({{src}})\nif type(v) is float or type(v) is int:\n{body}\n    r[{{dst}}] = v",
-                      src=src, dst=dst, **names)
+        return top_level_only(inline(
+            fn, f"v = r.get({{src}})\nif type(v) is float or type(v) is int:\n{body}\n    r[{{dst}}] = v",
+            src=src, dst=dst, **names))
     get, put = getter(args, "source"), setter(args, target, default=default_target)
 
     def fn(record):
@@ -498,7 +501,7 @@ _TO_NUMBER_INLINE = """v = r.get({src})
 t = type(v)
 if t is not int and t is not float:
     if t is str:
-        v = {parse_float}(v)
+""" + textwrap.indent(js.PARSE_FLOAT_INLINE[0], " " * 8) + """
     elif t is bool:
         v = 1 if v else 0
     else:
@@ -547,7 +550,8 @@ def build_to_number(args: dict, ctx: OperatorContext):
             record[dst] = convert(record.get(src))
             return record
 
-        return inline(fn, _TO_NUMBER_INLINE, src=src, dst=dst, parse_float=js.parse_float, default=default)
+        return top_level_only(inline(fn, _TO_NUMBER_INLINE, src=src, dst=dst, default=default,
+                                     **js.PARSE_FLOAT_INLINE[1]))
     get, put = getter(args, "source"), setter(args, "target", default=args["source"])
 
     def fn(record):

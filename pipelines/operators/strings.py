@@ -29,7 +29,7 @@ from typing import Any
 from pipelines import js
 from pipelines.errors import ConfigError, RecordError
 from pipelines.operators._common import args_schema, path_prop
-from pipelines.operators.base import OperatorContext, inline, record_operator
+from pipelines.operators.base import OperatorContext, inline, record_operator, top_level_only
 from pipelines.operators.numbers import (
     arg_path,
     getter,
@@ -97,8 +97,8 @@ def build_split(args: dict, ctx: OperatorContext):
 
         src, dst = plain_key(args, "source"), plain_key(args, "target")
         if src is not None and dst is not None:
-            inline(fn, "v = r.get({src})\nif type(v) is str:\n    r[{dst}] = v.split({delimiter})",
-                   src=src, dst=dst, delimiter=delimiter)
+            top_level_only(inline(fn, "v = r.get({src})\nif type(v) is str:\n    r[{dst}] = v.split({delimiter})",
+                                  src=src, dst=dst, delimiter=delimiter))
 
     return fn
 
@@ -205,8 +205,8 @@ def _in_place(args: dict, change):
                 record[key] = change(value)
             return record
 
-        return inline(fn, "v = r.get({key})\nif type(v) is str:\n    r[{key}] = {change}(v)",
-                      key=key, change=change)
+        return top_level_only(inline(fn, "v = r.get({key})\nif type(v) is str:\n    r[{key}] = {change}(v)",
+                                     key=key, change=change))
 
     get, put = field.get, field.set
 
@@ -273,6 +273,8 @@ def build_slugify(args: dict, ctx: OperatorContext):
         return record
 
     src, dst = plain_key(args, "source"), plain_key(args, "target")
+    if src is not None and dst is not None:
+        top_level_only(fn)
     if src is not None and dst is not None and edges is None:
         inline(fn, _SLUGIFY_INLINE, src=src, dst=dst, normalize=normalize, whitespace_run=whitespace_run,
                replacement=replacement, not_slug=not_slug, ws=js.WHITESPACE, limit=SLUG_MAX_LENGTH)
@@ -343,8 +345,8 @@ def build_concat(args: dict, ctx: OperatorContext):
             record[target] = separator.join(parts)
             return record
 
-        return inline(plain, _CONCAT_INLINE, keys=tuple(keys), target=target, separator=separator,
-                      string=js.string)
+        return top_level_only(inline(plain, _CONCAT_INLINE, keys=tuple(keys), target=target,
+                                     separator=separator, string=js.string))
 
     def fn(record):
         parts = []

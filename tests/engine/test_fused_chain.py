@@ -1,8 +1,11 @@
 """The fused loop of a chain of per-record operators: which operator failed (read from the traceback),
 drops, input positions, dead letters as the records entered, and failOnError, each with a real chain."""
 
+import random
+
 import pytest
 
+from pipelines import js
 from pipelines.errors import RecordError
 from pipelines.operators.base import record_operator
 from pipelines.operators.chain import OperatorChain, OperatorFailed, copy_record
@@ -56,7 +59,11 @@ def test_it_copies_nested_records_deeply_and_flat_ones_as_they_are():
 # -- inline forms: the compiled loop must do exactly what the operators' functions do -----------------
 
 VALUES = [1e308, -1e308, 2.675, 0.125, 2**53 + 1, -0.0, "  a b  ", "\u00a0x\u2003", "", "Ünïcödé", "1,2,,3", "12.50", " 7 ", "abc", "1e3", "0x10", None, 0, 1, -2.5,
-          1.0, 2**60, True, False, [1, "a"], {"n": 1}]
+          1.0, 2**60, True, False, [1, "a"], {"n": 1},
+          # strings toNumber reads without a call where float() reads them as parseFloat does, and those it must not
+          " 12", "Infinity", "-Infinity", "12abc", "-0", "1_000", "+inf", "nan", "1e400", "-1e400", "\u0661\u0662",
+          "1\u0661", "\u00a012", " \x1c12", "12\x1c", "9007199254740993", "9007199254740993.0", "1e16", ".", "-.5e-3",
+          "\t7\n", "+.5", "1.", "0012", "1e", "--1"]
 CORPUS = [{"id": i, "a": v, "b": w} for i, v in enumerate(VALUES) for w in (VALUES[(i * 7) % len(VALUES)], "x")]
 CORPUS += [{"id": "no-a", "b": "only b"}, {"id": "empty"}]
 
@@ -94,6 +101,18 @@ def test_the_inline_form_does_what_the_function_does(operators):
     assert [type(v) for r in by_inline.records for v in r.values()] == [
         type(v) for r in by_call.records for v in r.values()]
     assert [(f.position, f.message) for f in by_inline.failures] == [(f.position, f.message) for f in by_call.failures]
+
+
+def test_to_number_written_in_place_reads_strings_as_parse_float_does():
+    rng = random.Random(15)
+    texts = ["".join(rng.choice("0123456789.+-eE_ x\t\u00a0\u0661") for _ in range(rng.randint(0, 7)))
+             for _ in range(5000)]
+    chain = OperatorChain([{"op": "toNumber", "args": {"source": "a", "default": -99.5}}])
+    assert "parse_float(v)" in chain._fused_loop_source() and "to_float(v)" in chain._fused_loop_source()
+    got = [r["a"] for r in chain.apply([{"a": t} for t in texts]).records]
+    expected = [js.parse_float(t) for t in texts]
+    assert [(t, g, type(g)) for t, g in zip(texts, got, strict=True)] == [
+        (t, -99.5 if e is None else e, float if e is None else type(e)) for t, e in zip(texts, expected, strict=True)]
 
 
 def test_a_failure_after_inlined_operators_names_its_operator(picky):
