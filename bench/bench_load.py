@@ -1,7 +1,7 @@
 """Load test on loopback: the run pages, the gate review page and the REST lists, with wrk, on PostgreSQL.
 
     .venv/bin/python bench/bench_load.py [--runs 3000] [--seconds 10] [--connections 50] [--web-workers 2]
-                                         [--cache-url redis://127.0.0.1:6379/0]
+                                         [--cache-url redis://127.0.0.1:6379/0 | --cache-url '']
 
 What it does, every step bounded and cleaned up at the end:
 
@@ -22,8 +22,11 @@ What it does, every step bounded and cleaned up at the end:
    same length just before it (``adjacent``): on a machine whose load moves by the minute (other
    people's test runs) that is the fairer baseline; both ratios are printed.
 
-``--cache-url`` serves with ``DATAHUB_CACHE_URL`` set (a shared Redis cache, sessions read from it: see
-``datahub_project.cache_config``) under a key prefix of its own, deleted at the end.
+``--cache-url`` (default ``redis://127.0.0.1:6379/0``; ``--cache-url ''`` for none) serves with
+``DATAHUB_CACHE_URL`` set under a key prefix of its own, deleted at the end: a shared Redis cache, sessions
+read from it (``datahub_project.cache_config``) and the page cache on (``datahub_project.page_cache``), as
+production runs. The first request to each URL renders it; wrk's warm-up and measured runs then read it
+from the page cache, as readers of an unchanging page do.
 
 The per-user request rate (``DATAHUB_RATE_USER``, 1200/minute by default) is switched off: one user at
 50 connections is exactly what it refuses, and 429 answers would measure the throttle, not the pages.
@@ -158,7 +161,9 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the scratch database and folder (prints them)")
     parser.add_argument("--only", default="", help="only the URLs whose label contains this")
     parser.add_argument("--gunicorn", default="", help="extra gunicorn options, e.g. '--max-requests 0'")
-    parser.add_argument("--cache-url", default="", help="DATAHUB_CACHE_URL for the server (redis://...)")
+    # The production profile's page cache and cached sessions need a shared cache: on by default ('' for none).
+    parser.add_argument("--cache-url", default="redis://127.0.0.1:6379/0",
+                        help="DATAHUB_CACHE_URL for the server (default: %(default)s; '' serves without one)")
     args = parser.parse_args()
 
     import psycopg

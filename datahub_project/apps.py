@@ -6,4 +6,6 @@ class DatahubProjectConfig(AppConfig):
     verbose_name = "Datahub"
 
     def ready(self) -> None:
-        from datahub_project import checks  # noqa: F401  (registers the system checks)
+        from datahub_project import checks, generations  # noqa: F401  (checks registers the system checks)
+
+        generations.install()

@@ -259,6 +259,15 @@ DATAHUB_RATE_LIMITS = {
 # query per request). Unset: a per-process cache and sessions in the database.
 CACHES, SESSION_ENGINE = caches_and_sessions(env_str("DATAHUB_CACHE_URL", ""),
                                              env_str("DATAHUB_CACHE_KEY_PREFIX", "datahub"))
+# The page cache (datahub_project.page_cache): the run and gate pages and the REST lists, served from the
+# shared cache while nothing they show has changed. It needs that cache to be shared: a write by a worker
+# invalidates entries through it (datahub_project.generations), so it is refused without one.
+DATAHUB_PAGE_CACHE = env_bool("DATAHUB_PAGE_CACHE", bool(env_str("DATAHUB_CACHE_URL", "")))
+if DATAHUB_PAGE_CACHE and not env_str("DATAHUB_CACHE_URL", ""):
+    raise ImproperlyConfigured("DATAHUB_PAGE_CACHE needs DATAHUB_CACHE_URL: without a cache every process shares, "
+                               "a write by one process could not invalidate the pages another one cached")
+# The most a cached page may be behind: relative times ("3 minutes ago") and writes Django did not make.
+DATAHUB_PAGE_CACHE_SECONDS = env_int("DATAHUB_PAGE_CACHE_SECONDS", 30, minimum=1)
 
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"

@@ -14,6 +14,7 @@ from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
 
+from datahub_project.page_cache import RUNS, cached_page
 from gates import notifications, services
 from gates.models import GateRequest, GateStatus
 from pipelines.definition import KEY_PATTERN
@@ -133,6 +134,7 @@ def _decided(request, decide) -> Response:
 @extend_schema(operation_id="gates_pending", tags=["gates"], parameters=[PageQuery],
                responses={200: page_of(GateSerializer), **errors(*READ_ERRORS)},
                summary="The gates waiting for a decision, oldest first")
+@cached_page(RUNS, api=True)
 @endpoint(["GET"], GET=VIEW)
 def pending(request):
     query = query_of(request, PageQuery)

@@ -18,6 +18,7 @@ from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
 
+from datahub_project.page_cache import cached_page
 from pipelines import access, registry, reviews, services
 from pipelines.definition import problems_of
 from pipelines.drafts import ON_STALE, StaleBase, save_from_base
@@ -201,6 +202,7 @@ _DEFINITION_BODY = {"application/json": {
                request=PipelineCreateSerializer,
                responses={201: PipelineDetailSerializer, **errors(*WRITE_ERRORS, 409)},
                summary="Create a pipeline from a definition (validated as in the editor)")
+@cached_page(api=True)
 @endpoint(["GET", "POST"], GET="pipelines.view_pipeline", POST="pipelines.add_pipeline")
 def pipelines(request):
     if request.method == "GET":

@@ -13,6 +13,7 @@ from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
+from datahub_project.page_cache import RUNS, cached_page
 from pipelines import access
 from pipelines.errors import DefinitionError, Problem
 from pipelines.models import Pipeline
@@ -216,6 +217,7 @@ def _detail(run: Run) -> dict:
 @extend_schema(methods=["POST"], operation_id="runs_start", tags=["runs"], request=StartRunSerializer,
                responses={201: RunDetailSerializer, **errors(*WRITE_ERRORS, 404, 409)},
                summary="Start a run (queued for a worker); dry run, record limit and revision are optional")
+@cached_page(RUNS, api=True)
 @endpoint(["GET", "POST"], GET="runs.view_run", POST="pipelines.run_pipeline")
 def runs(request):
     if request.method == "GET":
@@ -290,6 +292,7 @@ def rerun(request, run_id: int):
 @extend_schema(operation_id="runs_record_errors", tags=["runs"], parameters=[RUN_ID, RecordErrorQuery],
                responses={200: page_of(RecordErrorSerializer), **errors(*READ_ERRORS, 404)},
                summary="The records that failed in a run (the dead-letter list), with their errors")
+@cached_page(RUNS, api=True)
 @endpoint(["GET"], GET="runs.view_run")
 def record_errors(request, run_id: int):
     query = query_of(request, RecordErrorQuery)

@@ -19,10 +19,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from datahub_project.page_cache import RUNS, cached_page
 from pipelines import access, svg
 from pipelines.errors import DatahubError
 from pipelines.forms.pages import PreviewForm
@@ -147,6 +149,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 # --- the run list ------------------------------------------------------------------------------------
 
+@cached_page(RUNS)
 @require_GET
 @can_view_runs
 def run_list(request: HttpRequest) -> HttpResponse:
@@ -318,6 +321,7 @@ def _settling(run: Run) -> bool:
             and (timezone.now() - run.finished_at).total_seconds() < SAMPLE_SETTLE_SECONDS)
 
 
+@cached_page(RUNS)
 @require_GET
 @can_view_runs
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
@@ -329,6 +333,9 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         response = render(request, "runs/detail.html#progress", context)
         if not run.is_active and not context["settling"]:
             response.status_code = 286  # htmx: stop polling (the ended partial has no trigger either)
+        elif context["settling"]:
+            # It stops settling by the clock alone, with no write to tell the page cache.
+            add_never_cache_headers(response)
         return response
     if target == "errors":
         return render(request, "runs/detail.html#errors", context)
