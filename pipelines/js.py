@@ -134,7 +134,7 @@ def parse_float(text: str) -> float | int | None:
 # (pipelines.operators.base.inline): they set ``v`` to ``parse_float(v)`` for the string ``v`` with no call
 # where float() reads it as parseFloat does, and call parse_float for everything else (and for what
 # float() reads as infinite). Two calls per string were most of toNumber's cost in a chain.
-PARSE_FLOAT_INLINE = ("""if v[:1] in {float_start} and v.isascii() and "_" not in v:
+PARSE_FLOAT_INLINE = ("""if v and v[0] in {float_start} and v.isascii() and "_" not in v:
     try:
         n = {to_float}(v)
     except ValueError:

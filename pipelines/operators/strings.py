@@ -166,10 +166,10 @@ def build_join(args: dict, ctx: OperatorContext):
     ),
 )
 def build_trim(args: dict, ctx: OperatorContext):
-    mode = args.get("mode") or "both"
-    # methodcaller: called from C, no Python frame per record.
-    strip = methodcaller({"both": "strip", "start": "lstrip", "end": "rstrip"}[mode], js.WHITESPACE)
-    return _in_place(args, strip)
+    name = {"both": "strip", "start": "lstrip", "end": "rstrip"}[args.get("mode") or "both"]
+    # methodcaller: called from C, no Python frame per record. Written in place, the method called with its
+    # argument costs half as much again (methodcaller packs its arguments anew on every call).
+    return _in_place(args, methodcaller(name, js.WHITESPACE), method=getattr(str, name), chars=js.WHITESPACE)
 
 
 @record_operator(
@@ -194,7 +194,8 @@ def build_uppercase(args: dict, ctx: OperatorContext):
     return _in_place(args, str.upper)
 
 
-def _in_place(args: dict, change):
+def _in_place(args: dict, change, *, method=None, chars: str | None = None):
+    """``change(value)`` replaces the string; its inline form is ``method(value, chars)`` when given."""
     field = arg_path(args, "path")
     if len(field.parts) == 1 and isinstance(field.parts[0], str):
         key = field.parts[0]
@@ -205,8 +206,11 @@ def _in_place(args: dict, change):
                 record[key] = change(value)
             return record
 
-        return top_level_only(inline(fn, "v = r.get({key})\nif type(v) is str:\n    r[{key}] = {change}(v)",
-                                     key=key, change=change))
+        if method is None:
+            return top_level_only(inline(fn, "v = r.get({key})\nif type(v) is str:\n    r[{key}] = {change}(v)",
+                                         key=key, change=change))
+        return top_level_only(inline(fn, "v = r.get({key})\nif type(v) is str:\n    r[{key}] = {method}(v, {chars})",
+                                     key=key, method=method, chars=chars))
 
     get, put = field.get, field.set
 
