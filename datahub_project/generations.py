@@ -25,6 +25,8 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from django.conf import settings
 from django.core.cache import cache
@@ -33,9 +35,30 @@ from django.db.backends.signals import connection_created
 
 log = logging.getLogger(__name__)
 
-RUNS = "runs"  # runs, their step runs, record errors, retries, history, and gates
+RUNS = "runs"  # runs, their step runs, record errors, retries, history, and gates: every write to them
+# The same writes, less those made inside writing_run(): a page of one run shows that run's scope and this
+# one, so a running run's progress does not invalidate the pages of every other run.
+ANY_RUN = "any-run"
 CONFIG = "config"  # everything else a page may show: pipelines, connections, users, permissions, teams, tokens
-SCOPES = (RUNS, CONFIG)
+SCOPES = (RUNS, ANY_RUN, CONFIG)
+_writing_run: ContextVar[int | None] = ContextVar("page_generations_run", default=None)
+
+
+def run_scope(run_id) -> str:
+    return f"run:{run_id}"
+
+
+@contextmanager
+def writing_run(run_id: int):
+    """Say that the writes to runs' tables in here (this thread, this context) change run ``run_id`` and
+    nothing else: they bump its scope instead of ``ANY_RUN``. For the run store's progress writes, whose
+    every statement is filtered by the run; never around code that may touch another run (a run's end,
+    which starts followers; hooks)."""
+    token = _writing_run.set(run_id)
+    try:
+        yield
+    finally:
+        _writing_run.reset(token)
 
 # Tables whose rows no cached page shows, written all the time by the machinery: sessions (a page's reader
 # is identified from the session itself, see page_cache), the task broker, the audit trail, the admin's
@@ -54,7 +77,8 @@ _WRITE = re.compile(r"\s*(?:INSERT\s+(?:IGNORE\s+)?INTO|REPLACE\s+INTO|UPDATE|DE
 
 
 def scopes_of(sql) -> frozenset[str]:
-    """The scopes a statement changes: none for a read, its table's for a write, all when unsure."""
+    """The scopes a statement changes: none for a read, its table's for a write, all when unsure (of a
+    write to runs' tables: ``RUNS`` and ``ANY_RUN``; watch_writes narrows the latter inside writing_run())."""
     if not isinstance(sql, str):
         return frozenset(SCOPES)
     first = _FIRST_WORD.match(sql)
@@ -66,7 +90,7 @@ def scopes_of(sql) -> frozenset[str]:
     table = write.group(1).lower()
     if table in IGNORED:
         return frozenset()
-    return frozenset({RUNS}) if table.startswith(("runs_", "gates_")) else frozenset({CONFIG})
+    return frozenset({RUNS, ANY_RUN}) if table.startswith(("runs_", "gates_")) else frozenset({CONFIG})
 
 
 def _key(scope: str) -> str:
@@ -125,6 +149,9 @@ def watch_writes(execute, sql, params, many, context):
     result = execute(sql, params, many, context)
     if settings.DATAHUB_PAGE_CACHE:
         scopes = scopes_of(sql)
+        run_id = _writing_run.get()
+        if run_id is not None and scopes == {RUNS, ANY_RUN}:
+            scopes = frozenset({RUNS, run_scope(run_id)})
         if scopes:
             _note(context["connection"], scopes)
     return result

@@ -42,7 +42,7 @@ from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 
 from datahub_project import generations
-from datahub_project.generations import CONFIG, RUNS, bump_everything  # noqa: F401  (the views name scopes from here)
+from datahub_project.generations import ANY_RUN, CONFIG, RUNS, bump_everything, run_scope  # noqa: F401  (views name scopes here)
 from datahub_project.lockout import UserRateThrottle
 
 log = logging.getLogger(__name__)
@@ -107,10 +107,12 @@ def _throttled(request: HttpRequest, user_id) -> HttpResponse | None:
     return response
 
 
-def cached_page(*scopes: str, api: bool = False):
+def cached_page(*scopes: str, run: str = "", api: bool = False):
     """Serve a GET view's answer from the shared cache while the scopes it shows (and ``config``) are
-    unchanged. Put it outside the login and permission decorators: a hit needs neither. ``api``: the
-    view is a REST endpoint (its per-user request rate is applied to hits)."""
+    unchanged. Put it outside the login and permission decorators: a hit needs neither. ``run``: the name
+    of the view's argument that holds the one run it shows (its scope is added; the view should name
+    ``ANY_RUN`` rather than ``RUNS``). ``api``: the view is a REST endpoint (its per-user request rate is
+    applied to hits)."""
 
     def decorate(view):
         @functools.wraps(view)
@@ -121,7 +123,7 @@ def cached_page(*scopes: str, api: bool = False):
             if identity is None or _pending_messages(request):
                 return view(request, *args, **kwargs)
             try:
-                key = _key(request, identity, scopes)
+                key = _key(request, identity, (*scopes, run_scope(kwargs[run])) if run else scopes)
                 hit = cache.get(key)
             except Exception:  # a cache that fails must not fail the page
                 log.exception("page cache: could not read")

@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from datahub_project.page_cache import RUNS, cached_page
+from datahub_project.page_cache import ANY_RUN, RUNS, cached_page
 from gates import services, tables
 from gates.models import GateRequest
 from pipelines.definition import KEY_PATTERN
@@ -117,7 +117,7 @@ def _review_context(request: HttpRequest, gate: GateRequest, *, records: bool = 
     }
 
 
-@cached_page(RUNS)
+@cached_page(ANY_RUN, run="run_id")
 @login_required
 @require_GET
 def review(request: HttpRequest, run_id: int, step_key: str) -> HttpResponse:

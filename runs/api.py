@@ -13,7 +13,7 @@ from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
-from datahub_project.page_cache import RUNS, cached_page
+from datahub_project.page_cache import ANY_RUN, RUNS, cached_page
 from pipelines import access
 from pipelines.errors import DefinitionError, Problem
 from pipelines.models import Pipeline
@@ -292,7 +292,7 @@ def rerun(request, run_id: int):
 @extend_schema(operation_id="runs_record_errors", tags=["runs"], parameters=[RUN_ID, RecordErrorQuery],
                responses={200: page_of(RecordErrorSerializer), **errors(*READ_ERRORS, 404)},
                summary="The records that failed in a run (the dead-letter list), with their errors")
-@cached_page(RUNS, api=True)
+@cached_page(ANY_RUN, run="run_id", api=True)
 @endpoint(["GET"], GET="runs.view_run")
 def record_errors(request, run_id: int):
     query = query_of(request, RecordErrorQuery)

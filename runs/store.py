@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from django.db import connections, transaction
 from django.utils import timezone
 
+from datahub_project import generations
 from runs import hooks
 from runs.engine.events import (
     Event,
@@ -73,6 +74,17 @@ class DjangoRunStore:
         now = timezone.now()
         self._log.record(event, now)
         self._trace.record(event)
+        if isinstance(event, (HookFired, RunFinished)):
+            # These may reach past this run (a hook's own writes; a run's end starts its followers and
+            # gates): the page cache then drops every run's pages.
+            self._record(event, now)
+            return
+        # Every write below is filtered by this run: the page cache drops this run's pages and the lists,
+        # not the pages of every other run (datahub_project.generations).
+        with generations.writing_run(self.run.pk):
+            self._record(event, now)
+
+    def _record(self, event: Event, now) -> None:
         if isinstance(event, RunStarted):
             existing = set(StepRun.objects.filter(run=self.run).values_list("step_key", flat=True))
             StepRun.objects.bulk_create(
@@ -239,7 +251,8 @@ class DjangoRunStore:
         return Run.objects.filter(pk=self.run.pk, status=RunStatus.RUNNING, lease=self.lease)
 
     def heartbeat(self) -> bool:
-        return bool(self.owned().update(heartbeat_at=timezone.now()))
+        with generations.writing_run(self.run.pk):
+            return bool(self.owned().update(heartbeat_at=timezone.now()))
 
     def load_checkpoint(self, step_key: str) -> dict:
         row = Checkpoint.objects.filter(pipeline_id=self.run.pipeline_id, step_key=step_key).first()

@@ -24,7 +24,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from datahub_project.page_cache import RUNS, cached_page
+from datahub_project.page_cache import ANY_RUN, RUNS, cached_page
 from pipelines import access, svg
 from pipelines.errors import DatahubError
 from pipelines.forms.pages import PreviewForm
@@ -321,7 +321,7 @@ def _settling(run: Run) -> bool:
             and (timezone.now() - run.finished_at).total_seconds() < SAMPLE_SETTLE_SECONDS)
 
 
-@cached_page(RUNS)
+@cached_page(ANY_RUN, run="pk")
 @require_GET
 @can_view_runs
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
