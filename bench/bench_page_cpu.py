@@ -1,6 +1,7 @@
 """CPU time per request of the pages of the load test, in one process, against ``/healthz`` (issue 18).
 
     .venv/bin/python bench/bench_page_cpu.py [--runs 3000] [--requests 200] [--cache-url redis://127.0.0.1:6379/0]
+                                             [--no-page-cache] [--profile "run page poll"]
 
 At 50 connections on 2 sync gunicorn workers a request waits behind the ~49 before it, so a page's p95
 against ``/healthz``'s p95 is in effect the ratio of what each costs the worker. This measures that cost
@@ -107,6 +108,19 @@ def cpu_ms(path, headers, before=None):
 def miss():
     page_cache.bump_everything()
 
+if {profile!r}:
+    import cProfile, pstats
+    label, path, headers, _ = next(t for t in targets if {profile!r} in t[0])
+    profiler = cProfile.Profile()
+    for _ in range({requests}):
+        miss()
+        profiler.enable()
+        client.get(path, **headers)
+        profiler.disable()
+    print(f"cProfile of {{{requests}}} misses of {{label}} ({{path}}), by own time:")
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
+    raise SystemExit
 base = cpu_ms(*targets[0][1:3])
 print(f"{{'URL':44}} {{'miss ms':>8}} {{'x healthz':>9}} {{'hit ms':>8}} {{'x healthz':>9}}")
 print(f"{{'/healthz (first)':44}} {{base:8.2f}} {{1:9.2f}}")
@@ -128,6 +142,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200, help="requests per URL (the median is printed)")
     parser.add_argument("--cache-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--no-page-cache", action="store_true", help="DATAHUB_PAGE_CACHE=false (misses only)")
+    parser.add_argument("--profile", default="", help="instead: cProfile the misses of the URL whose label has this")
     args = parser.parse_args()
 
     import psycopg
@@ -163,7 +178,8 @@ def main() -> None:
         seeded = manage("shell", "-c", SEED.format(runs=args.runs)).strip().splitlines()[-1]
         print(f"seeded {json.loads(seeded)['runs']} runs; {args.requests} requests per URL; "
               f"page cache {'off' if args.no_page_cache else 'on'} ({args.cache_url})")
-        print(manage("shell", "-c", MEASURE.format(seeded=seeded, requests=args.requests)), end="")
+        print(manage("shell", "-c", MEASURE.format(seeded=seeded, requests=args.requests, profile=args.profile)),
+              end="")
         print("load average:", load_average())
     finally:
         cache = redis.Redis.from_url(args.cache_url)

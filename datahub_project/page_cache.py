@@ -5,6 +5,7 @@ running the view, and without loading the user or their permissions, while nothi
 
 **What an entry is keyed by** (a SHA-256 of all of it):
 
+* the code that rendered it (:func:`code_version`: a deploy starts afresh);
 * who asks, as the session says (the user id and the session's password hash: a session that outlived a
   password change, or a logged-out one, never matches) or the API token (hashed); nothing is cached for
   anonymous requests;
@@ -33,6 +34,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+from pathlib import Path
 from types import SimpleNamespace
 
 from django.conf import settings
@@ -48,6 +50,7 @@ from datahub_project.lockout import UserRateThrottle
 log = logging.getLogger(__name__)
 
 CACHEABLE_STATUS = (200, 286)
+CODE_DIRS = ("datahub_project", "audit", "pipelines", "runs", "gates")
 VARY_HEADERS = ("HTTP_ACCEPT", "HTTP_HX_REQUEST", "HTTP_HX_TARGET", "HTTP_HX_TRIGGER", "HTTP_HX_TRIGGER_NAME",
                 "HTTP_HX_BOOSTED", "HTTP_HX_HISTORY_RESTORE_REQUEST")
 
@@ -76,8 +79,24 @@ def _pending_messages(request: HttpRequest) -> int:
     return len(get_messages(request)) if storage is not None else 0
 
 
+@functools.cache
+def code_version() -> str:
+    """A digest of the code and templates that render the pages, and of the static files' manifest: a
+    deploy that changes any of them starts with new keys (entries of the old code are not served by the
+    new). Read once per process."""
+    digest = hashlib.sha256()
+    base = Path(settings.BASE_DIR)
+    files = [*sorted((base / "templates").rglob("*.html")),
+             *sorted(p for app in CODE_DIRS for p in (base / app).rglob("*.py") if "migrations" not in p.parts),
+             Path(settings.STATIC_ROOT) / "staticfiles.json"]
+    for path in files:
+        if path.is_file():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def _key(request: HttpRequest, identity: tuple, scopes: tuple) -> str:
-    parts = [repr(identity), request.META.get("CSRF_COOKIE", ""), request.scheme, request.get_host(),
+    parts = [code_version(), repr(identity), request.META.get("CSRF_COOKIE", ""), request.scheme, request.get_host(),
              request.get_full_path(), *(request.META.get(name, "") for name in VARY_HEADERS),
              *generations.current((CONFIG, *scopes))]
     return "page:" + hashlib.sha256("\0".join(map(str, parts)).encode()).hexdigest()

@@ -353,3 +353,23 @@ def test_a_running_runs_progress_leaves_other_runs_pages_in_the_cache(alice):
     page, queries = get(client, f"/runs/{running.pk}/")
     assert queries > 0 and b"retried through the store" in page.content
     assert get(client, "/runs/")[0].content != listing
+
+
+def test_a_deploy_that_changes_a_template_or_the_code_starts_with_new_keys(settings, tmp_path):
+    from datahub_project.page_cache import code_version
+
+    settings.BASE_DIR, settings.STATIC_ROOT = tmp_path, tmp_path / "static"
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "templates" / "page.html").write_text("<p>one</p>")
+    (tmp_path / "runs" / "views.py").write_text("A = 1\n")
+    try:
+        versions = []
+        for path, text in [(None, None), ("templates/page.html", "<p>two</p>"), ("runs/views.py", "A = 2\n")]:
+            if path:
+                (tmp_path / path).write_text(text)
+            code_version.cache_clear()
+            versions.append(code_version())
+        assert len(set(versions)) == 3
+    finally:
+        code_version.cache_clear()
