@@ -18,8 +18,8 @@ running the view, and without loading the user or their permissions, while nothi
   whether they still may, changes the key.
 
 **What is never stored:** an answer other than 200 (and htmx's 286 "stop polling", which is the run
-page's poll answer for an ended run), an answer marked ``Cache-Control: no-store`` (the run page's poll
-while a run's output sample settles: that ends by the clock), one that sets a cookie or changes the
+page's poll answer for an ended run), an answer marked ``Cache-Control: no-store`` (the page of a run
+still running or paused, whose duration goes on by the clock, or whose output sample settles), one that sets a cookie or changes the
 session, one rendered while Django messages were waiting or were added, one that used a CSP nonce, a
 streaming answer, and any answer to a request without an identity.
 

@@ -333,13 +333,15 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         response = render(request, "runs/detail.html#progress", context)
         if not run.is_active and not context["settling"]:
             response.status_code = 286  # htmx: stop polling (the ended partial has no trigger either)
-        elif context["settling"]:
-            # It stops settling by the clock alone, with no write to tell the page cache.
-            add_never_cache_headers(response)
-        return response
-    if target == "errors":
-        return render(request, "runs/detail.html#errors", context)
-    return render(request, "runs/detail.html", context)
+    elif target == "errors":
+        response = render(request, "runs/detail.html#errors", context)
+    else:
+        response = render(request, "runs/detail.html", context)
+    if run.is_active or context["settling"]:
+        # Changes by the clock (the duration so far; settling ends by itself) with no write to tell the page
+        # cache: never stored. Such a page polls itself every second or five anyway.
+        add_never_cache_headers(response)
+    return response
 
 
 @require_POST

@@ -154,9 +154,10 @@ def test_it_shows_a_cancelled_run_and_an_approved_gate(alice):
 
     run = completed("to-cancel")
     Run.objects.filter(pk=run.pk).update(status="RUNNING", finished_at=None)
-    assert b"Cancel run" in hit(client, f"/runs/{run.pk}/").content
+    listing = hit(client, "/runs/").content  # a running run's own page is never stored: its list is
     services.cancel_run(Run.objects.get(pk=run.pk))
     assert b"cancelling\xe2\x80\xa6" in client.get(f"/runs/{run.pk}/").content  # a RUNNING run: cancel_requested
+    assert client.get("/runs/").content != listing
 
 
 def test_retention_shows_on_the_run_list(alice, settings):
@@ -373,3 +374,14 @@ def test_a_deploy_that_changes_a_template_or_the_code_starts_with_new_keys(setti
         assert len(set(versions)) == 3
     finally:
         code_version.cache_clear()
+
+
+@pytest.mark.parametrize("status", ["RUNNING", "PAUSED"])
+def test_a_live_runs_page_changes_by_the_clock_and_is_not_stored(alice, status):
+    run = completed()
+    Run.objects.filter(pk=run.pk).update(status=status, finished_at=None)
+    client = login(alice)
+    for headers in ({}, POLL):
+        for _ in range(2):
+            response, queries = get(client, f"/runs/{run.pk}/", **headers)
+            assert queries > 0 and "no-store" in response["Cache-Control"]
