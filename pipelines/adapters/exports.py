@@ -210,12 +210,18 @@ class CsvFormat:
     """CSV rows with a header. Columns: given, or the first record's keys (later new keys are dropped with
     one warning).
 
-    A batch is written in one pass of ``csv.writer.writerows``. The cells are prepared column by column,
-    with C-level checks deciding what needs work: a column of plain strings, integers and nulls is written
-    as it is (unless a string in it starts like a formula, in formula-safe mode), floats only when one is
-    integral (written as an integer), and only a column holding booleans, nested values or a formula-like
-    string goes through :meth:`_cell` value by value. The file is the same as writing every value through
-    :meth:`_cell`; ``tests/adapters/test_exports.py`` checks that on every kind of value.
+    A batch is written in one pass of ``csv.writer.writerows``. The cells are prepared column by column
+    (one C-level ``map`` per column), with C-level checks deciding what needs work: a column of plain
+    strings, integers and nulls is written as it is (unless a string in it starts like a formula, in
+    formula-safe mode), floats only when one is integral (written as an integer), and only a column holding
+    booleans, nested values or a formula-like string goes through :meth:`_cell` value by value. The file is
+    the same as writing every value through :meth:`_cell`; ``tests/adapters/test_exports.py`` and
+    ``tests/adapters/test_csv_format_one_pass.py`` check that on every kind of value.
+
+    Rows are made by ``zip`` over the columns, which reuses one tuple while ``writerows`` consumes them: a
+    batch leaves no row objects behind for the garbage collector to scan. The writer writes into a string
+    buffer that goes to ``out`` once a batch: ``csv.writer`` calls ``write`` once a row, and a text file that
+    can also be read (the exporters' temporary file) resets its decoder on every ``write``.
     """
 
     def __init__(self, out: IO[str], ctx, *, delimiter: str = ",", include_header: bool = True,
@@ -223,8 +229,9 @@ class CsvFormat:
                  bom: bool = False):
         self.out = out
         self.ctx = ctx
+        self.buffer = io.StringIO()
         # CRLF (RFC 4180): with a bare "\n" terminator the csv module would leave a "\r" inside a value unquoted.
-        self.writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
+        self.writer = csv.writer(self.buffer, delimiter=delimiter, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
         self.include_header = include_header
         self.formula_safe = formula_safe
         self.columns = list(columns) if columns is not None else None
@@ -250,7 +257,13 @@ class CsvFormat:
     def _header(self) -> None:
         if self.include_header and not self.header_written:
             self.writer.writerow([self._cell(c) for c in self.columns])
+            self._flush()
         self.header_written = True
+
+    def _flush(self) -> None:
+        self.out.write(self.buffer.getvalue())
+        self.buffer.seek(0)
+        self.buffer.truncate()
 
     def write(self, items: Iterable[Record]) -> None:
         records = items if isinstance(items, list) else list(items)
@@ -262,32 +275,30 @@ class CsvFormat:
         columns = self.columns
         if not columns:
             self.writer.writerows([] for _ in records)
+            self._flush()
             return
-        if not self.warned and not set(columns).issuperset(chain.from_iterable(records)):
-            known = set(columns)
-            extra = list(dict.fromkeys(k for r in records for k in r if k not in known))
-            self.warned = True
-            self.ctx.warn(f"fields not in the CSV header (taken from the first record) are left out: "
-                          f"{', '.join(extra[:10])}; list every column in 'columns' to keep them")
-        if len(columns) == 1:
-            cells = [list(map(dict.get, records, repeat(columns[0])))]
-        else:
-            pick = itemgetter(*columns)
-            try:
-                rows = list(map(pick, records))  # every record has every column: the C-level path
-            except KeyError:
-                rows = [tuple(map(r.get, columns)) for r in records]
-            cells = list(zip(*rows, strict=True))
-        changed = False
-        for j, column in enumerate(cells):
-            ready = self._ready(column)
-            if ready is not column:
-                cells[j] = ready
-                changed = True
-        if len(columns) == 1:
-            self.writer.writerows(zip(cells[0], strict=True))
-        else:
-            self.writer.writerows(zip(*cells, strict=True) if changed else rows)
+        try:
+            cells = [list(map(itemgetter(column), records)) for column in columns]
+            complete = True  # every record has every column
+        except KeyError:
+            cells = [list(map(dict.get, records, repeat(column))) for column in columns]
+            complete = False
+        if not self.warned:
+            self._warn_extra(records, complete)
+        self.writer.writerows(zip(*map(self._ready, cells), strict=True))
+        self._flush()
+
+    def _warn_extra(self, records: list[Record], complete: bool) -> None:
+        known = set(self.columns)
+        # Records holding every column have a field beyond them exactly when they have more fields.
+        if complete and max(map(len, records)) <= len(known):
+            return
+        if known.issuperset(chain.from_iterable(records)):
+            return
+        extra = list(dict.fromkeys(k for r in records for k in r if k not in known))
+        self.warned = True
+        self.ctx.warn(f"fields not in the CSV header (taken from the first record) are left out: "
+                      f"{', '.join(extra[:10])}; list every column in 'columns' to keep them")
 
     def _ready(self, column: Sequence[Any]) -> Sequence[Any]:
         """The column as csv.writer must get it: the same object when it can take it as it is.

@@ -76,3 +76,21 @@ def test_it_warns_once_about_fields_outside_the_header():
     text, warnings = one_pass([[{"a": 1}, {"a": 2, "zz": 3}], [{"a": 3, "yy": 1}]])
     assert text == "a,b,c\r\n1,,\r\n2,,\r\n3,,\r\n"
     assert len(warnings) == 1 and "zz" in warnings[0] and "yy" not in warnings[0]
+
+
+COMPLETE = st.lists(st.fixed_dictionaries({c: SCALARS for c in COLUMNS}, optional={"extra": SCALARS}),
+                    min_size=1, max_size=8)
+
+
+@settings(max_examples=60, deadline=None)
+@given(records=st.one_of(RECORDS, COMPLETE), columns=st.sampled_from([COLUMNS, COLUMNS + ["a"], ["c", "a"]]))
+def test_it_warns_about_fields_outside_the_header_exactly_when_a_record_has_one(records, columns):
+    """Records that hold every column are told apart by their length; the others by their keys."""
+    ctx = AdapterContext()
+    fmt = CsvFormat(io.StringIO(), ctx, columns=columns)
+    fmt.write(records)
+    outside = {k for r in records for k in r} - set(columns)
+    assert len(ctx.warnings) == (1 if outside else 0)
+    if outside:
+        named = ", ".join(dict.fromkeys(k for r in records for k in r if k in outside))
+        assert f"are left out: {named}; list every column" in ctx.warnings[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import codecs
 from collections.abc import Callable, Iterator
+from itertools import islice
 from typing import Any
 
 from pipelines.adapters.base import Extractor
@@ -199,7 +200,15 @@ class FileExtractor(Extractor):
         return int(self.config.get("skipRows") or 0)
 
     def _emit(self, records: Iterator[Record], identity: str) -> Iterator[Batch]:
-        """Batches of ``ctx.batch_size``; honours the record limit, cancellation and the resumable offset."""
+        """Batches of ``ctx.batch_size`` out of ``records``: see :meth:`_emit_taken`."""
+        return self._emit_taken(lambda n: list(islice(records, n)), identity)
+
+    def _emit_taken(self, take: Callable[[int], list[Record]], identity: str) -> Iterator[Batch]:
+        """Batches of ``ctx.batch_size``; honours the record limit, cancellation and the resumable offset.
+
+        ``take(n)`` gives the next ``n`` records (fewer only at the end of the source), so a batch is gathered
+        in one call rather than record by record. It is never asked for a record past the limit: a bad row
+        after the last record a preview needs must not fail it."""
         ctx = self.ctx
         resumable = bool(self.config.get("resumable"))
         track = resumable and not ctx.dry_run and ctx.record_limit is None
@@ -212,30 +221,31 @@ class FileExtractor(Extractor):
                 ctx.warn("the source changed since the last checkpoint; reading from the first record")
         limit = ctx.record_limit
         size = max(1, int(ctx.batch_size))
-        read = emitted = 0
-        batch: Batch = []
-        for record in records:
-            read += 1
-            if read <= skip:
-                if read % 1000 == 0 and ctx.cancelled.is_set():
-                    return
-                continue
-            batch.append(record)
-            emitted += 1
-            done = limit is not None and emitted >= limit
-            if len(batch) >= size or done:
+        read = 0
+        while read < skip:
+            want = min(size, skip - read)
+            got = len(take(want))
+            read += got
+            if ctx.cancelled.is_set():
+                return
+            if got < want:
+                break
+        emitted = 0
+        while limit is None or emitted < limit:
+            want = size if limit is None else min(size, limit - emitted)
+            batch = take(want)
+            if batch:
+                read += len(batch)
+                emitted += len(batch)
                 if ctx.cancelled.is_set():
                     return
                 if track:
                     ctx.checkpoint.update(source=identity, offset=read)
                 yield batch
-                batch = []
-            if done:
-                return
-        if batch and not ctx.cancelled.is_set():
-            if track:
-                ctx.checkpoint.update(source=identity, offset=read)
-            yield batch
+            if len(batch) < want:
+                break  # the source ended
+        else:
+            return  # the limit is reached: nothing more is read
         if track:
             if read < skip:
                 ctx.warn(f"the source has {read} records, fewer than the checkpoint offset {skip}; "
@@ -245,5 +255,3 @@ class FileExtractor(Extractor):
             ctx.warn(f"resumed after {skip} records read before")
         if self.skipped:
             ctx.warn(f"{self.skipped} bad rows skipped")
-
-
