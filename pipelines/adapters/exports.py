@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import posixpath
 import re
 import tempfile
@@ -454,7 +455,10 @@ class FileExportWriter(Writer):
             ctx.warn("channelCode is ignored: Datahub has no channels")
         self.count = 0
         self._tmp = tempfile.TemporaryFile()
-        self.out = io.TextIOWrapper(self._tmp, encoding="utf-8", newline="")
+        # Written through a write-only duplicate of its descriptor (one file offset; finish() reads the file
+        # back through _tmp): a TextIOWrapper over a file it could also read resets its decoder, two Python
+        # calls, on every write(). Each closes its own descriptor, in any order.
+        self.out = io.TextIOWrapper(open(os.dup(self._tmp.fileno()), "wb"), encoding="utf-8", newline="")
         self.format = self.make_format(self.out)
         self.format.begin()
 
@@ -497,12 +501,12 @@ class FileExportWriter(Writer):
         self.ctx.warn(f"wrote {self.target} on connection '{self.connection_code}' ({self.count} records)")
 
     def close(self) -> None:
-        tmp = getattr(self, "out", None)
-        if tmp is not None:
-            try:
-                tmp.close()
-            except Exception:
-                pass
+        for stream in (getattr(self, "out", None), getattr(self, "_tmp", None)):
+            if stream is not None:
+                try:
+                    stream.close()
+                except Exception:
+                    pass
 
 
 CSV_DELIMITERS = {",": ",", ";": ";", "\t": "\t", "tab": "\t", "|": "|"}

@@ -4,6 +4,7 @@ file is parsed back (csv module, json, defusedxml)."""
 import csv
 import io
 import json
+import os
 from datetime import UTC, datetime
 
 import pytest
@@ -126,6 +127,24 @@ def test_a_failed_step_saves_no_file(storage):
     writer.write([{"n": 1}])
     writer.close()  # the step failed: finish() is not called
     assert not storage.exists("never.csv")
+
+
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts descriptors in /proc (Linux)")
+@pytest.mark.parametrize("cls", [CsvExportWriter, JsonExportWriter, XmlExportWriter])
+def test_a_writer_closes_its_temporary_file_saved_or_not(storage, cls):
+    before = open_descriptors()
+    for finish in (True, False):
+        writer = cls({"filenamePattern": f"fd-{finish}.txt"}, ctx(storage))
+        writer.write([{"n": "zq7"}])
+        if finish:
+            writer.finish()
+        writer.close()
+    assert open_descriptors() == before
+    assert read(storage, "fd-True.txt").count("zq7") == 1
 
 
 def test_a_dry_run_writes_no_file(storage):
