@@ -99,6 +99,13 @@ def plain_key(args: dict, name: str, *, default: str | None = None) -> str | Non
     return None
 
 
+def writes_top_level(fn, args: dict, name: str, *, default: str | None = None):
+    """``fn`` declared :func:`~pipelines.operators.base.top_level_only` when the field it writes (argument
+    ``name``) is a plain key: for an operator whose one change is writing a value it made (a string, a
+    number) from what it read."""
+    return top_level_only(fn) if plain_key(args, name, default=default) is not None else fn
+
+
 def numeric_fn(args: dict, convert, *, target: str = "target", default_target: str | None = None):
     """The record function writing ``convert(source)`` to the target when the source is a number.
 
@@ -588,7 +595,7 @@ def build_to_string(args: dict, ctx: OperatorContext):
             put(record, js.string(value))
         return record
 
-    return fn
+    return writes_top_level(fn, args, "target", default=args["source"])
 
 
 @dataclass(frozen=True)
@@ -751,7 +758,7 @@ def build_parse_number(args: dict, ctx: OperatorContext):
         put(record, default if number is None else number)
         return record
 
-    return fn
+    return writes_top_level(fn, args, "target", default=args["source"])
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -897,4 +904,4 @@ def build_format_number(args: dict, ctx: OperatorContext):
             )
         return record
 
-    return fn
+    return writes_top_level(fn, args, "target")

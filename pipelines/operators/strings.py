@@ -35,6 +35,7 @@ from pipelines.operators.numbers import (
     getter,
     plain_key,
     setter,
+    writes_top_level,
 )
 from pipelines.records import MISSING
 
@@ -276,9 +277,8 @@ def build_slugify(args: dict, ctx: OperatorContext):
             put(record, slug[:SLUG_MAX_LENGTH])
         return record
 
+    writes_top_level(fn, args, "target")
     src, dst = plain_key(args, "source"), plain_key(args, "target")
-    if src is not None and dst is not None:
-        top_level_only(fn)
     if src is not None and dst is not None and edges is None:
         inline(fn, _SLUGIFY_INLINE, src=src, dst=dst, normalize=normalize, whitespace_run=whitespace_run,
                replacement=replacement, not_slug=not_slug, ws=js.WHITESPACE, limit=SLUG_MAX_LENGTH)
@@ -642,7 +642,7 @@ def build_strip_html(args: dict, ctx: OperatorContext):
             put(record, strip_html(value))
         return record
 
-    return fn
+    return writes_top_level(fn, args, "target", default=args["source"])
 
 
 @record_operator(
@@ -681,4 +681,4 @@ def build_truncate(args: dict, ctx: OperatorContext):
             put(record, value if len(value) <= length else value[:keep] + suffix)
         return record
 
-    return fn
+    return writes_top_level(fn, args, "target", default=args["source"])

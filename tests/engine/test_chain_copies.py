@@ -111,11 +111,28 @@ def test_steps_sharing_their_input_leave_it_and_their_dead_letters_as_they_enter
     assert list(result.outputs["same"][None].records()) == [{**r, "z": 0} for r in records]
 
 
-@pytest.mark.parametrize("operators", INLINED, ids=lambda ops: ops[0]["op"])
+# Every operator that declares itself top-level-only on plain keys, with args reading and writing them.
+DECLARED = INLINED + [
+    [{"op": "replace", "args": {"path": "a", "search": "1", "replacement": "2", "all": True}}],
+    [{"op": "toString", "args": {"source": "a"}}],
+    [{"op": "truncate", "args": {"source": "a", "length": 2, "suffix": "."}}],
+    [{"op": "stripHtml", "args": {"source": "b", "target": "t"}}],
+    [{"op": "parseNumber", "args": {"source": "a", "locale": "de-DE"}}],
+    [{"op": "formatNumber", "args": {"source": "a", "target": "f"}}],
+    [{"op": "slugify", "args": {"source": "a", "target": "s", "separator": "x"}}],
+]
+
+
+@pytest.mark.parametrize("operators", DECLARED, ids=lambda ops: ops[0]["op"])
 def test_every_declared_operator_changes_only_the_top_level(operators):
     item = operators[0]
     fn = operator_registry.get(item["op"]).impl.build(dict(item["args"]), OperatorContext())
     assert getattr(fn, "top_level_only", False), f"{item['op']} on plain keys is not declared top-level-only"
+    nested_args = {k: f"n.{v}" if k in ("path", "target", "to") else v for k, v in item["args"].items()}
+    if not {"target", "path", "to"} & set(nested_args):
+        nested_args["target"] = "n.out"
+    nested = operator_registry.get(item["op"]).impl.build(nested_args, OperatorContext())
+    assert not getattr(nested, "top_level_only", False), f"{item['op']} writing a dotted path is declared top-level-only"
     records = [{**r, "n": {"k": [1, {"d": 2}]}, "l": [[1], {"e": 3}]} for r in CORPUS]
     nested = copy.deepcopy([{k: v for k, v in r.items() if type(v) in (list, dict)} for r in records])
     for record in records:
