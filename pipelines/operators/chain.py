@@ -12,9 +12,9 @@ functions and no per-operator bookkeeping.
 What is guaranteed:
 * Input records are never changed: a record is copied when it enters the chain, so a step that shares
   its input with another branch cannot see this step's edits. The copy is deep (:func:`copy_record`)
-  unless every operator it enters is declared to change only the record's top level
-  (:func:`pipelines.operators.base.top_level_only`); then ``dict.copy()`` is enough, and the copy is made
-  deep later if an operator that may change nested values follows.
+  unless every operator of the run of per-record operators it enters is declared to change only the
+  record's top level (:func:`pipelines.operators.base.top_level_only`); then ``dict.copy()`` is enough,
+  and records so copied are copied deeply before a batch operator that follows.
 * While every operator so far is *record-wise* (per-record operators, custom operators, batch operators
   with ``each`` such as httpLookup), each output and each failure knows the input record it came from:
   a failure keeps that record exactly as it entered the step, so the dead-letter list holds what can be
