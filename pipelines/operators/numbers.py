@@ -504,17 +504,17 @@ def build_unit(args: dict, ctx: OperatorContext):
 # toNumber, toString, parseNumber
 
 
+# Strings first: they are what toNumber is for (a CSV column), and a number is left as it is.
 _TO_NUMBER_INLINE = """v = r.get({src})
 t = type(v)
-if t is not int and t is not float:
-    if t is str:
-""" + textwrap.indent(js.PARSE_FLOAT_INLINE[0], " " * 8) + """
-    elif t is bool:
-        v = 1 if v else 0
-    else:
-        v = None
+if t is str:
+""" + textwrap.indent(js.PARSE_FLOAT_INLINE[0], " " * 4) + """
     if v is None:
         v = {default}
+elif t is bool:
+    v = 1 if v else 0
+elif t is not int and t is not float:
+    v = {default}
 r[{dst}] = v"""
 
 
