@@ -219,7 +219,11 @@ def main() -> None:
             except Exception:
                 time.sleep(0.2)
 
-        session = {"Cookie": f"sessionid={seeded['session']}", "X-Forwarded-Proto": "https"}
+        # Both cookies a browser holds after its first page: the session and the CSRF secret (without the
+        # latter every page would make a new secret, and the page cache stores no page made for a secret
+        # that the request did not bring).
+        session = {"Cookie": f"sessionid={seeded['session']}; csrftoken={secrets.token_hex(16)}",
+                   "X-Forwarded-Proto": "https"}
         token = {"Authorization": f"Token {seeded['token']}", "X-Forwarded-Proto": "https"}
         poll = {**session, "HX-Request": "true", "HX-Target": "run-progress"}
         healthz = ("/healthz?checks=database,broker", "/healthz?checks=database,broker", {})
