@@ -111,6 +111,7 @@ def miss():
 if {profile!r}:
     import cProfile, pstats
     label, path, headers, _ = next(t for t in targets if {profile!r} in t[0])
+    client.get(path, **headers)  # imports and first compilations are not what a request costs
     profiler = cProfile.Profile()
     for _ in range({requests}):
         miss()
@@ -120,6 +121,8 @@ if {profile!r}:
     print(f"cProfile of {{{requests}}} misses of {{label}} ({{path}}), by own time:")
     pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
     pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
+    if {callers!r}:
+        pstats.Stats(profiler).print_callers({callers!r})
     raise SystemExit
 base = cpu_ms(*targets[0][1:3])
 print(f"{{'URL':44}} {{'miss ms':>8}} {{'x healthz':>9}} {{'hit ms':>8}} {{'x healthz':>9}}")
@@ -143,6 +146,7 @@ def main() -> None:
     parser.add_argument("--cache-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--no-page-cache", action="store_true", help="DATAHUB_PAGE_CACHE=false (misses only)")
     parser.add_argument("--profile", default="", help="instead: cProfile the misses of the URL whose label has this")
+    parser.add_argument("--callers", default="", help="with --profile: who calls the functions matching this")
     args = parser.parse_args()
 
     import psycopg
@@ -178,7 +182,8 @@ def main() -> None:
         seeded = manage("shell", "-c", SEED.format(runs=args.runs)).strip().splitlines()[-1]
         print(f"seeded {json.loads(seeded)['runs']} runs; {args.requests} requests per URL; "
               f"page cache {'off' if args.no_page_cache else 'on'} ({args.cache_url})")
-        print(manage("shell", "-c", MEASURE.format(seeded=seeded, requests=args.requests, profile=args.profile)),
+        print(manage("shell", "-c", MEASURE.format(seeded=seeded, requests=args.requests, profile=args.profile,
+                                                       callers=args.callers)),
               end="")
         print("load average:", load_average())
     finally:
