@@ -109,13 +109,13 @@ def cpu_graph(branches: int, records: int, mode: str, cap: int):
 
 
 def cpu_run(definition, *, keep: bool = False):
-    """(wall s, CPU s of this process and its worker processes, result, store)."""
+    """(wall s, (CPU s of this process, CPU s of its worker processes), result, store)."""
     store = InMemoryStore()
     cpu0, child0 = sum(os.times()[:2]), processes.child_cpu_seconds()
     started = time.perf_counter()
     result = execute(definition, store, RunOptions(keep_outputs=keep))
     wall = time.perf_counter() - started
-    cpu = sum(os.times()[:2]) - cpu0 + processes.child_cpu_seconds() - child0
+    cpu = (sum(os.times()[:2]) - cpu0, processes.child_cpu_seconds() - child0)
     assert result.status == "COMPLETED", result.error
     return wall, cpu, result, store
 
@@ -145,18 +145,24 @@ def cpu_bench(branches: int, records: int, cap: int, rounds: int) -> None:
     for r in range(rounds):
         order = CPU_MODES if r % 2 == 0 else tuple(reversed(CPU_MODES))
         for mode in order:
-            wall, cpu, result, _ = cpu_run(cpu_graph(branches, records, mode, cap))
+            wall, (own, workers), result, _ = cpu_run(cpu_graph(branches, records, mode, cap))
             walls[mode].append(wall)
-            cpus[mode].append(cpu)
-            print(f"  round {r + 1} {mode:<11} wall {wall:7.2f} s  CPU {cpu:7.2f} s  (load {_common.load_average()})")
+            cpus[mode].append((own + workers, own, workers))
+            print(f"  round {r + 1} {mode:<11} wall {wall:7.2f} s  CPU {own + workers:7.2f} s (this process "
+                  f"{own:.2f}, worker processes {workers:.2f})  (load {_common.load_average()})")
     print(f"load average after: {_common.load_average()}")
     base = min(walls["sequential"])
     through = branches * records
     print()
-    print(f"{'mode':<14}{'wall s (least)':>16}{'speedup':>9}{'CPU s (least)':>15}{'CPU us/record':>15}")
+    print(f"{'mode':<14}{'wall s (least)':>16}{'speedup':>9}{'CPU s (least)':>15}{'CPU us/record':>15}"
+          f"{'of it workers':>15}")
     for mode in CPU_MODES:
-        print(f"{mode:<14}{min(walls[mode]):16.2f}{base / min(walls[mode]):9.2f}{min(cpus[mode]):15.2f}"
-              f"{min(cpus[mode]) / through * 1e6:15.2f}")
+        total, _, workers = min(cpus[mode])
+        print(f"{mode:<14}{min(walls[mode]):16.2f}{base / min(walls[mode]):9.2f}{total:15.2f}"
+              f"{total / through * 1e6:15.2f}{workers / through * 1e6:15.2f}")
+    ratio = min(cpus["processes"])[0] / min(cpus["sequential"])[0]
+    print(f"CPU per record, processes / sequential: {ratio:.2f}x (the speedup on 2 free CPUs is at most about "
+          f"2 / {ratio:.2f} = {2 / ratio:.2f}x, less the parent's own share)")
     print()
     print(f"speedup with processes: {base / min(walls['processes']):.2f}x (threads: {base / min(walls['threads']):.2f}x;"
           f" ideal on {processes.cpu_count()} free CPUs: {min(processes.cpu_count(), cap, branches):.0f}x)")

@@ -158,6 +158,14 @@ class HeadBuffer(RecordBuffer):
         self.keep = keep
         self._held = 0
 
+    @classmethod
+    def holding(cls, keep: int, head: Batch, count: int) -> HeadBuffer:
+        """The head a worker process kept of an output of ``count`` records (runs.engine.processes)."""
+        buf = cls(keep)
+        buf.append(head)
+        buf._count = count
+        return buf
+
     def append(self, batch: Batch) -> None:
         if not batch:
             return

@@ -68,8 +68,9 @@ class Job:
     parent_only: dict  # option name -> what it is, for options the child gets a stand-in for
     custom: list[bytes]  # pickled registry entries of the custom operators the step uses
     inputs: list[tuple[Fd, int, int]]  # (descriptor, bytes, records) per input, in edge order
-    output: Fd
+    output: Fd | None  # the file the parent adopts as the step's output; None when no step reads it
     errors: Fd
+    output_head: int | None = None  # no step reads the output: the child keeps this many records, counts all
 
 
 class Fd:
@@ -133,7 +134,7 @@ def child_main(conn, job: Job) -> None:
     # write into the pages shared with the server (copy-on-write). The chain ran about 20 % slower without.
     gc.freeze()
     conn.send(("ready",))
-    output = os.fdopen(job.output.fd, "rb+")
+    output = os.fdopen(job.output.fd, "rb+") if job.output is not None else None
     ctx = _child_context(job, output)
     inputs = StepInput([_FileInput(fd.fd, end, count) for fd, end, count in job.inputs])
     sending = threading.Lock()
@@ -142,9 +143,14 @@ def child_main(conn, job: Job) -> None:
     message: tuple
     try:
         outcome = job.handler().run(job.step, inputs, ctx)
-        output.flush()
-        message = ("done", {"records_in": outcome.records_in, "records_out": outcome.records_out,
-                            "dropped": outcome.dropped}, None)
+        summary = {"records_in": outcome.records_in, "records_out": outcome.records_out, "dropped": outcome.dropped}
+        if output is not None:
+            output.flush()
+        else:  # the head the run's output sample shows goes back with the counts: nothing to write
+            summary["head"] = outcome.outputs[None].to_list()
+            if pickled(summary["head"]) is None:  # a thread's head holds any value; the pipe cannot
+                raise NeedsParent("puts out values that do not pickle")
+        message = ("done", summary, None)
     except NeedsParent as exc:
         message = ("needs-parent", {}, str(exc))
     except BaseException as exc:
@@ -170,14 +176,18 @@ def _report_progress(conn, sending: threading.Lock, done: threading.Event, input
 
 
 def _child_context(job: Job, output) -> StepContext:
-    """The step's context in the child: its main output is the parent's output file."""
+    """The step's context in the child: its main output is the parent's output file, or, when no step reads
+    it, a head like the one a thread would hold."""
     stand_ins = {name: ParentOnly(what) for name, what in job.parent_only.items()}
     step_outputs = stand_ins.pop("step_outputs", None)
     options = RunOptions(**job.options, **stand_ins)
     definition = Definition(steps=(job.step,), context={"throughput": {"batchSize": job.batch_size}})
     ctx = StepContext(step=job.step, definition=definition, options=options, checkpoint=job.checkpoint,
                       attempt=job.attempt, step_outputs=step_outputs)
-    ctx.output = RecordBuffer.adopt(output, 0, options.spill_records)
+    if output is not None:
+        ctx.output = RecordBuffer.adopt(output, 0, options.spill_records)
+    else:
+        ctx.output_head = job.output_head
     return ctx
 
 

@@ -66,7 +66,7 @@ from pipelines.errors import StepCancelled, StepError
 from pipelines.records import dumps
 from pipelines.registry import Registry
 from pipelines.registry import operators as operator_registry
-from runs.engine.buffers import RecordBuffer
+from runs.engine.buffers import HeadBuffer, RecordBuffer
 from runs.engine.context import RunOptions, StepContext, StepInput, StepOutcome
 from runs.engine.process_child import Fd, Job, child_main, pickled, rebuild
 
@@ -190,7 +190,9 @@ def run_step(handler: type, step: StepSpec, inputs: StepInput, ctx: StepContext,
     """Run ``handler`` over the step in a worker process; the outcome and the record errors land in ``ctx``
     as a thread's would. Raises :class:`Unavailable` (nothing done) when it cannot."""
     opened: list = []
-    output = tempfile.TemporaryFile(prefix="datahub-", suffix=".ndjson")
+    # An output no step reads stays in the child but for its head (HeadBuffer), which comes back with the
+    # counts: the child neither serializes nor writes it, as a thread would not.
+    output = tempfile.TemporaryFile(prefix="datahub-", suffix=".ndjson") if ctx.output_head is None else None
     errors = tempfile.TemporaryFile(prefix="datahub-errors-")
     proc = conn = None
     adopted = False
@@ -230,7 +232,10 @@ def run_step(handler: type, step: StepSpec, inputs: StepInput, ctx: StepContext,
         if kind == "failed":
             raise rebuild(exc)
         proc.join(STOP_GRACE_SECONDS)  # it has said all; let it end on its own
-        main = RecordBuffer.adopt(output, summary["records_out"], ctx.options.spill_records)
+        if output is None:
+            main = HeadBuffer.holding(ctx.output_head, summary["head"], summary["records_out"])
+        else:
+            main = RecordBuffer.adopt(output, summary["records_out"], ctx.options.spill_records)
         outcome = StepOutcome({None: main}, summary["records_in"], summary["records_out"], summary["dropped"])
         ctx.output = main
         inputs.consumed = summary["records_in"]
@@ -246,7 +251,7 @@ def run_step(handler: type, step: StepSpec, inputs: StepInput, ctx: StepContext,
         for f in opened:
             f.close()
         errors.close()
-        if not adopted:
+        if not adopted and output is not None:
             output.close()
 
 
@@ -285,7 +290,7 @@ def _job(handler, step, inputs, ctx, items, opened: list, output, errors) -> Job
             spilled = (f.fileno(), f.tell())
         sources.append((Fd(spilled[0]), spilled[1], len(buf)))
     job = Job(handler, step, ctx.batch_size, plain, dict(ctx.checkpoint), ctx.attempt, parent_only, custom,
-               sources, Fd(output.fileno()), Fd(errors.fileno()))
+              sources, Fd(output.fileno()) if output is not None else None, Fd(errors.fileno()), ctx.output_head)
     if pickled({**plain, "checkpoint": job.checkpoint, "step": step}) is None:
         raise Unavailable("the step's settings cannot be sent to a worker process")
     return job

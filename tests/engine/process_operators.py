@@ -4,6 +4,7 @@ import them by name (a lambda or a local function cannot be sent to one)."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 from pipelines.custom import register_operator
@@ -47,6 +48,11 @@ def die_in_child(records, args, helpers):
     return records
 
 
+def hold_lock(records, args, helpers):
+    """Puts out a value that does not pickle (a lock): a worker process cannot send such records back."""
+    return [{**r, "lock": threading.Lock(), "pid": os.getpid()} for r in records]
+
+
 def plugin_stamp(records, args, ctx):
     """Registered as a plugin module's decorator registers it: counted as built in (the default)."""
     return [{**r, "plugin": True, "pid": os.getpid()} for r in records]
@@ -56,5 +62,5 @@ def register_all() -> None:
     batch_operator("pluginStamp", name="Plugin stamp", category="data", description="", schema={"type": "object"},
                    replace=True)(plugin_stamp)
     for code, fn in (("stampPid", stamp_pid), ("slow", slow), ("flaky", flaky), ("stampClock", stamp_clock),
-                     ("dieInChild", die_in_child)):
+                     ("dieInChild", die_in_child), ("holdLock", hold_lock)):
         register_operator(code=code, apply=fn, replace=True)
