@@ -19,7 +19,7 @@ from pipelines.errors import ConfigError, StepCancelled
 from pipelines.operators.chain import OperatorChain
 from pipelines.records import Record
 from runs.consumers.config import MESSAGE_PROPERTIES
-from runs.engine import processes
+from runs.engine import process_feed, processes
 from runs.engine.context import StepContext, StepHandler, StepInput, StepOutcome
 from runs.engine.file_trigger import FILE_TRIGGER_PROPERTIES
 from runs.engine.retry import RETRY_SCHEMA, RetryPolicy, apply_with_retry, retry_problems
@@ -85,12 +85,12 @@ class TransformHandler(StepHandler):
     streams_output = True
 
     def streams_input(self, step, definition, options):
-        # A step that may go to a worker process waits for its input: the child reads whole spill files.
-        return not self.may_run_elsewhere(step, definition, options)
+        # In a worker process too: the parent feeds the child as the producer produces (runs.engine.process_feed).
+        return True
 
     def may_run_elsewhere(self, step, definition, options) -> bool:
         """Whether a large enough input sends the step to a worker process (runs.engine.processes), which
-        reads whole spill files and writes a whole file: such a step neither reads nor writes a stream."""
+        writes a whole file the parent adopts when it ends: such a step writes no stream."""
         try:
             return processes.why_not_any_input(step, definition, options, operator_items(step)) is None
         except ConfigError:
@@ -108,6 +108,9 @@ class TransformHandler(StepHandler):
             return context
 
         items = operator_items(step)
+        if processes.why_not_any_input(step, ctx.definition, ctx.options, items) is None:
+            # A streamed input is read until its size decides where the step runs.
+            process_feed.read_ahead(inputs, ctx.options.process_min_records)
         if processes.why_not(step, inputs, ctx, items) is None:  # CPU-heavy, large, parallel: another core
             try:
                 return processes.run_step(TransformHandler, step, inputs, ctx, items)

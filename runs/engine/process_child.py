@@ -20,11 +20,13 @@ from multiprocessing import reduction
 
 from pipelines.definition import Definition, StepSpec
 from pipelines.errors import StepError
-from pipelines.records import Batch, Record
+from pipelines.records import Batch, Record, loads
 from pipelines.registry import operators as operator_registry
-from runs.engine.buffers import RecordBuffer, read_lines, rebatch
+from runs.engine.buffers import READ_CHUNK_BYTES, RecordBuffer, read_lines, rebatch
 from runs.engine.context import RunOptions, StepContext, StepInput
+from runs.engine.process_feed import END_LINE
 
+_END = END_LINE.rstrip(b"\n")
 PROGRESS_SECONDS = 1.0  # how often a child reports its records in, out and failed (the run's live counters)
 
 
@@ -67,7 +69,8 @@ class Job:
     attempt: int
     parent_only: dict  # option name -> what it is, for options the child gets a stand-in for
     custom: list[bytes]  # pickled registry entries of the custom operators the step uses
-    inputs: list[tuple[Fd, int, int]]  # (descriptor, bytes, records) per input, in edge order
+    # (descriptor, bytes, records) per input, in edge order; (pipe, None, None): runs.engine.process_feed
+    inputs: list[tuple[Fd, int | None, int | None]]
     output: Fd | None  # the file the parent adopts as the step's output; None when no step reads it
     errors: Fd
     output_head: int | None = None  # no step reads the output: the child keeps this many records, counts all
@@ -89,20 +92,41 @@ def rebuild_fd(dup) -> Fd:
 
 
 class _FileInput:
-    """One input of the step in the child: a spill file read with pread (duck-types a RecordBuffer)."""
+    """One input of the step in the child (duck-types a RecordBuffer): a spill file read with pread, or
+    (``end`` None) the pipe the parent writes while the step's producer runs (runs.engine.process_feed)."""
 
-    def __init__(self, fd: int, end: int, count: int):
+    def __init__(self, fd: int, end: int | None, count: int | None):
         self.fd, self.end, self.count = fd, end, count
 
     def __len__(self) -> int:
-        return self.count
+        return self.count or 0  # a pipe's count is known at its end only; the child does not ask for it
 
     def batches(self, size: int | None = None) -> Iterator[Batch]:
-        yield from rebatch(read_lines(self.fd, self.end), size or 1000)
+        lines = read_pipe(self.fd) if self.end is None else read_lines(self.fd, self.end)
+        yield from rebatch(lines, size or 1000)
 
     def records(self) -> Iterator[Record]:
         for batch in self.batches():
             yield from batch
+
+
+def read_pipe(fd: int) -> Iterator[Batch]:
+    """The batches the parent writes into the pipe (one JSON array per line) up to its end line. A pipe that
+    closes before that line broke off (the producer failed, the step was stopped): never a short input."""
+    pieces: list[bytes] = []  # the start of a line, joined once its end arrives (as read_lines does)
+    while True:
+        chunk = os.read(fd, READ_CHUNK_BYTES)
+        if not chunk:
+            raise StepError("the step's input broke off before its end", retryable=True)
+        pieces.append(chunk)
+        if b"\n" not in chunk:
+            continue
+        lines = b"".join(pieces).split(b"\n")
+        pieces = [lines.pop()]
+        for line in lines:
+            if line == _END:
+                return
+            yield loads(line)
 
 
 def _exit_with_parent(conn) -> None:

@@ -69,6 +69,7 @@ from pipelines.registry import operators as operator_registry
 from runs.engine.buffers import HeadBuffer, RecordBuffer
 from runs.engine.context import RunOptions, StepContext, StepInput, StepOutcome
 from runs.engine.process_child import Fd, Job, child_main, pickled, rebuild
+from runs.engine.process_feed import Feed, ReadAhead
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +131,8 @@ def why_not(step: StepSpec, inputs: StepInput, ctx: StepContext, items: list,
         return reason
     if len(inputs) < options.process_min_records:
         return f"input of {len(inputs)} records, under {options.process_min_records}"
-    if not all(hasattr(buf, "spill_file") for buf in inputs.buffers):
-        return "an input is not a finished record buffer (it streams from a step still running)"
+    if not all(hasattr(buf, "spill_file") or isinstance(buf, ReadAhead) for buf in inputs.buffers):
+        return "an input is not a finished record buffer nor a stream read ahead"
     if getattr(ctx, "output", None) is not None:
         return "the step streams its output into its consumer"
     return None
@@ -195,10 +196,12 @@ def run_step(handler: type, step: StepSpec, inputs: StepInput, ctx: StepContext,
     output = tempfile.TemporaryFile(prefix="datahub-", suffix=".ndjson") if ctx.output_head is None else None
     errors = tempfile.TemporaryFile(prefix="datahub-errors-")
     proc = conn = None
-    adopted = False
+    adopted = replayed = False
     progress = _Progress(inputs, ctx)
+    # A streamed input (read ahead: runs.engine.process_feed) goes to the child through a pipe, as produced.
+    feed = Feed(inputs.buffers[0], step.key) if isinstance(inputs.buffers[0], ReadAhead) else None
     try:
-        job = _job(handler, step, inputs, ctx, items, opened, output, errors)
+        job = _job(handler, step, inputs, ctx, items, opened, output, errors, feed)
         mp = _mp_context()
         conn, child_conn = mp.Pipe()
         process = mp.Process(target=child_main, args=(child_conn, job), name=f"datahub-step-{step.key}", daemon=True)
@@ -208,6 +211,8 @@ def run_step(handler: type, step: StepSpec, inputs: StepInput, ctx: StepContext,
             raise Unavailable(f"the worker process could not start: {exc}") from exc
         finally:
             child_conn.close()
+            if feed is not None:
+                feed.child_has_it()
         proc = process  # started: from here on it is stopped and waited for, whatever happens
         with _live_lock:
             _live.add(proc.pid)
@@ -219,18 +224,27 @@ def run_step(handler: type, step: StepSpec, inputs: StepInput, ctx: StepContext,
             raise Unavailable(str(exc)) from exc
         if first[0] == "unavailable":
             raise Unavailable(first[1])
+        if feed is not None:  # only now: a child that could not load its operators leaves the stream untouched
+            feed.start()
         kind, summary, exc = _receive(proc, conn, ctx, progress)
         with _live_lock:
             _child_cpu[0] += summary.get("cpu", 0.0)
         if kind == "needs-parent":
+            if feed is not None:  # the thread reads what the child was sent, then the rest of the stream
+                feed.stop()
+                inputs.buffers = [feed.replay()]
+                replayed = True
             raise Unavailable(f"an operator {exc} in the worker process")
+        # What broke the child's input (the producer failed, a record is not JSON), when something did: the
+        # child itself only saw its pipe close early. Set before that close, so known by now.
+        broken = feed.error if feed is not None else None
         progress.reset()
         _take_errors(errors, ctx)
         ctx.warnings.extend(summary["warnings"][: max(0, 1000 - len(ctx.warnings))])
         ctx.checkpoint.clear()
         ctx.checkpoint.update(summary["checkpoint"])
         if kind == "failed":
-            raise rebuild(exc)
+            raise broken or rebuild(exc)
         proc.join(STOP_GRACE_SECONDS)  # it has said all; let it end on its own
         if output is None:
             main = HeadBuffer.holding(ctx.output_head, summary["head"], summary["records_out"])
@@ -253,9 +267,13 @@ def run_step(handler: type, step: StepSpec, inputs: StepInput, ctx: StepContext,
         errors.close()
         if not adopted and output is not None:
             output.close()
+        if feed is not None:
+            if not replayed:
+                feed.abandon()
+            feed.close()
 
 
-def _job(handler, step, inputs, ctx, items, opened: list, output, errors) -> Job:
+def _job(handler, step, inputs, ctx, items, opened: list, output, errors, feed: Feed | None) -> Job:
     options: RunOptions = ctx.options
     plain = {"dry_run": options.dry_run, "record_limit": options.record_limit, "pipeline_code": options.pipeline_code,
              "run_id": options.run_id, "spill_records": options.spill_records,
@@ -277,6 +295,9 @@ def _job(handler, step, inputs, ctx, items, opened: list, output, errors) -> Job
     custom = [data for data in registrations if data is not None]
     sources = []
     for buf in inputs.buffers:
+        if feed is not None:
+            sources.append((Fd(feed.read_fd), None, None))
+            continue
         spilled = buf.spill_file()
         if spilled is None:  # held in memory: written out once, in the spill format
             f = tempfile.TemporaryFile(prefix="datahub-", suffix=".ndjson")

@@ -187,11 +187,13 @@ class Stream:
                 overflow.close()
             while True:
                 with self._cond:
-                    while not self._queue and self._state == _OPEN:
+                    while not self._queue and self._state == _OPEN and self._reader != _LEFT:
                         self._cond.wait(POLL_SECONDS)
                         if cancelled is not None and cancelled.is_set():
                             raise StepCancelled()
                     self._raise_if_failed()
+                    if self._reader == _LEFT:  # the consumer gave up (the worker process it fed failed)
+                        raise StepCancelled("the step stopped reading its input")
                     if not self._queue:
                         finished = True
                         return

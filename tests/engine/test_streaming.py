@@ -173,11 +173,12 @@ def test_the_plan_streams_only_single_consumer_pipes_whose_ends_allow_it(plugins
     plan = streamed_inputs(d, graph.inputs(d), graph.successors(d), registry.step_types, hooks.parse(None),
                            RunOptions())
     assert plan == {"a": "src", "file": "load"}
-    # Under parallel execution a TRANSFORM may run in a worker process, which reads whole spill files: it waits.
+    # Under parallel execution a TRANSFORM may run in a worker process: it still reads a stream (the parent
+    # feeds the child as the producer produces), but writes none (test_processes holds that side).
     parallel = parse({**raw, "context": {"parallelExecution": {"enabled": True}}})
     if processes.cpu_count() >= 2:
-        assert "a" not in streamed_inputs(parallel, graph.inputs(parallel), graph.successors(parallel),
-                                          registry.step_types, hooks.parse(None), RunOptions())
+        assert streamed_inputs(parallel, graph.inputs(parallel), graph.successors(parallel),
+                               registry.step_types, hooks.parse(None), RunOptions()) == {"a": "src", "file": "load"}
     # A hook at the producer's AFTER_ stage (it reads the whole output) keeps its consumer waiting.
     with_hook = hooks.parse({"AFTER_EXTRACT": [{"type": "WEBHOOK", "url": "https://example.com/h"}]})
     assert "a" not in streamed_inputs(d, graph.inputs(d), graph.successors(d), registry.step_types, with_hook,
@@ -274,7 +275,7 @@ def test_a_producer_that_fails_mid_stream_skips_its_consumer_and_nothing_is_publ
 
 def test_under_continue_a_broken_stream_skips_its_consumer_and_the_other_branch_runs(plugins):
     d = {
-        # processes off: a TRANSFORM that may go to a worker process waits for its input (test below).
+        # processes off: these steps stay in threads (test_process_feed holds streams into worker processes).
         "context": {"parallelExecution": {"enabled": True, "maxConcurrentSteps": 2, "errorPolicy": "CONTINUE",
                                           "processes": "off"}},
         "steps": [
