@@ -58,8 +58,8 @@ class ChainResult:
     failures: list[RecordFailure] = field(default_factory=list)
     dropped: int = 0
     # For a chain of record-wise operators only: each output record's index in the input batch (an input
-    # that became several records gives its index to each of them).
-    positions: list[int] | None = None
+    # that became several records gives its index to each of them). A ``range`` while no record was lost.
+    positions: Sequence[int] | None = None
 
 
 class OperatorFailed(Exception):
@@ -297,7 +297,7 @@ class OperatorChain:
                     positions = None
                 copied = DEEP
         result.records = records
-        result.positions = None if positions is None else list(positions)
+        result.positions = positions
         return result
 
     def finish(self) -> ChainResult:
