@@ -7,7 +7,7 @@ running the view, and without loading the user or their permissions, while nothi
 
 * the code that rendered it (:func:`code_version`: a deploy starts afresh);
 * who asks, as the session says (the user id and the session's password hash: a session that outlived a
-  password change, or a logged-out one, never matches) or the API token (hashed); nothing is cached for
+  password change, or a logged-out one, never matches) and the API token (hashed); nothing is cached for
   anonymous requests;
 * the CSRF secret of the request, so a form in a cached page carries a token valid for whoever gets it
   (a page that used the token is stored only for a request that brought its secret);
@@ -60,18 +60,22 @@ def enabled() -> bool:
 
 
 def _identity(request: HttpRequest) -> tuple | None:
-    """Who asks, read without loading the user: ("session", id, password hash) or ("token", its hash)."""
+    """Who asks, read without loading the user: the API token's hash and the session's user id and password
+    hash, both when a request brings both (the API answers as the token's user, a page as the session's:
+    an entry is only ever served to a request that brings the same of each); None for neither, or for
+    another Authorization scheme (the view decides)."""
+    token = None
     authorization = request.META.get("HTTP_AUTHORIZATION", "")
     if authorization:
         kind, _, credential = authorization.partition(" ")
-        if kind.lower() == "token" and credential:
-            return ("token", hashlib.sha256(credential.strip().encode()).hexdigest())
-        return None  # another scheme: the view decides
+        if kind.lower() != "token" or not credential:
+            return None
+        token = hashlib.sha256(credential.strip().encode()).hexdigest()
+    user = None
     session = getattr(request, "session", None)
-    if session is None or session.session_key is None:
-        return None
-    user_id = session.get(SESSION_KEY)
-    return ("session", user_id, session.get(HASH_SESSION_KEY, "")) if user_id else None
+    if session is not None and session.session_key is not None and session.get(SESSION_KEY):
+        user = (session.get(SESSION_KEY), session.get(HASH_SESSION_KEY, ""))
+    return (token, user) if token or user else None
 
 
 def _pending_messages(request: HttpRequest) -> int:

@@ -385,3 +385,17 @@ def test_a_live_runs_page_changes_by_the_clock_and_is_not_stored(alice, status):
         for _ in range(2):
             response, queries = get(client, f"/runs/{run.pk}/", **headers)
             assert queries > 0 and "no-store" in response["Cache-Control"]
+
+
+def test_a_token_and_a_session_together_are_one_identity(alice, bob):
+    from rest_framework.authtoken.models import Token
+
+    completed()
+    Pipeline.objects.get(code="cached").owners.add(bob)  # bob's run: alice may not see it
+    token = Token.objects.create(user=alice).key
+    as_bob, as_alice = login(bob), login(alice)  # (a login writes last_login: it changes every key)
+    for client in (as_bob, as_alice):
+        client.defaults["HTTP_AUTHORIZATION"] = f"Token {token}"
+    as_alice.cookies["csrftoken"] = as_bob.cookies["csrftoken"].value  # all else the same as bob's request
+    assert b"Pipeline cached" in hit(as_bob, "/runs/").content  # the page answers as the session's user
+    assert b"Pipeline cached" not in get(as_alice, "/runs/")[0].content
