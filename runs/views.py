@@ -28,7 +28,6 @@ from datahub_project.page_cache import ANY_RUN, RUNS, cached_page
 from pipelines import access, svg
 from pipelines.errors import DatahubError
 from pipelines.forms.pages import PreviewForm
-from pipelines.links import link_maker
 from pipelines.models import Pipeline
 from runs import analytics, dashboard_tiles, services
 from runs.engine.status import ENDED_STEP_STATUSES
@@ -43,6 +42,7 @@ from runs.models import (
     StepStatus,
 )
 from runs.record_tables import pretty, record_table
+from runs.run_rows import duration_text, finish
 
 VIEW_PIPELINE = "pipelines.view_pipeline"
 RUN = "pipelines.run_pipeline"
@@ -76,33 +76,6 @@ def _with_progress(runs) -> list:
     return runs
 
 
-def duration_text(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {secs} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min"
-
-
-def _finish(runs) -> list:
-    """The runs with what the run table shows worked out here, once per page where it can be: each run's
-    links, its creation time as text, how long it took."""
-    runs = list(runs)
-    detail, editor = link_maker("run-detail"), link_maker("pipeline-editor")
-    for r in runs:
-        r.duration_text = duration_text(r.duration_seconds)
-        r.detail_url = detail(r.pk)
-        r.editor_url = editor(r.pipeline.code)
-        r.created_text = timezone.localtime(r.created_at).strftime("%Y-%m-%d %H:%M:%S")
-    return runs
-
-
 # --- the dashboard -----------------------------------------------------------------------------------
 
 def _daily(user, days: int = 14) -> dict:
@@ -123,7 +96,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     day_ago = timezone.now() - timedelta(days=1)
     mine = access.visible(request.user, Run.objects, via="pipeline")
     pipelines_of_mine = access.visible(request.user, Pipeline.objects)
-    active = _finish(_with_progress(mine.for_listing().filter(status__in=ACTIVE_STATUSES).order_by("-created_at")[:20]))
+    active = finish(_with_progress(mine.for_listing().filter(status__in=ACTIVE_STATUSES).order_by("-created_at")[:20]),
+                    narrow=True)
     context: dict[str, Any] = {"active": active}
     if request.htmx and request.htmx.target == "active-runs":
         return render(request, "dashboard.html#active", context)
@@ -133,8 +107,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     last_runs = Run.objects.in_bulk([p.last_run_id for p in pipelines if p.last_run_id])
     for p in pipelines:
         p.last_run = last_runs.get(p.last_run_id)
-    failures = _finish(_with_progress(mine.for_listing().filter(status=RunStatus.FAILED).filter(
-        Q(finished_at__gte=day_ago) | Q(finished_at__isnull=True, created_at__gte=day_ago)).order_by("-created_at")[:20]))
+    failures = finish(_with_progress(mine.for_listing().filter(status=RunStatus.FAILED).filter(
+        Q(finished_at__gte=day_ago) | Q(finished_at__isnull=True, created_at__gte=day_ago)).order_by("-created_at")[:20]),
+        narrow=True)
     context.update({
         "pipelines": pipelines,
         "pipeline_count": pipelines_of_mine.count(),
@@ -161,7 +136,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
     if status in RunStatus.values:
         runs = runs.filter(status=status)
     page = Paginator(runs.for_listing().order_by("-created_at", "-id"), 25).get_page(request.GET.get("page"))
-    page.object_list = _finish(_with_progress(page.object_list))
+    page.object_list = finish(_with_progress(page.object_list))
     query = "&".join(f"{k}={v}" for k, v in (("pipeline", code), ("status", status)) if v)
     context = {
         "page": page, "pipeline_code": code, "status": status, "query": query,
