@@ -6,11 +6,13 @@ instead in a worker process of its own, fed through the spill files the buffers 
 
 * its input buffers' files are handed to the child as descriptors (a buffer held in memory is written to
   a temporary file first); the child reads them with pread, so successors and other children may read
-  the same file at once;
+  the same file at once. A step that streams from its producer is fed through a pipe instead, while the
+  producer runs (:mod:`runs.engine.process_feed`);
 * the child runs the step exactly as a thread would (the same :class:`runs.engine.handlers.TransformHandler`,
   per-record retry and all), writing its output as JSON lines into a temporary file the parent created;
   the parent adopts that file as the step's output buffer without reading it
-  (:meth:`runs.engine.buffers.RecordBuffer.adopt`);
+  (:meth:`runs.engine.buffers.RecordBuffer.adopt`). An output no step reads stays in the child but for
+  its head (``RunOptions.output_head``), which comes back with the counts;
 * record errors and retried attempts (each record as it entered the step) go to a second file, pickled;
   counts, warnings and the operators' checkpoint come back over the pipe; an exception comes back as
   itself when it pickles, else as a StepError with the same message.
@@ -141,7 +143,7 @@ def why_not(step: StepSpec, inputs: StepInput, ctx: StepContext, items: list,
 def why_not_any_input(step: StepSpec, definition: Definition, options: RunOptions, items: list,
                       registry: Registry = operator_registry) -> str | None:
     """The reasons a step runs in a thread whatever its input; None: a large enough input goes to a worker
-    process (such a step waits for its whole input rather than stream: runs.engine.stream_plan)."""
+    process (such a step writes no stream: runs.engine.stream_plan; it may read one: runs.engine.process_feed)."""
     parallel = definition.parallel
     if options.processes == "off" or parallel.processes == "off":
         return "worker processes are switched off"

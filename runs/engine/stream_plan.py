@@ -12,8 +12,9 @@ for users):
   ``timeoutMs``: held back by a slow consumer, its timer would count the consumer's time.
 * The consumer has no ``retries`` (a second attempt needs the whole input again) and no ``timeoutMs``
   (its timer would count the time it spends waiting for its producer).
-* Neither can go to a worker process (runs.engine.processes: a large TRANSFORM under parallel execution;
-  the child reads whole spill files and writes a whole file the parent adopts when it ends).
+* The producer cannot go to a worker process (runs.engine.processes: a large TRANSFORM under parallel
+  execution; the child writes a whole file the parent adopts when it ends). A consumer that can is fed
+  while its producer runs (runs.engine.process_feed).
 * Both handlers say they can: the producer writes its main output through ``ctx.new_output()``, the
   consumer reads its input batch by batch, and has no effect outside the run before it ends (a file export
   publishes in ``finish()``; a LOAD or a REST export writes per batch, so it waits: a producer failing half
