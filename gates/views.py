@@ -16,14 +16,12 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from datahub_project.page_cache import ANY_RUN, RUNS, cached_page
-from gates import services, tables
+from gates import gate_rows, services, tables
 from gates.models import GateRequest
 from pipelines.definition import KEY_PATTERN
-from pipelines.links import link_maker
 from runs.models import RunStatus
 
 MAX_ID = 2**63 - 1
@@ -80,11 +78,7 @@ def _pending_page(user, number):
 def gate_list(request: HttpRequest) -> HttpResponse:
     _require_view(request.user)
     pending = _pending_page(request.user, request.GET.get("page"))
-    review = link_maker("gates:review", 2)
-    for g in pending.object_list:  # worked out once per page, not with filters and a url tag per row
-        g.review_url = review(g.run_id, g.step_key)
-        local = timezone.localtime(g.created_at)
-        g.created_title, g.created_text = local.strftime("%Y-%m-%d %H:%M:%S %Z"), local.strftime("%Y-%m-%d %H:%M")
+    pending.object_list = gate_rows.finish(pending.object_list)
     context = {
         "pending": pending.object_list,
         "page": pending,
