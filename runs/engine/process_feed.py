@@ -28,8 +28,9 @@ import tempfile
 import threading
 from collections.abc import Iterable, Iterator
 
+from pipelines.errors import StepError
 from pipelines.records import Batch, dumps
-from runs.engine.buffers import RecordBuffer
+from runs.engine.buffers import LINE_RECORDS, RecordBuffer
 from runs.engine.context import StepInput
 from runs.engine.streams import StreamReader, cut
 
@@ -116,10 +117,11 @@ class Feed:
         try:
             for batch in self.source.batches():
                 try:
-                    line = dumps(batch) + b"\n"
-                except TypeError:
+                    line = _lines(batch)
+                except TypeError as exc:
                     self._unsent.append(batch)
-                    raise
+                    raise StepError(f"a record of the step's input is not JSON ({exc}): the worker process "
+                                    "running the step reads JSON", retryable=False) from exc
                 self._tee.write(line)
                 self._teed += len(batch)
                 if self._stop.is_set():
@@ -133,7 +135,7 @@ class Feed:
         finally:
             try:
                 self._pipe.close()
-            except BrokenPipeError:
+            except OSError:  # a broken pipe flushing the last line
                 pass
 
     def stop(self) -> None:
@@ -164,3 +166,11 @@ class Feed:
             pass
         if self._tee is not None:
             self._tee.close()
+
+
+def _lines(batch: Batch) -> bytes:
+    """A batch as spill-file lines: a large one in lines of at most LINE_RECORDS records, so that the child
+    holds one line's records at a time (runs.engine.buffers writes its files the same way)."""
+    if len(batch) <= LINE_RECORDS:
+        return dumps(batch) + b"\n"
+    return b"".join(dumps(batch[i:i + LINE_RECORDS]) + b"\n" for i in range(0, len(batch), LINE_RECORDS))

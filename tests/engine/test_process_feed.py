@@ -28,12 +28,16 @@ seen_child: list[bool] = []
 
 
 class Rows(Extractor):
-    """``batches`` batches of BATCH records. ``waitForChild``: after the first, waits for a worker process
+    """``batches`` batches of ``size`` (BATCH) records. ``setAt``: that batch holds a set. ``waitForChild``: after the first, waits for a worker process
     to run (only a fed child can); ``failAfter``: fails after that many; ``sleep``: between batches."""
 
     def batches(self):
+        size = self.config.get("size", BATCH)
         for n in range(self.config["batches"]):
-            yield records((n + 1) * BATCH)[n * BATCH:]
+            batch = records((n + 1) * size)[n * size:]
+            if self.config.get("setAt") == n:
+                batch[0]["tags"] = {"not", "json"}
+            yield batch
             if n == 0 and self.config.get("waitForChild"):
                 deadline = time.monotonic() + 20
                 while not processes.live_pids() and time.monotonic() < deadline:
@@ -132,3 +136,17 @@ def test_cancelling_the_run_ends_the_fed_worker_process(custom):
     assert box["result"].status == "CANCELLED"
     assert {e.status for e in store.finished().values()} == {"CANCELLED"}
     _assert_gone(children)
+
+
+def test_batches_larger_than_a_spill_line_reach_the_child_whole_and_in_order(custom):
+    result, store = run(pipeline([{"op": "stampPid", "args": {}}], batches=2, size=25_000))
+    assert result.status == "COMPLETED"
+    rows = result.output("t0")
+    assert [r["id"] for r in rows] == list(range(50_000)) and os.getpid() not in {r["pid"] for r in rows}
+
+
+def test_an_input_record_that_is_not_json_fails_the_step_with_a_clear_error(custom):
+    result, store = run(pipeline([{"op": "stampPid", "args": {}}], setAt=3))
+    assert result.status == "FAILED"
+    assert "a record of the step's input is not JSON" in store.finished()["t0"].error
+    _assert_gone(set(processes.live_pids()))
