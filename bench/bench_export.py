@@ -59,9 +59,11 @@ def text_file():
     return io.TextIOWrapper(tempfile.TemporaryFile(), encoding="utf-8", newline="")
 
 
-def content(out) -> bytes:
+def content(out, readable=None) -> bytes:
+    """What was written to out; readable: a readable file over the same bytes when out is write-only (csvExport
+    writes through a write-only duplicate of its temporary file's descriptor)."""
     out.flush()
-    raw = out.buffer
+    raw = readable or out.buffer
     raw.seek(0)
     return raw.read()
 
@@ -84,12 +86,12 @@ def dict_writer(columns, records, batch):
     return out
 
 
-def ours(columns, records, batch, storage):
+def ours(columns, records, batch, storage, *, whole=False):
     writer = CsvExportWriter({}, AdapterContext(step_key="out", storage=storage))
     for start in range(0, len(records), batch):
         writer.write(records[start:start + batch])
     writer.format.end()
-    return writer.out
+    return writer if whole else writer.out
 
 
 def main() -> None:
@@ -109,8 +111,9 @@ def main() -> None:
                  "csvExport": lambda c, r, b: ours(c, r, b, storage)}
         for ncols in (5, 50):
             columns, records = generate(args.cells // ncols, ncols)
-            same = content(baseline(columns, records, args.batch)) == content(ours(columns, records, args.batch,
-                                                                                   storage))
+            exporter = ours(columns, records, args.batch, storage, whole=True)
+            same = content(baseline(columns, records, args.batch)) == content(exporter.out, exporter._tmp)
+            exporter.close()
             print(f"{ncols} columns x {len(records):,} records; csvExport writes the same bytes as csv.writer: "
                   f"{'yes' if same else 'NO'}; load average {_common.load_average()}")
             if not same:
