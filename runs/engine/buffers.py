@@ -182,26 +182,35 @@ def read_lines(fd: int, end: int) -> Iterator[Batch]:
     """The batches of a spill file (one JSON array per line) up to byte ``end``, read in 4 MiB chunks with
     pread, which keeps no shared file offset: several readers (successors, worker processes holding the
     same descriptor) can read at once while nobody writes."""
-    offset = 0
-    # Bytes read but not yet parsed: the start of a line. A line may span many chunks; its pieces
-    # are joined once when its end arrives (growing one bytes object chunk by chunk is quadratic).
+
+    def chunks() -> Iterator[bytes]:
+        offset = 0
+        while offset < end:
+            chunk = os.pread(fd, min(READ_CHUNK_BYTES, end - offset), offset)
+            if not chunk:
+                return
+            offset += len(chunk)
+            yield chunk
+
+    for line in split_lines(chunks(), tail=True):
+        if line:
+            yield loads(line)
+
+
+def split_lines(chunks: Iterable[bytes], *, tail: bool) -> Iterator[bytes]:
+    """The whole lines of a stream of byte chunks, without their newlines; with ``tail``, what follows the
+    last newline too (a file's last line may have none). A line may span many chunks: its pieces are joined
+    once its end arrives (growing one bytes object chunk by chunk is quadratic)."""
     pieces: list[bytes] = []
-    while offset < end:
-        chunk = os.pread(fd, min(READ_CHUNK_BYTES, end - offset), offset)
-        if not chunk:
-            break
-        offset += len(chunk)
+    for chunk in chunks:
         pieces.append(chunk)
         if b"\n" not in chunk:
             continue
         lines = b"".join(pieces).split(b"\n")
         pieces = [lines.pop()]
-        for line in lines:
-            if line:
-                yield loads(line)
-    tail = b"".join(pieces)
-    if tail:
-        yield loads(tail)
+        yield from lines
+    if tail and (rest := b"".join(pieces)):
+        yield rest
 
 
 def rebatch(batches: Iterable[Batch], size: int) -> Iterator[Batch]:

@@ -22,7 +22,7 @@ from pipelines.definition import Definition, StepSpec
 from pipelines.errors import StepError
 from pipelines.records import Batch, Record, loads
 from pipelines.registry import operators as operator_registry
-from runs.engine.buffers import READ_CHUNK_BYTES, RecordBuffer, read_lines, rebatch
+from runs.engine.buffers import READ_CHUNK_BYTES, RecordBuffer, read_lines, rebatch, split_lines
 from runs.engine.context import RunOptions, StepContext, StepInput
 from runs.engine.process_feed import END_LINE
 
@@ -114,20 +114,11 @@ class _FileInput:
 def read_pipe(fd: int) -> Iterator[Batch]:
     """The batches the parent writes into the pipe (one JSON array per line) up to its end line. A pipe that
     closes before that line broke off (the producer failed, the step was stopped): never a short input."""
-    pieces: list[bytes] = []  # the start of a line, joined once its end arrives (as read_lines does)
-    while True:
-        chunk = os.read(fd, READ_CHUNK_BYTES)
-        if not chunk:
-            raise StepError("the step's input broke off before its end", retryable=True)
-        pieces.append(chunk)
-        if b"\n" not in chunk:
-            continue
-        lines = b"".join(pieces).split(b"\n")
-        pieces = [lines.pop()]
-        for line in lines:
-            if line == _END:
-                return
-            yield loads(line)
+    for line in split_lines(iter(lambda: os.read(fd, READ_CHUNK_BYTES), b""), tail=False):
+        if line == _END:
+            return
+        yield loads(line)
+    raise StepError("the step's input broke off before its end", retryable=True)
 
 
 def _exit_with_parent(conn) -> None:
