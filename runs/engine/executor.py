@@ -760,17 +760,19 @@ class _Execution:
 
 
 def _unread_outputs(plan: Plan, options: RunOptions) -> frozenset[str]:
-    """The steps whose main output only the run's result may show: no edge reads its records (dependency-only
-    edges read none), ``keep_outputs`` does not ask for all of it, and no hook after the step reads it (a
-    SCRIPT action, or an action whose payload carries records). Their outputs hold only a head."""
+    """The steps whose main output only the run's result may show: no step depends on it (a dependency-only
+    edge carries no records in, but the step after it may read the output by path, as multiJoin's
+    ``rightDataPath: $.steps.<key>.output`` does through ``step_outputs``), ``keep_outputs`` does not ask for
+    all of it, and no hook after the step reads it (a SCRIPT action, or an action whose payload carries
+    records). Their outputs hold only a head."""
     keep = options.keep_outputs
     if keep is True:
         return frozenset()
-    read = {i.source for ins in plan.inputs.values() for i in ins if not i.dependency_only}
     unread = set()
     for key in plan.order:
         after = hooks.step_stages(plan.specs[key].type)[1]
-        if key in read or (keep and key in keep) or (after and (plan.hooks.scripts(after) or plan.hooks.others(after))):
+        if key in plan.read_by_others or (keep and key in keep) or (
+                after and (plan.hooks.scripts(after) or plan.hooks.others(after))):
             continue
         unread.add(key)
     return frozenset(unread)

@@ -59,3 +59,24 @@ def test_a_head_buffer_keeps_the_first_records_across_batches():
         buf.append([{"n": n} for n in range(start, start + 3)])
     assert len(buf) == 9 and [r["n"] for r in buf.to_list()] == [0, 1, 2, 3, 4]
     assert buf.head(3) == [{"n": 0}, {"n": 1}, {"n": 2}]
+
+
+def test_an_output_read_by_path_over_a_dependency_only_edge_stays_whole():
+    """multiJoin reads its right side through rightDataPath ($.steps.<key>.output) over a dependency-only edge:
+    that output must reach it whole, not as the run's 100-record sample (the join matched only the right
+    records within the head, and every later left record came out unjoined)."""
+    right = [{"sku": f"S{i}", "price": i} for i in range(N)]
+    d = parse({"version": 1, "steps": [
+        {"key": "orders", "type": "EXTRACT", "adapterCode": "inMemory",
+         "config": {"data": [{"sku": f"S{i}"} for i in range(N - 1, -1, -1)]}},
+        {"key": "prices", "type": "EXTRACT", "adapterCode": "inMemory", "config": {"data": right}},
+        {"key": "join", "type": "TRANSFORM", "config": {"operators": [{"op": "multiJoin", "args": {
+            "leftKey": "sku", "rightKey": "sku", "rightDataPath": "$.steps.prices.output", "type": "LEFT",
+            "prefix": "r_"}}]}},
+    ], "edges": [{"from": "orders", "to": "join"}, {"from": "prices", "to": "join", "dependencyOnly": True}]})
+    assert _unread_outputs(Plan.of(d), RunOptions(output_head=100)) == {"join"}
+    result, _ = run(d, output_head=100)
+    head = result.outputs["join"][None].to_list()
+    assert head[0] == {"sku": f"S{N - 1}", "r_sku": f"S{N - 1}", "r_price": N - 1}
+    assert all(r["r_price"] == int(r["sku"][1:]) for r in head)
+    result.close()
