@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import os
 import resource
@@ -131,11 +132,17 @@ def in_fresh_process(kind: str, folder: str, join_type: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def header_and_rows(path: str) -> tuple[list[str], int]:
+def header_and_rows(path: str) -> tuple[list[str], int, str]:
+    """The file's header, its number of rows, and a digest of every row (cell by cell, in order)."""
+    digest = hashlib.sha256()
     with open(path, newline="") as f:
         reader = csv.reader(f)
         head = next(reader)
-        return head, sum(1 for _ in reader)
+        rows = 0
+        for row in reader:
+            digest.update("\x1f".join(row).encode() + b"\x1e")
+            rows += 1
+        return head, rows, digest.hexdigest()
 
 
 def main() -> None:
@@ -169,14 +176,17 @@ def main() -> None:
                 if kind not in best or got["cpu"] < best[kind]["cpu"]:
                     best[kind] = got
         pipe, base = best["pipeline"], best["baseline"]
-        head_p, rows_p = header_and_rows(pipe["output"])
-        head_b, rows_b = header_and_rows(base["output"])
+        head_p, rows_p, digest_p = header_and_rows(pipe["output"])
+        head_b, rows_b, digest_b = header_and_rows(base["output"])
+        same = (head_p, rows_p, digest_p) == (head_b, rows_b, digest_b)
         print(f"load average after the runs: {_common.load_average()}")
         print()
         print("pipeline steps:", ", ".join(f"{k} {v['status']} in {v['in']:,} out {v['out']:,} {v['seconds']} s"
                                            for k, v in pipe["steps"].items()))
-        print(f"same rows and header as the baseline: {'yes' if (rows_p, head_p) == (rows_b, head_b) else 'NO'} "
-              f"({rows_p:,} rows; baseline {rows_b:,})")
+        print(f"same header and rows, cell for cell, as the baseline: {'yes' if same else 'NO'} "
+              f"({rows_p:,} rows, {head_p}; baseline {rows_b:,}, {head_b})")
+        if not same:
+            raise SystemExit("the pipeline's output differs from the baseline's: its figures mean nothing")
         print()
         print(f"{'':10} {'wall s':>8} {'CPU s':>8} {'peak RSS MiB':>13} {'over start':>11}")
         for name, x in (("pipeline", pipe), ("baseline", base)):
