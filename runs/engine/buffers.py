@@ -67,11 +67,8 @@ class RecordBuffer:
     def _write(self, batch: Batch) -> None:
         assert self._file is not None
         self._file.seek(0, 2)
-        # A whole output appended as one batch (a join, an aggregate) is written as lines of at most
-        # LINE_RECORDS, so reading it back holds one line's records at a time, not the whole output.
-        for start in range(0, len(batch), LINE_RECORDS):
-            part = batch[start:start + LINE_RECORDS] if len(batch) > LINE_RECORDS else batch
-            self._file.write(dumps(part) + b"\n")
+        for line in spill_lines(batch):
+            self._file.write(line)
 
     def batches(self, size: int | None = None) -> Iterator[Batch]:
         """The records in order, as batches of ``size`` (as written when ``size`` is None)."""
@@ -176,6 +173,17 @@ class HeadBuffer(RecordBuffer):
                 part = batch if len(batch) <= room else batch[:room]
                 self._batches.append(part)
                 self._held += len(part)
+
+
+def spill_lines(batch: Batch) -> Iterator[bytes]:
+    """A batch as spill-file lines (a JSON array and a newline each). A whole output appended as one batch
+    (a join, an aggregate) comes as lines of at most LINE_RECORDS, so a reader holds one line's records at
+    a time, not the whole output."""
+    if len(batch) <= LINE_RECORDS:
+        yield dumps(batch) + b"\n"
+        return
+    for start in range(0, len(batch), LINE_RECORDS):
+        yield dumps(batch[start:start + LINE_RECORDS]) + b"\n"
 
 
 def read_lines(fd: int, end: int) -> Iterator[Batch]:

@@ -29,8 +29,8 @@ import threading
 from collections.abc import Iterable, Iterator
 
 from pipelines.errors import StepError
-from pipelines.records import Batch, dumps
-from runs.engine.buffers import LINE_RECORDS, RecordBuffer
+from pipelines.records import Batch
+from runs.engine.buffers import RecordBuffer, spill_lines
 from runs.engine.context import StepInput
 from runs.engine.streams import StreamReader, cut
 
@@ -117,7 +117,7 @@ class Feed:
         try:
             for batch in self.source.batches():
                 try:
-                    line = _lines(batch)
+                    line = b"".join(spill_lines(batch))  # whole before any of it is teed or sent
                 except TypeError as exc:
                     self._unsent.append(batch)
                     raise StepError(f"a record of the step's input is not JSON ({exc}): the worker process "
@@ -166,11 +166,3 @@ class Feed:
             pass
         if self._tee is not None:
             self._tee.close()
-
-
-def _lines(batch: Batch) -> bytes:
-    """A batch as spill-file lines: a large one in lines of at most LINE_RECORDS records, so that the child
-    holds one line's records at a time (runs.engine.buffers writes its files the same way)."""
-    if len(batch) <= LINE_RECORDS:
-        return dumps(batch) + b"\n"
-    return b"".join(dumps(batch[i:i + LINE_RECORDS]) + b"\n" for i in range(0, len(batch), LINE_RECORDS))
