@@ -20,13 +20,13 @@ from pipelines.links import link_maker
 def finish(gates) -> list:
     """The waiting gates, each with its table row as ``row``."""
     gates = list(gates)
-    review = link_maker("gates:review", 2)
+    review, run_page = link_maker("gates:review", 2), link_maker("run-detail")
     for g in gates:
-        g.row = _row(g, review(g.run_id, g.step_key))
+        g.row = _row(g, review(g.run_id, g.step_key), run_page(g.run_id))
     return gates
 
 
-def _row(g, review_url: str) -> SafeString:
+def _row(g, review_url: str, run_url: str) -> SafeString:
     pipeline = g.run.pipeline
     local = timezone.localtime(g.created_at)
     timeout = (format_html('<div class="cell-sub">approves by itself {}</div>', naturaltime(g.timeout_at))
@@ -35,7 +35,7 @@ def _row(g, review_url: str) -> SafeString:
     cells = [
         format_html('<td><span class="cell-main">{}</span><div class="cell-sub"><code>{}</code></div></td>',
                     pipeline.name or pipeline.code, pipeline.code),
-        format_html('<td><a href="/runs/{}/">#{}</a></td><td><code>{}</code></td>', g.run_id, g.run_id, g.step_key),
+        format_html('<td><a href="{}">#{}</a></td><td><code>{}</code></td>', run_url, g.run_id, g.step_key),
         format_html('<td><span class="badge type">{}</span>{}</td>', g.approval_type, timeout),
         format_html('<td class="nowrap" title="{}">{}<div class="cell-sub">{} ago</div></td>',
                     local.strftime("%Y-%m-%d %H:%M:%S %Z"), local.strftime("%Y-%m-%d %H:%M"),
