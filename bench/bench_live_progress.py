@@ -20,6 +20,7 @@ import statistics
 import time
 
 import _common
+from bench_transform_chain import OPERATORS as CHAIN_OPERATORS
 
 from pipelines import registry
 from pipelines.adapters.base import Extractor
@@ -31,14 +32,7 @@ from runs.engine.events import StepProgress
 from runs.engine.executor import execute
 from runs.engine.store import InMemoryStore
 
-OPERATORS = [
-    {"op": "trim", "args": {"path": "sku"}},
-    {"op": "uppercase", "args": {"path": "sku"}},
-    {"op": "toNumber", "args": {"source": "price"}},
-    {"op": "math", "args": {"operation": "multiply", "source": "price", "operand": "1.19", "target": "gross"}},
-    {"op": "round", "args": {"source": "gross", "decimals": 2}},
-    {"op": "slugify", "args": {"source": "name", "target": "slug"}},
-]
+OPERATORS = CHAIN_OPERATORS[:6]  # trim, uppercase, toNumber, math, round, slugify
 
 
 REPEAT = 50

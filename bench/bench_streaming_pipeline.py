@@ -28,7 +28,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 import _common
@@ -72,18 +71,10 @@ def child_pipeline(folder: str, streaming: bool) -> dict:
     })
     thread_cpu: dict[str, float] = {}
 
-    def timed(body):  # each step thread's own CPU: what the step costs, wherever its wall time went
-        def run():
-            start = time.thread_time()
-            try:
-                body()
-            finally:
-                thread_cpu[threading.current_thread().name.removeprefix("datahub-step-")] = time.thread_time() - start
-        return run
-
     c0, t0 = os.times(), time.perf_counter()
     result = execute(definition, InMemoryStore(),
-                     RunOptions(storage=FileSystemStorage(location=folder), thread_wrapper=timed))
+                     RunOptions(storage=FileSystemStorage(location=folder),
+                                thread_wrapper=_common.step_thread_cpu(thread_cpu)))
     t1, c1 = time.perf_counter(), os.times()
     steps = {k: round(s.duration_ms / 1000, 2) for k, s in result.steps.items()}
     return {"status": str(result.status), "error": result.error, "steps": steps, "seconds": t1 - t0,

@@ -34,7 +34,6 @@ import gc
 import math
 import os
 import re
-import threading
 import time
 import unicodedata
 
@@ -145,28 +144,12 @@ def definition(n: int, size: int, *, transform: bool = True, streaming: bool = T
 STEP_CPU: dict[str, float] = {}  # each step thread's own CPU seconds (time.thread_time) in the last run
 
 
-def timing_threads(wrapper):
-    """Wraps every step thread's body to record its CPU time in STEP_CPU (inside ``wrapper``, if any)."""
-
-    def wrap(body):
-        def timed():
-            start = time.thread_time()
-            try:
-                body()
-            finally:
-                STEP_CPU[threading.current_thread().name.removeprefix("datahub-step-")] = time.thread_time() - start
-
-        return wrapper(timed) if wrapper else timed
-
-    return wrap
-
-
 def run_executor(n: int, size: int, *, transform: bool = True, keep: bool = False, wrapper=None,
                  streaming: bool = True):
     store = InMemoryStore()
     started = time.perf_counter()
     STEP_CPU.clear()
-    options = RunOptions(keep_outputs=keep, thread_wrapper=timing_threads(wrapper))
+    options = RunOptions(keep_outputs=keep, thread_wrapper=_common.step_thread_cpu(STEP_CPU, wrapper))
     result = execute(definition(n, size, transform=transform, streaming=streaming), store, options)
     elapsed = time.perf_counter() - started
     assert result.status == "COMPLETED", result.error
